@@ -1,0 +1,131 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { Deployment } from './config';
+import { GatewayError, typeForStatus } from './errors';
+import { AttemptResult } from './balancer';
+import { readBody } from './body';
+import { UpstreamReply } from './upstream';
+
+/**
+ * What Azure OpenAI's wire looks like: URL forms, retry hints, and error
+ * bodies turned into OpenAI's shape without leaking Azure's internals.
+ */
+
+const urlCache = new Map<string, URL>();
+
+/** The upstream URL for an operation such as "chat/completions" on one deployment. */
+export function deploymentUrl(d: Deployment, operation: string): URL {
+  const key = `${d.id}\n${operation}`;
+  let url = urlCache.get(key);
+  if (url === undefined) {
+    url = d.apiVersion === 'v1'
+      ? new URL(`${d.endpoint}/openai/v1/${operation}`)
+      : new URL(`${d.endpoint}/openai/deployments/${encodeURIComponent(d.deployment)}/${operation}?api-version=${encodeURIComponent(d.apiVersion)}`);
+    urlCache.set(key, url);
+  }
+  return url;
+}
+
+/** The GA v1 form names the deployment in the body's `model`; the dated form takes the body as sent. */
+export function usesModelField(d: Deployment): boolean {
+  return d.apiVersion === 'v1';
+}
+
+/** Milliseconds from retry-after-ms, or retry-after in seconds or as an HTTP date. */
+export function retryAfterMs(headers: IncomingHttpHeaders, now: number = Date.now()): number | undefined {
+  const ms = Number(headers['retry-after-ms']);
+  if (headers['retry-after-ms'] !== undefined && Number.isFinite(ms) && ms >= 0) return ms;
+  const raw = headers['retry-after'];
+  if (raw === undefined) return undefined;
+  const seconds = Number(raw);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(raw);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+/**
+ * Sorts an upstream answer: 2xx is the answer; 429, 5xx and a deployment that
+ * refuses the gateway itself (401/403/404, redirects) mean "try the next one";
+ * any other 4xx is the client's to fix and is returned in OpenAI's shape.
+ */
+export async function classifyReply<T>(
+  reply: UpstreamReply,
+  deployment: Deployment,
+  onSuccess: (reply: UpstreamReply) => T,
+  onClientError: (error: GatewayError) => T,
+): Promise<AttemptResult<T>> {
+  const status = reply.status;
+  if (status >= 200 && status < 300) return { kind: 'done', value: onSuccess(reply), ok: true };
+  if (status === 429) {
+    reply.body.resume();
+    return { kind: 'retry', reason: '429', retryAfterMs: retryAfterMs(reply.headers), status };
+  }
+  if (status >= 500) {
+    reply.body.resume();
+    return { kind: 'retry', reason: '5xx', status };
+  }
+  if (status < 400 || status === 401 || status === 403 || status === 404) {
+    reply.body.resume();
+    return { kind: 'retry', reason: 'rejected', status };
+  }
+  const body = await readBody(reply.body, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0));
+  return { kind: 'done', value: onClientError(azureClientError(status, body, deployment)), ok: false };
+}
+
+/** Azure's 4xx body as an OpenAI error; content-filter blocks get a plain message. */
+export function azureClientError(status: number, body: Buffer, deployment: Deployment): GatewayError {
+  const parsed = parseErrorBody(body);
+  if (parsed && isContentFilter(parsed)) {
+    const categories = filteredCategories(parsed);
+    const which = categories.length > 0 ? ` (categories: ${categories.join(', ')})` : '';
+    return new GatewayError(400,
+      `The request was blocked by the content filter${which}. Change the prompt and try again.`,
+      'invalid_request_error', 'content_filter', typeof parsed.param === 'string' ? parsed.param : 'prompt');
+  }
+  const message = parsed && typeof parsed.message === 'string' && parsed.message.trim()
+    ? scrub(parsed.message, deployment)
+    : `The upstream service rejected the request (status ${status}) without a readable reason.`;
+  const type = parsed && typeof parsed.type === 'string' && parsed.type ? parsed.type : typeForStatus(status);
+  const param = parsed && typeof parsed.param === 'string' ? parsed.param : null;
+  const code = parsed && (typeof parsed.code === 'string' || typeof parsed.code === 'number') ? String(parsed.code) : null;
+  return new GatewayError(status, message, type, code, param);
+}
+
+type AzureError = Record<string, unknown>;
+
+function parseErrorBody(body: Buffer): AzureError | undefined {
+  if (body.length === 0) return undefined;
+  try {
+    const value = JSON.parse(body.toString('utf8'));
+    const error = value && typeof value === 'object' ? (value as Record<string, unknown>).error : undefined;
+    return error && typeof error === 'object' ? (error as AzureError) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isContentFilter(error: AzureError): boolean {
+  const inner = error.innererror as AzureError | undefined;
+  return error.code === 'content_filter' || inner?.code === 'ResponsibleAIPolicyViolation';
+}
+
+function filteredCategories(error: AzureError): string[] {
+  const inner = error.innererror as AzureError | undefined;
+  const result = inner?.content_filter_result;
+  if (!result || typeof result !== 'object') return [];
+  return Object.entries(result as Record<string, unknown>)
+    .filter(([, v]) => v && typeof v === 'object' && (v as Record<string, unknown>).filtered === true)
+    .map(([k]) => k);
+}
+
+/** Removes URLs and the resource's name from a message Azure wrote. */
+export function scrub(message: string, deployment: Deployment): string {
+  let text = message.replace(/\bhttps?:\/\/\S+/gi, '[link removed]');
+  const host = deployment.endpoint.replace(/^https?:\/\//, '').replace(/:\d+$/, '');
+  const resource = host.split('.')[0];
+  for (const word of [host, resource]) {
+    if (word && word !== 'localhost' && word.length > 2) text = text.split(word).join('[resource]');
+  }
+  return text.length > 2000 ? `${text.slice(0, 2000)}…` : text;
+}

@@ -1,0 +1,56 @@
+import { GatewayRequest } from './http';
+import { badRequest, payloadTooLarge, unsupportedMediaType } from './errors';
+
+/**
+ * Reads the whole request body, refusing it with 413 as soon as it passes the
+ * limit rather than after reading it all.
+ */
+export async function readBody(body: AsyncIterable<Uint8Array>, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.byteLength;
+    if (size > limit) throw payloadTooLarge(limit);
+    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  }
+  return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+}
+
+export interface JsonBody {
+  readonly raw: Buffer;
+  readonly value: Record<string, unknown>;
+}
+
+/** A JSON object body, with the bytes kept so they can be forwarded untouched. */
+export async function readJsonObject(req: GatewayRequest, limit: number): Promise<JsonBody> {
+  const type = req.header('content-type');
+  if (type !== undefined && !isJsonType(type)) {
+    throw unsupportedMediaType(`Content-Type "${type.split(';')[0]}" is not accepted here; send a JSON body with Content-Type: application/json.`);
+  }
+  const raw = await readBody(req.body, limit);
+  if (raw.length === 0) throw badRequest('The request body is empty; send a JSON object.');
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw badRequest('We could not parse the JSON body of your request. Send valid JSON with Content-Type: application/json.');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw badRequest('The request body must be a JSON object.');
+  }
+  return { raw, value: value as Record<string, unknown> };
+}
+
+export function isJsonType(contentType: string): boolean {
+  const essence = contentType.split(';')[0].trim().toLowerCase();
+  return essence === 'application/json' || essence.endsWith('+json');
+}
+
+export function requireModel(body: Record<string, unknown>): string {
+  const model = body.model;
+  if (model === undefined || model === null || model === '') {
+    throw badRequest('You must provide a model parameter.', 'model', 'missing_required_parameter');
+  }
+  if (typeof model !== 'string') throw badRequest('The model parameter must be a string.', 'model', 'invalid_type');
+  return model;
+}

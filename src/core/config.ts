@@ -1,0 +1,243 @@
+import { createHash } from 'node:crypto';
+import { Env, SETTINGS } from './settings';
+
+export const DEFAULT_API_VERSION = '2025-04-01-preview';
+
+/** One Azure OpenAI deployment a model can be served from. */
+export interface Deployment {
+  /** Stable across instances and restarts; keys the shared cursor and health entries. */
+  readonly id: string;
+  /** What logs and operators see: the deployment name, never the resource or its URL. */
+  readonly label: string;
+  readonly deployment: string;
+  /** Origin of the resource, no trailing slash. */
+  readonly endpoint: string;
+  readonly apiKey?: string;
+  /** A dated api-version, or "v1" for the GA /openai/v1 form. */
+  readonly apiVersion: string;
+  readonly weight: number;
+}
+
+export interface ConfigProblem {
+  readonly setting: string;
+  readonly message: string;
+}
+
+export interface GatewayConfig {
+  readonly proxyKeys: readonly string[];
+  readonly models: ReadonlyMap<string, readonly Deployment[]>;
+  readonly maxRequestBodyBytes: number;
+  readonly maxAudioFileBytes: number;
+  readonly upstreamHeadersTimeoutMs: number;
+  readonly failureCooldownMs: number;
+  /** True when some deployment has no key and needs an Entra ID token. */
+  readonly needsIdentity: boolean;
+  /** Empty when the configuration is usable. */
+  readonly problems: readonly ConfigProblem[];
+}
+
+const MiB = 1024 * 1024;
+
+/** Parses and validates every setting once; problems name the setting and never echo a secret. */
+export function loadConfig(env: Env): GatewayConfig {
+  const problems: ConfigProblem[] = [];
+  const problem = (setting: string, message: string) => problems.push({ setting, message });
+
+  const proxyKeys = splitKeys(env.PROXY_API_KEY);
+  if (proxyKeys.length === 0) problem('PROXY_API_KEY', 'is not set: clients cannot be authenticated. Set one or more comma-separated keys.');
+
+  const legacy = parseLegacyUrl(env.AZURE_OPENAI_URL, problem);
+  const apiVersion = nonEmpty(env.AZURE_OPENAI_API_VERSION) ?? legacy?.apiVersion ?? DEFAULT_API_VERSION;
+  const defaultEndpoint = parseEndpoint('AZURE_OPENAI_ENDPOINT', env.AZURE_OPENAI_ENDPOINT, problem) ?? legacy?.endpoint;
+  const defaultKey = nonEmpty(env.AZURE_OPENAI_API_KEY);
+
+  const defaults: DeploymentDefaults = { endpoint: defaultEndpoint, apiKey: defaultKey, apiVersion };
+  let models: Map<string, Deployment[]>;
+  if (nonEmpty(env.MODEL_DEPLOYMENTS)) {
+    models = parseModelDeployments(env.MODEL_DEPLOYMENTS!, defaults, problem);
+  } else if (legacy) {
+    models = new Map([[legacy.deployment, [makeDeployment(legacy.deployment, defaults, {})]]]);
+  } else {
+    models = new Map();
+    problem('MODEL_DEPLOYMENTS', 'is not set: no model can be served. Set it (or AZURE_OPENAI_URL) to map model names to Azure deployments.');
+  }
+
+  const all = [...models.values()].flat();
+  return Object.freeze({
+    proxyKeys: Object.freeze(proxyKeys),
+    models,
+    maxRequestBodyBytes: positiveInt('MAX_REQUEST_BODY_BYTES', env, 20 * MiB, problem),
+    maxAudioFileBytes: positiveInt('MAX_AUDIO_FILE_BYTES', env, 25 * MiB, problem),
+    upstreamHeadersTimeoutMs: positiveInt('UPSTREAM_HEADERS_TIMEOUT_MS', env, 120_000, problem),
+    failureCooldownMs: positiveInt('UPSTREAM_FAILURE_COOLDOWN_MS', env, 10_000, problem),
+    needsIdentity: all.some((d) => !d.apiKey),
+    problems: Object.freeze(problems),
+  });
+}
+
+export function splitKeys(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((k) => k.trim()).filter((k) => k.length > 0);
+}
+
+interface DeploymentDefaults {
+  endpoint?: string;
+  apiKey?: string;
+  apiVersion: string;
+}
+
+interface DeploymentOverrides {
+  endpoint?: string;
+  apiKey?: string;
+  apiVersion?: string;
+  weight?: number;
+}
+
+function makeDeployment(name: string, defaults: DeploymentDefaults, o: DeploymentOverrides): Deployment {
+  const endpoint = o.endpoint ?? defaults.endpoint ?? '';
+  // The default key belongs to the default resource only: never send it to another one.
+  const apiKey = o.apiKey ?? (o.endpoint === undefined || o.endpoint === defaults.endpoint ? defaults.apiKey : undefined);
+  return Object.freeze({
+    id: createHash('sha256').update(`${endpoint}\n${name}`).digest('hex').slice(0, 24),
+    label: name,
+    deployment: name,
+    endpoint,
+    apiKey,
+    apiVersion: o.apiVersion ?? defaults.apiVersion,
+    weight: o.weight ?? 1,
+  });
+}
+
+type Report = (setting: string, message: string) => void;
+
+function parseModelDeployments(raw: string, defaults: DeploymentDefaults, problem: Report): Map<string, Deployment[]> {
+  const models = new Map<string, Deployment[]>();
+  const setting = 'MODEL_DEPLOYMENTS';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (err) {
+    // The parser's message quotes the input, which may hold an apiKey: report only where it broke.
+    const at = /position (\d+)/.exec(String((err as Error).message))?.[1];
+    problem(setting, `is not valid JSON${at ? ` (error near character ${at})` : ''}. Expected {"model": ["deployment", ...]}.`);
+    return models;
+  }
+  if (!isPlainObject(parsed)) {
+    problem(setting, 'must be a JSON object mapping model names to lists of deployments.');
+    return models;
+  }
+  for (const [model, list] of Object.entries(parsed)) {
+    const where = `model "${model}"`;
+    if (!Array.isArray(list) || list.length === 0) {
+      problem(setting, `${where} must map to a non-empty list of deployments.`);
+      continue;
+    }
+    const pool: Deployment[] = [];
+    list.forEach((entry: unknown, i: number) => {
+      const at = `${where}, deployment ${i + 1}`;
+      if (typeof entry === 'string') {
+        if (!entry.trim()) return problem(setting, `${at} is an empty name.`);
+        if (!defaults.endpoint) return problem(setting, `${at} ("${entry}") uses the default resource, but AZURE_OPENAI_ENDPOINT is not set. Set it, or give this deployment an "endpoint".`);
+        pool.push(makeDeployment(entry.trim(), defaults, {}));
+        return;
+      }
+      if (!isPlainObject(entry)) return problem(setting, `${at} must be a deployment name or an object with "deployment".`);
+      const name = entry.deployment;
+      if (typeof name !== 'string' || !name.trim()) return problem(setting, `${at} has no "deployment" name.`);
+      const overrides: DeploymentOverrides = {};
+      if (entry.endpoint !== undefined) {
+        const endpoint = parseEndpoint(`${setting} ${at} "endpoint"`, typeof entry.endpoint === 'string' ? entry.endpoint : '', problem);
+        if (!endpoint) return;
+        overrides.endpoint = endpoint;
+      } else if (!defaults.endpoint) {
+        return problem(setting, `${at} ("${name}") has no "endpoint" and AZURE_OPENAI_ENDPOINT is not set.`);
+      }
+      if (entry.apiKey !== undefined) {
+        if (typeof entry.apiKey !== 'string' || !entry.apiKey) return problem(setting, `${at} has an "apiKey" that is not a non-empty string.`);
+        overrides.apiKey = entry.apiKey;
+      }
+      if (entry.apiVersion !== undefined) {
+        if (typeof entry.apiVersion !== 'string' || !/^(v1|\d{4}-\d{2}-\d{2}(-preview)?)$/.test(entry.apiVersion)) {
+          return problem(setting, `${at} has "apiVersion" ${JSON.stringify(entry.apiVersion)}; use a dated version like "2025-04-01-preview" or "v1".`);
+        }
+        overrides.apiVersion = entry.apiVersion;
+      }
+      if (entry.weight !== undefined) {
+        if (!Number.isInteger(entry.weight) || (entry.weight as number) < 1 || (entry.weight as number) > 100) {
+          return problem(setting, `${at} has "weight" ${JSON.stringify(entry.weight)}; use a whole number from 1 to 100.`);
+        }
+        overrides.weight = entry.weight as number;
+      }
+      pool.push(makeDeployment(name.trim(), defaults, overrides));
+    });
+    if (pool.length > 0) models.set(model, labelled(pool));
+  }
+  return models;
+}
+
+/** Two deployments of one name on different resources need different labels in logs. */
+function labelled(pool: Deployment[]): Deployment[] {
+  const seen = new Map<string, number>();
+  return pool.map((d) => {
+    const n = (seen.get(d.deployment) ?? 0) + 1;
+    seen.set(d.deployment, n);
+    return n === 1 ? d : Object.freeze({ ...d, label: `${d.deployment}#${n}` });
+  });
+}
+
+function parseEndpoint(setting: string, raw: string | undefined, problem: Report): string | undefined {
+  const value = nonEmpty(raw);
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    problem(setting, 'is not a URL; expected https://<resource>.openai.azure.com');
+    return undefined;
+  }
+  const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && local)) {
+    problem(setting, 'must be an https:// URL (plain http is allowed for localhost only).');
+    return undefined;
+  }
+  return url.origin;
+}
+
+interface LegacyUrl {
+  endpoint: string;
+  deployment: string;
+  apiVersion?: string;
+}
+
+function parseLegacyUrl(raw: string | undefined, problem: Report): LegacyUrl | undefined {
+  const value = nonEmpty(raw);
+  if (value === undefined) return undefined;
+  const endpoint = parseEndpoint('AZURE_OPENAI_URL', value, problem);
+  if (!endpoint) return undefined;
+  const url = new URL(value);
+  const match = /^\/openai\/deployments\/([^/]+)\//.exec(url.pathname);
+  if (!match) {
+    problem('AZURE_OPENAI_URL', 'must look like https://<resource>.openai.azure.com/openai/deployments/<deployment>/chat/completions?api-version=<version>');
+    return undefined;
+  }
+  return { endpoint, deployment: decodeURIComponent(match[1]), apiVersion: url.searchParams.get('api-version') ?? undefined };
+}
+
+function positiveInt(name: (typeof SETTINGS)[number]['name'], env: Env, fallback: number, problem: Report): number {
+  const raw = nonEmpty(env[name]);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) {
+    problem(name, `is "${raw}"; expected a positive whole number.`);
+    return fallback;
+  }
+  return n;
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  const t = v?.trim();
+  return t ? t : undefined;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

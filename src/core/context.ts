@@ -1,0 +1,23 @@
+import { performance } from 'node:perf_hooks';
+import { TryRecord } from './balancer';
+import { Usage } from './usage';
+
+/** What one request did, filled in as it goes and logged as one line when it ends. */
+export class RequestContext {
+  readonly startedAt = performance.now();
+  model: string | undefined;
+  readonly tries: TryRecord[] = [];
+  usage: Usage | undefined;
+  /** Milliseconds from arrival to response headers. */
+  headersMs: number | undefined;
+  errorCode: string | undefined;
+
+  constructor(
+    readonly requestId: string,
+    readonly route: string,
+  ) {}
+
+  elapsedMs(): number {
+    return performance.now() - this.startedAt;
+  }
+}

@@ -1,0 +1,53 @@
+import type { TokenCredential } from '@azure/core-auth';
+import { GatewayConfig } from './config';
+import { ProxyKeyRing } from './auth';
+import { Balancer, CursorSource, HealthPublisher, LocalCursor } from './balancer';
+import { HealthView } from './health';
+import { JsonLineLogger, Logger } from './log';
+import { NodeHttpUpstream, UpstreamClient } from './upstream';
+import { KeyOrTokenAuth, TokenCache, UpstreamAuth } from './upstream-auth';
+
+/** The outside world, injectable so tests swap real things for stand-ins without mocking modules. */
+export interface GatewayDeps {
+  readonly config: GatewayConfig;
+  readonly upstream?: UpstreamClient;
+  readonly upstreamAuth?: UpstreamAuth;
+  /** Used for Entra ID tokens when a deployment has no key. */
+  readonly credential?: TokenCredential;
+  readonly cursor?: CursorSource;
+  readonly health?: HealthView;
+  readonly publisher?: HealthPublisher;
+  readonly logger?: Logger;
+  readonly now?: () => number;
+}
+
+/** Everything a request handler needs, built once per process (or per instance in tests). */
+export class Gateway {
+  readonly config: GatewayConfig;
+  readonly keys: ProxyKeyRing;
+  readonly balancer: Balancer;
+  readonly upstream: UpstreamClient;
+  readonly upstreamAuth: UpstreamAuth;
+  readonly logger: Logger;
+  readonly now: () => number;
+
+  constructor(deps: GatewayDeps) {
+    this.config = deps.config;
+    this.now = deps.now ?? Date.now;
+    this.logger = deps.logger ?? new JsonLineLogger();
+    this.keys = new ProxyKeyRing(deps.config.proxyKeys);
+    this.upstream = deps.upstream ?? new NodeHttpUpstream();
+    this.upstreamAuth = deps.upstreamAuth ?? new KeyOrTokenAuth(deps.credential ? new TokenCache(deps.credential, undefined, this.now) : undefined);
+    this.balancer = new Balancer({
+      cursor: deps.cursor ?? new LocalCursor(),
+      health: deps.health ?? new HealthView(this.now),
+      publisher: deps.publisher,
+      now: this.now,
+      failureCooldownMs: deps.config.failureCooldownMs,
+    });
+  }
+
+  close(): void {
+    this.upstream.close();
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Structured logs: one JSON object per line. Callers pass plain fields; no
+ * prompt, completion, key, token or upstream URL is ever put into them.
+ */
+export type Level = 'info' | 'warn' | 'error';
+
+export interface Logger {
+  log(level: Level, fields: Record<string, unknown>): void;
+}
+
+export class JsonLineLogger implements Logger {
+  constructor(private readonly write: (line: string, level: Level) => void = (line) => void process.stdout.write(`${line}\n`)) {}
+
+  log(level: Level, fields: Record<string, unknown>): void {
+    this.write(JSON.stringify({ time: new Date().toISOString(), level, ...fields }), level);
+  }
+}
+
+/** Collects lines in memory: for tests that scan what was logged. */
+export class MemoryLogger implements Logger {
+  readonly lines: string[] = [];
+
+  log(level: Level, fields: Record<string, unknown>): void {
+    this.lines.push(JSON.stringify({ level, ...fields }));
+  }
+
+  entries(): Record<string, unknown>[] {
+    return this.lines.map((l) => JSON.parse(l));
+  }
+}
+
+/**
+ * A warning that repeats while a condition lasts (storage down, Key Vault
+ * unreachable) is logged once per interval, with how many were suppressed.
+ */
+export class RateLimitedWarning {
+  private lastAt = -Infinity;
+  private suppressed = 0;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly intervalMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  warn(fields: Record<string, unknown>): void {
+    const t = this.now();
+    if (t - this.lastAt < this.intervalMs) {
+      this.suppressed++;
+      return;
+    }
+    this.lastAt = t;
+    const suppressed = this.suppressed;
+    this.suppressed = 0;
+    this.logger.log('warn', suppressed > 0 ? { ...fields, suppressed } : fields);
+  }
+
+  /** The condition ended: the next occurrence is logged at once. */
+  reset(): void {
+    this.lastAt = -Infinity;
+    this.suppressed = 0;
+  }
+}
+
+/** Names an unexpected error without its message or stack, which may carry URLs or secrets. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code ? `${err.name} (${code})` : err.name;
+  }
+  return typeof err;
+}

@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { authenticate } from './auth';
+import { RequestContext } from './context';
+import { GatewayError, internalError, unavailable } from './errors';
+import { Gateway } from './gateway';
+import { GatewayRequest, GatewayResponse, jsonResponse } from './http';
+import { Logger, describeError } from './log';
+import { Route } from './route';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * What every route shares: a request id, auth, OpenAI-shaped errors and one
+ * log line per request, written when the response body has been sent.
+ */
+export async function serve(route: Route, req: GatewayRequest, gateway: Gateway, logger: Logger = gateway.logger): Promise<GatewayResponse> {
+  const incoming = req.header('x-request-id');
+  const ctx = new RequestContext(incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : randomUUID(), route.name);
+  let res: GatewayResponse;
+  try {
+    if (route.auth) {
+      if (gateway.keys.size === 0) {
+        throw unavailable('The gateway has no proxy keys configured, so it cannot authenticate requests. Its operator should check /health.');
+      }
+      authenticate(req, gateway.keys);
+    }
+    res = await route.handler(req, gateway, ctx);
+  } catch (err) {
+    res = errorResponse(err, ctx, logger);
+  }
+  ctx.headersMs = ctx.elapsedMs();
+  res.headers['x-request-id'] = ctx.requestId;
+  const body = res.body;
+  if (body instanceof Readable) {
+    body.once('close', () => logRequest(logger, req, ctx, res.status, body.errored ?? (body.readableEnded ? null : 'client closed')));
+  } else {
+    logRequest(logger, req, ctx, res.status, null);
+  }
+  return res;
+}
+
+export function errorResponse(err: unknown, ctx: RequestContext, logger: Logger): GatewayResponse {
+  const error = err instanceof GatewayError ? err : internalError(err);
+  if (!(err instanceof GatewayError)) {
+    logger.log('error', { msg: 'unhandled error', requestId: ctx.requestId, route: ctx.route, error: describeError(err) });
+  }
+  ctx.errorCode = error.code ?? String(error.status);
+  return jsonResponse(error.status, error.toBody(), { ...error.headers });
+}
+
+function logRequest(logger: Logger, req: GatewayRequest, ctx: RequestContext, status: number, streamError: unknown): void {
+  const answered = ctx.tries.find((t) => t.outcome === 'ok' || t.outcome === 'answered');
+  logger.log(status >= 500 ? 'error' : 'info', {
+    msg: 'request',
+    requestId: ctx.requestId,
+    route: ctx.route,
+    method: req.method,
+    model: ctx.model,
+    deployment: answered?.deployment,
+    tried: ctx.tries.length,
+    tries: ctx.tries.length > 1 || (ctx.tries.length === 1 && !answered) ? ctx.tries : undefined,
+    status,
+    error: ctx.errorCode,
+    streamError: streamError === null ? undefined : streamError === 'client closed' ? 'client closed' : describeError(streamError),
+    headersMs: round(ctx.headersMs),
+    totalMs: round(ctx.elapsedMs()),
+    usage: ctx.usage,
+  });
+}
+
+function round(ms: number | undefined): number | undefined {
+  return ms === undefined ? undefined : Math.round(ms * 100) / 100;
+}

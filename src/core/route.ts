@@ -1,0 +1,19 @@
+import { GatewayRequest, GatewayResponse } from './http';
+import { Gateway } from './gateway';
+import { RequestContext } from './context';
+
+export type HttpMethod = 'GET' | 'POST' | 'OPTIONS';
+
+export type Handler = (req: GatewayRequest, gateway: Gateway, ctx: RequestContext) => Promise<GatewayResponse>;
+
+/** One entry of the route table that both hosts serve. */
+export interface Route {
+  /** The Azure Functions function name. */
+  readonly name: string;
+  readonly methods: readonly HttpMethod[];
+  /** Functions route template, without a leading slash: "v1/models/{model}". */
+  readonly route: string;
+  /** Whether a proxy key is required. */
+  readonly auth: boolean;
+  readonly handler: Handler;
+}

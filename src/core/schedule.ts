@@ -1,0 +1,22 @@
+import { Deployment } from './config';
+
+/**
+ * A pool's rotation: each deployment appears `weight` times per cycle, spread
+ * out (smooth weighted round-robin) so a weight-2 deployment does not take two
+ * requests back to back.
+ */
+export function weightedSchedule(pool: readonly Deployment[]): readonly Deployment[] {
+  const total = pool.reduce((n, d) => n + d.weight, 0);
+  const current = pool.map(() => 0);
+  const schedule: Deployment[] = [];
+  for (let k = 0; k < total; k++) {
+    let best = 0;
+    for (let i = 0; i < pool.length; i++) {
+      current[i] += pool[i].weight;
+      if (current[i] > current[best]) best = i;
+    }
+    current[best] -= total;
+    schedule.push(pool[best]);
+  }
+  return schedule;
+}

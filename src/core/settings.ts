@@ -1,0 +1,30 @@
+/**
+ * Every setting the gateway reads, declared once. Configuration parsing, the
+ * local settings example, /health and the deployment template's tests all
+ * take their list from here, so a new setting cannot be forgotten by one of them.
+ */
+export interface SettingSpec {
+  readonly name: string;
+  readonly description: string;
+  /** Holds a secret: never echoed in messages, logs or /health. */
+  readonly secret?: boolean;
+  /** May be left unset in a deployment to Azure. */
+  readonly optional: boolean;
+}
+
+export const SETTINGS = [
+  { name: 'PROXY_API_KEY', description: 'Comma-separated keys clients may use (Bearer or api-key header).', secret: true, optional: true },
+  { name: 'AZURE_OPENAI_ENDPOINT', description: 'Default Azure OpenAI resource, e.g. https://<resource>.openai.azure.com', optional: true },
+  { name: 'AZURE_OPENAI_API_KEY', description: 'Key for the default resource; when unset the managed identity is used.', secret: true, optional: true },
+  { name: 'AZURE_OPENAI_API_VERSION', description: 'Default api-version sent upstream.', optional: true },
+  { name: 'AZURE_OPENAI_URL', description: 'Single-deployment chat URL of the original design; still accepted.', optional: true },
+  { name: 'MODEL_DEPLOYMENTS', description: 'JSON: model name -> list of deployments.', optional: true },
+  { name: 'MAX_REQUEST_BODY_BYTES', description: 'Largest JSON request body accepted (default 20 MiB).', optional: true },
+  { name: 'MAX_AUDIO_FILE_BYTES', description: 'Largest audio upload accepted (default 25 MiB).', optional: true },
+  { name: 'UPSTREAM_HEADERS_TIMEOUT_MS', description: 'How long to wait for an upstream deployment to send response headers before failing over (default 120000).', optional: true },
+  { name: 'UPSTREAM_FAILURE_COOLDOWN_MS', description: 'How long a deployment that failed with 5xx, a timeout or a connection error is skipped (default 10000).', optional: true },
+] as const satisfies readonly SettingSpec[];
+
+export type SettingName = (typeof SETTINGS)[number]['name'];
+
+export type Env = Readonly<Record<string, string | undefined>>;

@@ -1,0 +1,70 @@
+import type { AccessToken, TokenCredential } from '@azure/core-auth';
+import { Deployment } from './config';
+
+export const COGNITIVE_SERVICES_SCOPE = 'https://cognitiveservices.azure.com/.default';
+
+/** Gives the header that authenticates the gateway to a deployment: its key, or an Entra ID token. */
+export interface UpstreamAuth {
+  header(deployment: Deployment): Promise<readonly [name: string, value: string]>;
+}
+
+export type Clock = () => number;
+
+/**
+ * Caches one Entra ID token and renews it before it expires, with one renewal
+ * in flight at a time, so a burst of requests costs one token request.
+ */
+export class TokenCache {
+  private token?: AccessToken;
+  private pending?: Promise<AccessToken>;
+
+  constructor(
+    private readonly credential: TokenCredential,
+    private readonly scope: string = COGNITIVE_SERVICES_SCOPE,
+    private readonly now: Clock = Date.now,
+    /** Renew this long before expiry (or at the token's refreshOn, if sooner). */
+    private readonly renewBeforeMs = 5 * 60_000,
+  ) {}
+
+  async get(): Promise<string> {
+    const token = this.token;
+    const now = this.now();
+    if (token && now < this.renewAt(token)) return token.token;
+    if (token && now < token.expiresOnTimestamp - 30_000) {
+      // Still valid: renew in the background and serve the current one.
+      void this.renew().catch(() => {});
+      return token.token;
+    }
+    return (await this.renew()).token;
+  }
+
+  private renewAt(token: AccessToken): number {
+    const early = token.expiresOnTimestamp - this.renewBeforeMs;
+    return token.refreshAfterTimestamp !== undefined ? Math.min(early, token.refreshAfterTimestamp) : early;
+  }
+
+  private renew(): Promise<AccessToken> {
+    this.pending ??= this.credential
+      .getToken(this.scope)
+      .then((token) => {
+        if (!token) throw new Error('the credential returned no token');
+        this.token = token;
+        return token;
+      })
+      .finally(() => {
+        this.pending = undefined;
+      });
+    return this.pending;
+  }
+}
+
+/** Key where the deployment has one, otherwise the identity's Bearer token. */
+export class KeyOrTokenAuth implements UpstreamAuth {
+  constructor(private readonly tokens?: TokenCache) {}
+
+  async header(deployment: Deployment): Promise<readonly [string, string]> {
+    if (deployment.apiKey) return ['api-key', deployment.apiKey];
+    if (!this.tokens) throw new Error('no key and no identity for this deployment');
+    return ['authorization', `Bearer ${await this.tokens.get()}`];
+  }
+}

@@ -1,0 +1,90 @@
+import { pipeline, Transform } from 'node:stream';
+import { classifyReply, deploymentUrl } from '../core/azure';
+import { Deployment } from '../core/config';
+import { RequestContext } from '../core/context';
+import { GatewayError, modelNotFound } from '../core/errors';
+import { Gateway } from '../core/gateway';
+import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
+import { UpstreamFailure, UpstreamReply } from '../core/upstream';
+import { AttemptResult } from '../core/balancer';
+
+/** The deployments that serve a model, or OpenAI's 404. */
+export function poolFor(gateway: Gateway, model: string): readonly Deployment[] {
+  const pool = gateway.config.models.get(model);
+  if (pool === undefined) throw modelNotFound(model);
+  return pool;
+}
+
+export interface ForwardSpec {
+  /** Operation path under the deployment, e.g. "chat/completions". */
+  readonly operation: string;
+  readonly contentType: string;
+  /** The request body for a given deployment (they differ only for the v1 form). */
+  body(deployment: Deployment): Buffer | readonly Buffer[];
+  /** Builds the client's response from a 2xx upstream reply. */
+  respond(reply: UpstreamReply): GatewayResponse;
+  readonly accept?: string;
+}
+
+/**
+ * Sends one request to the model's pool through the balancer: each deployment
+ * at most once, failing over on 429, 5xx, timeouts and connection errors,
+ * until one answers. The response is committed only once its headers are in,
+ * so a stream fails over only before its first byte.
+ */
+export async function forward(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, model: string, spec: ForwardSpec): Promise<GatewayResponse> {
+  ctx.model = model;
+  const pool = poolFor(gateway, model);
+  const attempt = async (deployment: Deployment): Promise<AttemptResult<GatewayResponse>> => {
+    const [authName, authValue] = await gateway.upstreamAuth.header(deployment);
+    let reply: UpstreamReply;
+    try {
+      reply = await gateway.upstream.send({
+        url: deploymentUrl(deployment, spec.operation),
+        method: 'POST',
+        headers: {
+          'content-type': spec.contentType,
+          accept: spec.accept ?? 'application/json',
+          'x-ms-client-request-id': ctx.requestId,
+          [authName]: authValue,
+        },
+        body: spec.body(deployment),
+        signal: req.signal,
+        headersTimeoutMs: gateway.config.upstreamHeadersTimeoutMs,
+      });
+    } catch (err) {
+      if (err instanceof UpstreamFailure && err.kind !== 'aborted') return { kind: 'retry', reason: err.kind };
+      throw err;
+    }
+    return classifyReply(reply, deployment, spec.respond, errorToResponse);
+  };
+  try {
+    return await gateway.balancer.dispatch(model, pool, attempt, ctx.tries);
+  } catch (err) {
+    if (err instanceof UpstreamFailure && err.kind === 'aborted') {
+      // The client left before any answer: nobody will read this.
+      return jsonResponse(499, { error: { message: 'Client closed the request.', type: 'invalid_request_error', param: null, code: 'client_closed' } });
+    }
+    throw err;
+  }
+}
+
+function errorToResponse(error: GatewayError): GatewayResponse {
+  return jsonResponse(error.status, error.toBody(), { ...error.headers });
+}
+
+/** Pipes the upstream body through a transform, tearing both down if either fails. */
+export function through(reply: UpstreamReply, transform: Transform): Transform {
+  pipeline(reply.body, transform, () => {});
+  return transform;
+}
+
+/** Response headers worth passing from Azure to the client. */
+export function passHeaders(reply: UpstreamReply, names: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const name of names) {
+    const value = reply.headers[name];
+    if (typeof value === 'string') headers[name] = value;
+  }
+  return headers;
+}

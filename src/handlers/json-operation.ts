@@ -1,0 +1,44 @@
+import { readJsonObject, requireModel } from '../core/body';
+import { Deployment } from '../core/config';
+import { RequestContext } from '../core/context';
+import { Gateway } from '../core/gateway';
+import { GatewayRequest, GatewayResponse } from '../core/http';
+import { AzureEventFilter } from '../core/sse';
+import { UsageTap } from '../core/usage-tap';
+import { usesModelField } from '../core/azure';
+import { forward, passHeaders, through } from './forward';
+import { Handler } from '../core/route';
+
+/**
+ * A JSON operation that Azure serves per deployment (chat, completions,
+ * embeddings). The client's bytes are forwarded as they came; only the v1
+ * upstream form, which names the deployment in `model`, needs a rewrite.
+ */
+export function jsonOperation(operation: string): Handler {
+  return async (req: GatewayRequest, gateway: Gateway, ctx: RequestContext): Promise<GatewayResponse> => {
+    const { raw, value } = await readJsonObject(req, gateway.config.maxRequestBodyBytes);
+    const model = requireModel(value);
+    const streamed = value.stream === true;
+    return forward(req, gateway, ctx, model, {
+      operation,
+      contentType: 'application/json',
+      accept: streamed ? 'text/event-stream' : 'application/json',
+      body: (d: Deployment) => (usesModelField(d) ? Buffer.from(JSON.stringify({ ...value, model: d.deployment })) : raw),
+      respond: (reply): GatewayResponse => {
+        const type = reply.headers['content-type'] ?? 'application/json';
+        if (type.startsWith('text/event-stream')) {
+          return {
+            status: reply.status,
+            headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' },
+            body: through(reply, new AzureEventFilter((u) => (ctx.usage = u))),
+          };
+        }
+        return {
+          status: reply.status,
+          headers: { 'content-type': type, ...passHeaders(reply, ['content-length']) },
+          body: through(reply, new UsageTap((u) => (ctx.usage = u))),
+        };
+      },
+    });
+  };
+}

@@ -1,0 +1,51 @@
+import { Route } from '../core/route';
+
+export interface Match {
+  readonly route: Route;
+  readonly params: Record<string, string>;
+}
+
+interface Compiled {
+  readonly route: Route;
+  readonly pattern: RegExp;
+  readonly names: readonly string[];
+}
+
+/**
+ * Matches paths against the Functions route templates ("v1/models/{model}"),
+ * the same templates the Functions host is given, with an empty route prefix.
+ */
+export class Router {
+  private readonly exact = new Map<string, Route>();
+  private readonly templated: Compiled[] = [];
+
+  constructor(routes: readonly Route[]) {
+    for (const route of routes) {
+      const names: string[] = [];
+      const source = route.route.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\??\}/g, (_m, name: string) => {
+        names.push(name);
+        return '([^/]+)';
+      });
+      if (names.length === 0) this.exact.set(`/${route.route}`.toLowerCase(), route);
+      else this.templated.push({ route, pattern: new RegExp(`^/${source}/?$`, 'i'), names });
+    }
+  }
+
+  match(path: string): Match | undefined {
+    const trimmed = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+    const route = this.exact.get(trimmed.toLowerCase());
+    if (route !== undefined) return { route, params: {} };
+    for (const c of this.templated) {
+      const m = c.pattern.exec(path);
+      if (!m) continue;
+      const params: Record<string, string> = {};
+      try {
+        c.names.forEach((name, i) => (params[name] = decodeURIComponent(m[i + 1])));
+      } catch {
+        continue;
+      }
+      return { route: c.route, params };
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import { AddressInfo } from 'node:net';
+import { Readable, pipeline } from 'node:stream';
+import { GatewayError, methodNotAllowed, notFound } from '../core/errors';
+import { Gateway } from '../core/gateway';
+import { GatewayRequest, GatewayResponse } from '../core/http';
+import { errorResponse, serve } from '../core/pipeline';
+import { RequestContext } from '../core/context';
+import { Route } from '../core/route';
+import { Router } from './router';
+
+/**
+ * The host-less server: serves the same route table as the Functions app on
+ * plain node:http, so the whole product runs and is tested without Azure.
+ */
+export interface LocalServerOptions {
+  /** Largest request head accepted, in bytes (node's own default is 16 KiB). */
+  readonly maxHeaderSize?: number;
+}
+
+export class LocalServer {
+  readonly server: http.Server;
+  private readonly router: Router;
+
+  constructor(private readonly gateway: Gateway, routes: readonly Route[], options: LocalServerOptions = {}) {
+    this.router = new Router(routes);
+    this.server = http.createServer({ maxHeaderSize: options.maxHeaderSize ?? 16 * 1024 }, (req, res) => void this.onRequest(req, res));
+    this.server.keepAliveTimeout = 65_000;
+    this.server.headersTimeout = 66_000;
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // Node would answer with a bare status line; answer in OpenAI's shape instead.
+      if (!socket.writable) return void socket.destroy();
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+      const status = tooLarge ? 431 : 400;
+      const message = tooLarge
+        ? 'The request headers are larger than the gateway accepts. Send fewer or smaller headers.'
+        : 'The request could not be parsed as HTTP.';
+      const body = JSON.stringify({ error: { message, type: 'invalid_request_error', param: null, code: tooLarge ? 'headers_too_large' : 'bad_request' } });
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    });
+  }
+
+  async listen(port: number, host = '127.0.0.1'): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve());
+    });
+    return this.url;
+  }
+
+  get url(): string {
+    const a = this.server.address() as AddressInfo;
+    return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    const path = q < 0 ? raw : raw.slice(0, q);
+    const match = this.router.match(path);
+
+    const controller = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) controller.abort();
+    });
+    const request: GatewayRequest = {
+      method: req.method ?? 'GET',
+      path,
+      query: q < 0 ? '' : raw.slice(q + 1),
+      params: match?.params ?? {},
+      header: (name) => {
+        const v = req.headers[name];
+        return Array.isArray(v) ? v.join(', ') : v;
+      },
+      body: req,
+      signal: controller.signal,
+    };
+
+    let response: GatewayResponse;
+    if (match === undefined) {
+      response = this.refuse(notFound(`Unknown request URL: ${request.method} ${path}. Check the path (the base URL should end in /v1).`, 'unknown_url'));
+    } else if (!match.route.methods.includes(request.method as never)) {
+      response = this.refuse(methodNotAllowed(request.method, match.route.methods));
+    } else {
+      response = await serve(match.route, request, this.gateway);
+    }
+    this.write(req, res, response);
+  }
+
+  private refuse(error: GatewayError): GatewayResponse {
+    const ctx = new RequestContext(randomUUID(), 'none');
+    const res = errorResponse(error, ctx, this.gateway.logger);
+    res.headers['x-request-id'] = ctx.requestId;
+    return res;
+  }
+
+  private write(req: http.IncomingMessage, res: http.ServerResponse, response: GatewayResponse): void {
+    const body = response.body;
+    if (!req.complete && response.status >= 400) {
+      // The body was refused unread (e.g. too large): do not read the rest for a next request.
+      response.headers.connection = 'close';
+    }
+    if (res.destroyed) {
+      if (body instanceof Readable) body.destroy();
+      return;
+    }
+    res.writeHead(response.status, response.headers);
+    if (body === undefined || typeof body === 'string' || body instanceof Uint8Array) {
+      res.end(body);
+    } else if (body instanceof Readable) {
+      pipeline(body, res, (err) => {
+        // An upstream that breaks mid-stream must not look like a clean end to the client.
+        if (err) res.destroy();
+      });
+    } else {
+      pipeline(Readable.from(body), res, (err) => {
+        if (err) res.destroy();
+      });
+    }
+  }
+}

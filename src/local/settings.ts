@@ -1,0 +1,32 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { Env } from '../core/settings';
+
+/**
+ * Settings as `func start` sees them: the environment, then the `Values` of
+ * local.settings.json for anything the environment does not set.
+ */
+export function localSettings(env: NodeJS.ProcessEnv, file: string): { env: Env; problem?: string } {
+  if (!existsSync(file)) return { env: { ...env } };
+  let values: unknown;
+  try {
+    values = (JSON.parse(readFileSync(file, 'utf8')) as { Values?: unknown }).Values;
+  } catch {
+    return { env: { ...env }, problem: `${file} is not valid JSON; it was ignored.` };
+  }
+  if (values === undefined) return { env: { ...env } };
+  if (typeof values !== 'object' || values === null || Array.isArray(values)) {
+    return { env: { ...env }, problem: `${file} has a "Values" that is not an object; it was ignored.` };
+  }
+  const merged: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(values)) {
+    if (typeof v === 'string') merged[k] = v;
+    else if (typeof v === 'number' || typeof v === 'boolean') merged[k] = String(v);
+  }
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) merged[k] = v;
+  return { env: merged };
+}
+
+/** True when nothing points the gateway at Azure, so the local host uses its simulator. */
+export function wantsSimulator(env: Env): boolean {
+  return !env.AZURE_OPENAI_ENDPOINT?.trim() && !env.AZURE_OPENAI_URL?.trim() && !env.MODEL_DEPLOYMENTS?.trim();
+}

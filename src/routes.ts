@@ -1,0 +1,21 @@
+import { Route } from './core/route';
+import { health } from './handlers/health';
+import { jsonOperation } from './handlers/json-operation';
+import { listModels, retrieveModel } from './handlers/models';
+
+/**
+ * The route table. The Functions app registers one HTTP function per entry and
+ * the local host serves the same entries, so the two can never disagree.
+ */
+export const routes = {
+  chatCompletions: { name: 'chatCompletions', methods: ['POST'], route: 'v1/chat/completions', auth: true, handler: jsonOperation('chat/completions') },
+  completions: { name: 'completions', methods: ['POST'], route: 'v1/completions', auth: true, handler: jsonOperation('completions') },
+  embeddings: { name: 'embeddings', methods: ['POST'], route: 'v1/embeddings', auth: true, handler: jsonOperation('embeddings') },
+  listModels: { name: 'listModels', methods: ['GET'], route: 'v1/models', auth: true, handler: listModels },
+  retrieveModel: { name: 'retrieveModel', methods: ['GET'], route: 'v1/models/{model}', auth: true, handler: retrieveModel },
+  health: { name: 'health', methods: ['GET'], route: 'health', auth: false, handler: health },
+} as const satisfies Record<string, Route>;
+
+export type RouteName = keyof typeof routes;
+
+export const routeTable: readonly Route[] = Object.values(routes);

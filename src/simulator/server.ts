@@ -1,0 +1,317 @@
+import http from 'node:http';
+import { AddressInfo } from 'node:net';
+import { chatChunks, chatCompletion, completion, completionChunks, contentFilterError, embeddings } from './content';
+
+/**
+ * A local stand-in for Azure OpenAI: Azure's URL shapes, api-key and Bearer
+ * checks, realistic bodies and SSE streams, and switches that make a
+ * deployment throttle, fail, hang, reset or block content, so the gateway's
+ * failover can be exercised over real sockets.
+ */
+export type Behaviour =
+  | { mode: 'ok' }
+  | { mode: 'throttle'; retryAfterSeconds?: number; retryAfterMs?: number }
+  /** Answers `status` (default 500) with `body` (default Azure's JSON error) as `contentType`. */
+  | { mode: 'fail'; status?: number; body?: string; contentType?: string }
+  /** Never sends response headers. */
+  | { mode: 'hang' }
+  /** Azure's content-filter 400. */
+  | { mode: 'block' }
+  /** Sends `afterEvents` stream events (or the headers of a JSON reply), then resets the connection. */
+  | { mode: 'reset'; afterEvents?: number };
+
+export type BehaviourRule = Behaviour & {
+  /** How many requests this applies to before the deployment is healthy again; unset = until changed. */
+  times?: number;
+  /** Delay before answering, in milliseconds. */
+  delayMs?: number;
+};
+
+export interface SimCall {
+  readonly deployment: string;
+  readonly operation: string;
+  readonly form: 'dated' | 'v1';
+  readonly apiVersion: string | null;
+  readonly auth: 'key' | 'bearer' | 'none';
+  readonly bearer?: string;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: Buffer;
+  status: number;
+  /** The client went away before the response finished. */
+  aborted: boolean;
+  finished: boolean;
+}
+
+export interface SimulatorOptions {
+  /** The accepted api-key; requests with another key get Azure's 401. */
+  readonly apiKey?: string;
+  /** Accepts a Bearer token (the gateway's Entra ID token) when it returns true. */
+  readonly verifyToken?: (token: string) => boolean;
+  /** Known deployment names; unset accepts any name. */
+  readonly deployments?: readonly string[];
+  /** Milliseconds between streamed events (default 0). */
+  readonly streamIntervalMs?: number;
+}
+
+type OperationHandler = (sim: AzureOpenAISimulator, call: SimCall, req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void;
+
+export class AzureOpenAISimulator {
+  readonly calls: SimCall[] = [];
+  private readonly rules = new Map<string, BehaviourRule>();
+  private readonly operations = new Map<string, OperationHandler>();
+  private readonly sockets = new Set<import('node:net').Socket>();
+  private server?: http.Server;
+  private gate?: { promise: Promise<void>; open: () => void };
+  streamIntervalMs: number;
+
+  constructor(readonly options: SimulatorOptions = {}) {
+    this.streamIntervalMs = options.streamIntervalMs ?? 0;
+    this.operations.set('chat/completions', (sim, call, _req, res) => sim.answerJsonOrStream(call, res, chatCompletion, chatChunks));
+    this.operations.set('completions', (sim, call, _req, res) => sim.answerJsonOrStream(call, res, completion, completionChunks));
+    this.operations.set('embeddings', (sim, call, _req, res) => sim.answerJson(call, res, embeddings));
+  }
+
+  /** Adds or replaces an operation (audio, speech) without this module knowing its details. */
+  handle(operation: string, handler: OperationHandler): void {
+    this.operations.set(operation, handler);
+  }
+
+  async start(port = 0, host = '127.0.0.1'): Promise<string> {
+    const server = http.createServer((req, res) => void this.route(req, res));
+    server.keepAliveTimeout = 30_000;
+    server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+    });
+    this.server = server;
+    await new Promise<void>((resolve) => server.listen(port, host, resolve));
+    return this.url;
+  }
+
+  get url(): string {
+    const address = this.server?.address() as AddressInfo | undefined;
+    if (!address) throw new Error('simulator not started');
+    return `http://127.0.0.1:${address.port}`;
+  }
+
+  get httpServer(): http.Server | undefined {
+    return this.server;
+  }
+
+  async close(): Promise<void> {
+    this.gate?.open();
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  setBehaviour(deployment: string, rule: BehaviourRule): void {
+    if (rule.mode === 'ok' && rule.times === undefined && rule.delayMs === undefined) this.rules.delete(deployment);
+    else this.rules.set(deployment, { ...rule });
+  }
+
+  reset(): void {
+    this.rules.clear();
+    this.calls.length = 0;
+  }
+
+  /** Holds every stream after its first content event until the returned function is called. */
+  holdStreams(): () => void {
+    let open!: () => void;
+    const promise = new Promise<void>((resolve) => (open = resolve));
+    this.gate = { promise, open };
+    return () => {
+      open();
+      this.gate = undefined;
+    };
+  }
+
+  callsTo(deployment: string): SimCall[] {
+    return this.calls.filter((c) => c.deployment === deployment);
+  }
+
+  private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://simulator');
+    if (url.pathname.startsWith('/_simulator/')) return this.control(url, req, res);
+
+    const body = await readAll(req);
+    const dated = /^\/openai\/deployments\/([^/]+)\/(.+)$/.exec(url.pathname);
+    const v1 = /^\/openai\/v1\/(.+)$/.exec(url.pathname);
+    if (!dated && !v1) return azureError(res, 404, '404', 'Resource not found');
+
+    let deployment: string;
+    let operation: string;
+    if (dated) {
+      deployment = decodeURIComponent(dated[1]);
+      operation = dated[2];
+      if (!url.searchParams.get('api-version')) {
+        return azureError(res, 404, '404', 'Resource not found');
+      }
+    } else {
+      operation = v1![1];
+      deployment = modelFromBody(req, body) ?? '';
+    }
+    const authorization = req.headers.authorization;
+    const bearer = authorization?.startsWith('Bearer ') ? authorization.slice(7) : undefined;
+    const call: SimCall = {
+      deployment,
+      operation,
+      form: dated ? 'dated' : 'v1',
+      apiVersion: url.searchParams.get('api-version'),
+      auth: req.headers['api-key'] !== undefined ? 'key' : bearer !== undefined ? 'bearer' : 'none',
+      bearer,
+      headers: req.headers,
+      body,
+      status: 0,
+      aborted: false,
+      finished: false,
+    };
+    this.calls.push(call);
+    res.once('close', () => {
+      call.finished = res.writableFinished;
+      call.aborted = !res.writableFinished;
+    });
+
+    if (!this.authorized(req, bearer)) {
+      return this.send(call, res, 401, { error: { code: '401', message: 'Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.' } });
+    }
+    if (this.options.deployments && !this.options.deployments.includes(deployment)) {
+      return this.send(call, res, 404, { error: { code: 'DeploymentNotFound', message: 'The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.' } });
+    }
+    const handler = this.operations.get(operation);
+    if (!handler) return this.send(call, res, 404, { error: { code: '404', message: 'Resource not found' } });
+
+    const rule = this.takeRule(deployment);
+    if (rule?.delayMs) await sleep(rule.delayMs);
+    switch (rule?.mode) {
+      case 'throttle': {
+        const headers: Record<string, string> = {};
+        if (rule.retryAfterMs !== undefined) headers['retry-after-ms'] = String(rule.retryAfterMs);
+        headers['retry-after'] = String(rule.retryAfterSeconds ?? Math.ceil((rule.retryAfterMs ?? 1000) / 1000));
+        return this.send(call, res, 429, { error: { code: '429', message: 'Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2025-04-01-preview have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 2 seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit.' } }, headers);
+      }
+      case 'fail': {
+        const status = rule.status ?? 500;
+        call.status = status;
+        res.writeHead(status, { 'content-type': rule.contentType ?? 'application/json' });
+        return void res.end(rule.body ?? JSON.stringify({ error: { code: 'InternalServerError', message: 'The server had an error while processing your request. Sorry about that!' } }));
+      }
+      case 'hang':
+        return; // The socket stays open with no answer until the client gives up.
+      case 'block':
+        return this.send(call, res, 400, contentFilterError());
+      case 'reset':
+        (call as { resetAfter?: number }).resetAfter = rule.afterEvents ?? 1;
+        break;
+    }
+    try {
+      await handler(this, call, req, res);
+    } catch {
+      if (!res.headersSent) this.send(call, res, 500, { error: { code: 'InternalServerError', message: 'simulator failure' } });
+      else res.destroy();
+    }
+  }
+
+  private authorized(req: http.IncomingMessage, bearer: string | undefined): boolean {
+    const key = req.headers['api-key'];
+    if (key !== undefined) return this.options.apiKey !== undefined && key === this.options.apiKey;
+    if (bearer !== undefined) return this.options.verifyToken?.(bearer) ?? false;
+    return this.options.apiKey === undefined && this.options.verifyToken === undefined;
+  }
+
+  private takeRule(deployment: string): BehaviourRule | undefined {
+    const rule = this.rules.get(deployment);
+    if (!rule) return undefined;
+    if (rule.times !== undefined && --rule.times <= 0) this.rules.delete(deployment);
+    return rule;
+  }
+
+  send(call: SimCall, res: http.ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
+    call.status = status;
+    const text = JSON.stringify(value);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'apim-request-id': 'sim', ...headers });
+    res.end(text);
+  }
+
+  private parse(call: SimCall, res: http.ServerResponse): Record<string, unknown> | undefined {
+    try {
+      const v = JSON.parse(call.body.toString('utf8'));
+      if (v && typeof v === 'object' && !Array.isArray(v)) return v;
+    } catch { /* answered below */ }
+    this.send(call, res, 400, { error: { code: 'BadRequest', message: 'We could not parse the JSON body of your request.', param: null, type: 'invalid_request_error' } });
+    return undefined;
+  }
+
+  answerJson(call: SimCall, res: http.ServerResponse, make: (body: Record<string, unknown>) => unknown): void {
+    const body = this.parse(call, res);
+    if (!body) return;
+    if ((call as { resetAfter?: number }).resetAfter !== undefined) {
+      call.status = 200;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"choices":[');
+      setImmediate(() => res.destroy());
+      return;
+    }
+    this.send(call, res, 200, make(body), { 'x-ratelimit-remaining-requests': '99' });
+  }
+
+  async answerJsonOrStream(call: SimCall, res: http.ServerResponse, whole: (b: Record<string, unknown>) => unknown, events: (b: Record<string, unknown>) => string[]): Promise<void> {
+    const body = this.parse(call, res);
+    if (!body) return;
+    if (body.stream !== true) return this.answerJson(call, res, whole);
+    call.status = 200;
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'apim-request-id': 'sim' });
+    const resetAfter = (call as { resetAfter?: number }).resetAfter;
+    const all = events(body);
+    for (let i = 0; i < all.length; i++) {
+      if (res.destroyed) return;
+      if (resetAfter !== undefined && i === resetAfter) return void res.destroy();
+      // Hold after the first content event so a test can see it arrive before the last one exists.
+      if (i === 2 && this.gate) await this.gate.promise;
+      if (i > 0 && this.streamIntervalMs > 0) await sleep(this.streamIntervalMs);
+      if (!res.write(all[i])) await new Promise((r) => res.once('drain', r));
+    }
+    res.end();
+  }
+
+  private async control(url: URL, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const body = await readAll(req);
+    const behaviour = /^\/_simulator\/deployments\/([^/]+)\/behaviour$/.exec(url.pathname);
+    if (behaviour && req.method === 'POST') {
+      this.setBehaviour(decodeURIComponent(behaviour[1]), JSON.parse(body.toString('utf8')) as BehaviourRule);
+      res.writeHead(204).end();
+    } else if (url.pathname === '/_simulator/calls') {
+      const calls = this.calls.map(({ headers: _h, body: _b, ...c }) => c);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(calls));
+    } else if (url.pathname === '/_simulator/reset' && req.method === 'POST') {
+      this.reset();
+      res.writeHead(204).end();
+    } else {
+      res.writeHead(404).end();
+    }
+  }
+}
+
+function modelFromBody(req: http.IncomingMessage, body: Buffer): string | undefined {
+  if (!String(req.headers['content-type'] ?? '').includes('json')) return undefined;
+  try {
+    const v = JSON.parse(body.toString('utf8'));
+    return typeof v?.model === 'string' ? v.model : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function azureError(res: http.ServerResponse, status: number, code: string, message: string): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ error: { code, message } }));
+}
+
+export async function readAll(req: http.IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

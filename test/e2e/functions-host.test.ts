@@ -1,0 +1,132 @@
+import http from 'node:http';
+import path from 'node:path';
+import { readFileSync, existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { routeTable } from '../../src/routes';
+import { AzureOpenAISimulator } from '../../src/simulator/server';
+import { CapturedApp, Registration, loadAppLikeTheWorker } from '../support/functions-core';
+import { AZURE_KEY, PROXY_KEY } from '../support/harness';
+
+const root = path.resolve(__dirname, '../..');
+let app: CapturedApp;
+let sim: AzureOpenAISimulator;
+let httpUri: string;
+const savedEnv = { ...process.env };
+
+beforeAll(async () => {
+  sim = new AzureOpenAISimulator({ apiKey: AZURE_KEY });
+  await sim.start();
+  Object.assign(process.env, {
+    PROXY_API_KEY: PROXY_KEY,
+    AZURE_OPENAI_ENDPOINT: sim.url,
+    AZURE_OPENAI_API_KEY: AZURE_KEY,
+    MODEL_DEPLOYMENTS: JSON.stringify({ 'gpt-4o-mini': ['chat-a'] }),
+  });
+  app = loadAppLikeTheWorker(root);
+  // What the worker asks at start: with HTTP streaming on, the library opens its HTTP proxy.
+  const capabilities = await app.programmingModel.getCapabilities({});
+  httpUri = capabilities.HttpUri;
+});
+
+afterAll(async () => {
+  app?.restore();
+  process.env = savedEnv;
+  await sim.close();
+});
+
+describe('the Functions host contract', () => {
+  it('package.json main names the built entry points, and they exist', () => {
+    const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+    expect(pkg.main).toBe('dist/src/{index.js,functions/*.js}');
+    expect(app.files.map((f) => path.relative(root, f))).toContain(path.join('dist', 'src', 'index.js'));
+    for (const f of app.files) expect(existsSync(f)).toBe(true);
+  });
+
+  it('registers every route of the route table as an anonymous HTTP function with its methods and route', () => {
+    expect(app.registrations.map((r) => r.metadata.name).sort()).toEqual(routeTable.map((r) => r.name).sort());
+    for (const route of routeTable) {
+      const reg = app.registrations.find((r) => r.metadata.name === route.name)!;
+      const bindings = Object.values(reg.metadata.bindings);
+      const trigger = bindings.find((b) => b.type === 'httpTrigger')!;
+      expect(trigger).toMatchObject({ direction: 'in', authLevel: 'anonymous', route: route.route, methods: [...route.methods] });
+      expect(bindings.find((b) => b.type === 'http')).toMatchObject({ direction: 'out' });
+    }
+  });
+
+  it('turns HTTP streaming on (the library opens its streaming proxy for the host)', () => {
+    expect(httpUri).toMatch(/^http:\/\/localhost:\d+\/$/);
+  });
+
+  it('host.json sets the empty route prefix, so paths match OpenAI\'s', () => {
+    const host = JSON.parse(readFileSync(path.join(root, 'host.json'), 'utf8'));
+    expect(host.version).toBe('2.0');
+    expect(host.extensions.http.routePrefix).toBe('');
+  });
+
+  it('serves a streamed chat completion through the real programming model, chunk by chunk', async () => {
+    const reg = app.registrations.find((r) => r.metadata.name === 'chatCompletions')!;
+    const release = sim.holdStreams();
+    const body = JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'via functions' }] });
+    const { response, invocation } = invoke(reg, '/v1/chat/completions', body, { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' });
+    const res = await response;
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toContain('text/event-stream');
+    const first = await new Promise<string>((resolve) => res.once('data', (c: Buffer) => resolve(c.toString())));
+    expect(first).toContain('"role":"assistant"');
+    expect(first).not.toContain('prompt_filter_results');
+    release();
+    let rest = '';
+    for await (const c of res) rest += c;
+    expect(rest.trim().endsWith('data: [DONE]')).toBe(true);
+    await invocation;
+  });
+
+  it('answers a wrong key with OpenAI\'s 401 through the host path', async () => {
+    const reg = app.registrations.find((r) => r.metadata.name === 'listModels')!;
+    const { response, invocation } = invoke(reg, '/v1/models', '', { authorization: 'Bearer wrong' }, 'GET');
+    const res = await response;
+    let text = '';
+    for await (const c of res) text += c;
+    await invocation;
+    expect(res.statusCode).toBe(401);
+    expect(JSON.parse(text).error.code).toBe('invalid_api_key');
+    expect(res.headers['x-request-id']).toBeTruthy();
+  });
+});
+
+let invocationCount = 0;
+
+/**
+ * Plays the host's part of one invocation: the RPC invocation request to the
+ * worker, and the HTTP request it forwards to the worker's streaming proxy.
+ */
+function invoke(reg: Registration, urlPath: string, body: string, headers: Record<string, string>, method = 'POST') {
+  const invocationId = `inv-${++invocationCount}`;
+  const triggerName = Object.entries(reg.metadata.bindings).find(([, b]) => b.type === 'httpTrigger')![0];
+  const model = app.programmingModel.getInvocationModel({
+    invocationId,
+    metadata: reg.metadata,
+    request: {
+      invocationId,
+      inputData: [{ name: triggerName, data: { http: {} } }],
+      triggerMetadata: { Headers: { json: JSON.stringify(headers) } },
+    },
+    log: () => {},
+    state: undefined,
+  });
+  const invocation = (async () => {
+    const { context, inputs } = await model.getArguments();
+    const result = await model.invokeFunction(context, inputs, reg.callback);
+    await model.getResponse(context, result);
+  })();
+  const target = new URL(httpUri);
+  const response = new Promise<http.IncomingMessage>((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port: target.port, path: urlPath, method,
+      headers: { ...headers, 'x-ms-invocation-id': invocationId, 'x-forwarded-host': 'gateway.example', 'x-forwarded-proto': 'https' },
+    }, resolve);
+    req.on('error', reject);
+    req.end(body);
+  });
+  return { response, invocation };
+}

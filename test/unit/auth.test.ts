@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { ProxyKeyRing, presentedKey } from '../../src/core/auth';
+import { GatewayRequest } from '../../src/core/http';
+
+const req = (headers: Record<string, string>): GatewayRequest => ({
+  method: 'GET', path: '/', query: '', params: {}, body: [], signal: new AbortController().signal,
+  header: (n) => headers[n],
+});
+
+describe('proxy keys', () => {
+  it('accepts any of several keys and nothing else', () => {
+    const ring = new ProxyKeyRing(['alpha', 'beta']);
+    expect(ring.matches('alpha')).toBe(true);
+    expect(ring.matches('beta')).toBe(true);
+    expect(ring.matches('alph')).toBe(false);
+    expect(ring.matches('')).toBe(false);
+  });
+
+  it('reads the key from Bearer auth (any case) or from api-key', () => {
+    expect(presentedKey(req({ authorization: 'Bearer abc' }))).toBe('abc');
+    expect(presentedKey(req({ authorization: 'bearer abc' }))).toBe('abc');
+    expect(presentedKey(req({ 'api-key': ' abc ' }))).toBe('abc');
+    expect(presentedKey(req({ authorization: 'Bearer' }))).toBeUndefined();
+    expect(presentedKey(req({ authorization: 'Basic abc' }))).toBeUndefined();
+  });
+});

@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/core/config';
+
+const base = { PROXY_API_KEY: 'k1, k2', AZURE_OPENAI_ENDPOINT: 'https://res-one.openai.azure.com/', AZURE_OPENAI_API_KEY: 'default-key' };
+
+describe('configuration', () => {
+  it('reads comma-separated proxy keys and model pools on the default resource', () => {
+    const c = loadConfig({ ...base, MODEL_DEPLOYMENTS: '{"gpt-4":["gpt-4-1","gpt-4-2"]}' });
+    expect(c.problems).toEqual([]);
+    expect(c.proxyKeys).toEqual(['k1', 'k2']);
+    const pool = c.models.get('gpt-4')!;
+    expect(pool.map((d) => [d.deployment, d.endpoint, d.apiKey, d.weight])).toEqual([
+      ['gpt-4-1', 'https://res-one.openai.azure.com', 'default-key', 1],
+      ['gpt-4-2', 'https://res-one.openai.azure.com', 'default-key', 1],
+    ]);
+    expect(new Set(pool.map((d) => d.id)).size).toBe(2);
+  });
+
+  it('takes deployments on other resources with their own key, version and weight, and never sends them the default key', () => {
+    const c = loadConfig({
+      ...base,
+      MODEL_DEPLOYMENTS: JSON.stringify({ m: [{ deployment: 'd', endpoint: 'https://res-two.openai.azure.com', weight: 2, apiVersion: 'v1' }, { deployment: 'd', endpoint: 'https://res-three.openai.azure.com', apiKey: 'own' }] }),
+    });
+    expect(c.problems).toEqual([]);
+    const [a, b] = c.models.get('m')!;
+    expect(a).toMatchObject({ endpoint: 'https://res-two.openai.azure.com', apiKey: undefined, apiVersion: 'v1', weight: 2, label: 'd' });
+    expect(b).toMatchObject({ apiKey: 'own', label: 'd#2' });
+    expect(c.needsIdentity).toBe(true);
+  });
+
+  it('accepts the original design\'s AZURE_OPENAI_URL, serving its deployment under its own name', () => {
+    const c = loadConfig({ PROXY_API_KEY: 'k', AZURE_OPENAI_API_KEY: 'x', AZURE_OPENAI_URL: 'https://uplyf-ai-foundry.openai.azure.com/openai/deployments/gpt-4-04-14-uplyf/chat/completions?api-version=2025-01-01-preview' });
+    expect(c.problems).toEqual([]);
+    expect(c.models.get('gpt-4-04-14-uplyf')![0]).toMatchObject({ endpoint: 'https://uplyf-ai-foundry.openai.azure.com', deployment: 'gpt-4-04-14-uplyf', apiVersion: '2025-01-01-preview' });
+  });
+
+  it('names the setting in every problem and never echoes a secret', () => {
+    const secret = 'sk-very-secret-value';
+    const cases: [Record<string, string>, string, RegExp][] = [
+      [{ AZURE_OPENAI_ENDPOINT: 'https://r.openai.azure.com', MODEL_DEPLOYMENTS: '{"m":["d"]}' }, 'PROXY_API_KEY', /not set/],
+      [{ ...base, MODEL_DEPLOYMENTS: `{"m":[{"deployment":"d","apiKey":"${secret}"` }, 'MODEL_DEPLOYMENTS', /not valid JSON/],
+      [{ ...base, MODEL_DEPLOYMENTS: '["d"]' }, 'MODEL_DEPLOYMENTS', /JSON object/],
+      [{ ...base, MODEL_DEPLOYMENTS: '{"m":[]}' }, 'MODEL_DEPLOYMENTS', /non-empty list/],
+      [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"endpoint":"https://x.openai.azure.com"}]}' }, 'MODEL_DEPLOYMENTS', /no "deployment"/],
+      [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"deployment":"d","weight":0}]}' }, 'MODEL_DEPLOYMENTS', /weight/],
+      [{ PROXY_API_KEY: 'k', MODEL_DEPLOYMENTS: '{"m":["d"]}' }, 'MODEL_DEPLOYMENTS', /AZURE_OPENAI_ENDPOINT is not set/],
+      [{ ...base, AZURE_OPENAI_ENDPOINT: 'http://res.openai.azure.com', MODEL_DEPLOYMENTS: '{"m":["d"]}' }, 'AZURE_OPENAI_ENDPOINT', /https/],
+      [{ ...base, AZURE_OPENAI_URL: 'https://r.openai.azure.com/chat' }, 'AZURE_OPENAI_URL', /must look like/],
+      [{ ...base, MODEL_DEPLOYMENTS: '{"m":["d"]}', UPSTREAM_HEADERS_TIMEOUT_MS: 'soon' }, 'UPSTREAM_HEADERS_TIMEOUT_MS', /positive whole number/],
+      [{ PROXY_API_KEY: 'k' }, 'MODEL_DEPLOYMENTS', /not set/],
+    ];
+    for (const [env, setting, message] of cases) {
+      const c = loadConfig(env);
+      const p = c.problems.find((x) => x.setting === setting);
+      expect(p, `${setting} for ${JSON.stringify(env)}`).toBeDefined();
+      expect(p!.message).toMatch(message);
+      expect(JSON.stringify(c.problems)).not.toContain(secret);
+      expect(JSON.stringify(c.problems)).not.toContain('default-key');
+    }
+  });
+});
