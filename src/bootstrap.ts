@@ -1,22 +1,61 @@
-import { loadConfig } from './core/config';
+import type { TokenCredential } from '@azure/core-auth';
+import { TableClient } from '@azure/data-tables';
+import { GatewayConfig, StorageTarget, loadConfig } from './core/config';
 import { Gateway, GatewayDeps } from './core/gateway';
+import { HealthView } from './core/health';
 import { JsonLineLogger, Logger } from './core/log';
 import { Env } from './core/settings';
+import { SharedBalancerState } from './core/shared-state';
+import { TableBalancerStore } from './core/table-store';
 
 /**
  * Builds the gateway from settings, the way both hosts start it: configuration
- * read once, problems logged once (naming the setting, never a value), and an
- * Entra ID credential only when some deployment has no key.
+ * read once, problems logged once (naming the setting, never a value), an
+ * Entra ID credential only where something needs it, and the balancer shared
+ * through Table Storage when a storage account is configured.
  */
 export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): Gateway {
   const config = overrides.config ?? loadConfig(env);
   const logger: Logger = overrides.logger ?? new JsonLineLogger();
+  const now = overrides.now ?? Date.now;
   for (const p of config.problems) logger.log('error', { msg: 'configuration problem', setting: p.setting, problem: p.message });
+
   let credential = overrides.credential;
-  if (credential === undefined && config.needsIdentity) {
+  const identity = (): TokenCredential => {
     // Loaded only when needed: @azure/identity adds to cold start.
     const { DefaultAzureCredential } = require('@azure/identity') as typeof import('@azure/identity');
-    credential = new DefaultAzureCredential();
+    credential ??= new DefaultAzureCredential();
+    return credential;
+  };
+  if (config.needsIdentity) identity();
+
+  let shared: Partial<GatewayDeps> = {};
+  if (overrides.cursor === undefined && config.balancerStorage !== undefined) {
+    const health = overrides.health ?? new HealthView(now);
+    const state = sharedState(config, config.balancerStorage, health, logger, now, identity);
+    shared = { cursor: state, publisher: state, health };
   }
-  return new Gateway({ ...overrides, config, logger, credential });
+  return new Gateway({ ...shared, ...overrides, config, logger, credential });
+}
+
+export function sharedState(
+  config: GatewayConfig,
+  target: StorageTarget,
+  health: HealthView,
+  logger: Logger,
+  now: () => number,
+  identity: () => TokenCredential,
+): SharedBalancerState {
+  const table = 'connectionString' in target
+    ? TableClient.fromConnectionString(target.connectionString, config.balancerTable, { allowInsecureConnection: /127\.0\.0\.1|localhost|usedevelopmentstorage/i.test(target.connectionString) })
+    : new TableClient(target.tableServiceUri, config.balancerTable, identity());
+  return new SharedBalancerState({
+    store: new TableBalancerStore(table),
+    health,
+    logger,
+    now,
+    blockTarget: config.balancerBlockSize,
+    timeoutMs: config.storageTimeoutMs,
+    refreshMs: config.healthRefreshMs,
+  });
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Env, SETTINGS } from './settings';
+import { Env, SettingName } from './settings';
 
 export const DEFAULT_API_VERSION = '2025-04-01-preview';
 
@@ -18,6 +18,9 @@ export interface Deployment {
   readonly weight: number;
 }
 
+/** A storage account reached by connection string, or by URI with the managed identity. */
+export type StorageTarget = { readonly connectionString: string } | { readonly tableServiceUri: string };
+
 export interface ConfigProblem {
   readonly setting: string;
   readonly message: string;
@@ -30,6 +33,12 @@ export interface GatewayConfig {
   readonly maxAudioFileBytes: number;
   readonly upstreamHeadersTimeoutMs: number;
   readonly failureCooldownMs: number;
+  /** Where the shared cursor and health live; unset = in-process only. */
+  readonly balancerStorage?: StorageTarget;
+  readonly balancerTable: string;
+  readonly balancerBlockSize: number;
+  readonly healthRefreshMs: number;
+  readonly storageTimeoutMs: number;
   /** True when some deployment has no key and needs an Entra ID token. */
   readonly needsIdentity: boolean;
   /** Empty when the configuration is usable. */
@@ -70,6 +79,11 @@ export function loadConfig(env: Env): GatewayConfig {
     maxAudioFileBytes: positiveInt('MAX_AUDIO_FILE_BYTES', env, 25 * MiB, problem),
     upstreamHeadersTimeoutMs: positiveInt('UPSTREAM_HEADERS_TIMEOUT_MS', env, 120_000, problem),
     failureCooldownMs: positiveInt('UPSTREAM_FAILURE_COOLDOWN_MS', env, 10_000, problem),
+    balancerStorage: storageTarget(env, problem),
+    balancerTable: tableName(env.BALANCER_TABLE, problem),
+    balancerBlockSize: positiveInt('BALANCER_BLOCK_SIZE', env, 16, problem),
+    healthRefreshMs: positiveInt('BALANCER_HEALTH_REFRESH_MS', env, 1000, problem),
+    storageTimeoutMs: positiveInt('BALANCER_STORAGE_TIMEOUT_MS', env, 1000, problem),
     needsIdentity: all.some((d) => !d.apiKey),
     problems: Object.freeze(problems),
   });
@@ -222,7 +236,48 @@ function parseLegacyUrl(raw: string | undefined, problem: Report): LegacyUrl | u
   return { endpoint, deployment: decodeURIComponent(match[1]), apiVersion: url.searchParams.get('api-version') ?? undefined };
 }
 
-function positiveInt(name: (typeof SETTINGS)[number]['name'], env: Env, fallback: number, problem: Report): number {
+/**
+ * BALANCER_STORAGE_CONNECTION, else AzureWebJobsStorage; each as a connection
+ * string or in the identity-based form Functions uses (NAME__accountName,
+ * NAME__tableServiceUri).
+ */
+function storageTarget(env: Env, problem: Report): StorageTarget | undefined {
+  for (const name of ['BALANCER_STORAGE_CONNECTION', 'AzureWebJobsStorage']) {
+    const conn = nonEmpty(env[name]);
+    if (conn !== undefined) {
+      if (!/usedevelopmentstorage=true/i.test(conn) && !/(accountkey|sharedaccesssignature)=/i.test(conn)) {
+        problem(name, 'is not a storage connection string (expected AccountName=...;AccountKey=... or UseDevelopmentStorage=true).');
+        return undefined;
+      }
+      return { connectionString: conn };
+    }
+    const uri = nonEmpty(env[`${name}__tableServiceUri`]);
+    if (uri !== undefined) {
+      const endpoint = parseEndpoint(`${name}__tableServiceUri`, uri, problem);
+      return endpoint ? { tableServiceUri: endpoint } : undefined;
+    }
+    const account = nonEmpty(env[`${name}__accountName`]);
+    if (account !== undefined) {
+      if (!/^[a-z0-9]{3,24}$/.test(account)) {
+        problem(`${name}__accountName`, 'is not a storage account name (3 to 24 lower-case letters and digits).');
+        return undefined;
+      }
+      return { tableServiceUri: `https://${account}.table.core.windows.net` };
+    }
+  }
+  return undefined;
+}
+
+function tableName(raw: string | undefined, problem: Report): string {
+  const name = nonEmpty(raw) ?? 'gatewaybalancer';
+  if (!/^[A-Za-z][A-Za-z0-9]{2,62}$/.test(name)) {
+    problem('BALANCER_TABLE', `is "${name}"; a table name is 3 to 63 letters and digits, starting with a letter.`);
+    return 'gatewaybalancer';
+  }
+  return name;
+}
+
+function positiveInt(name: SettingName, env: Env, fallback: number, problem: Report): number {
   const raw = nonEmpty(env[name]);
   if (raw === undefined) return fallback;
   const n = Number(raw);

@@ -3,7 +3,7 @@ import { GatewayConfig } from './config';
 import { ProxyKeyRing } from './auth';
 import { Balancer, CursorSource, HealthPublisher, LocalCursor } from './balancer';
 import { HealthView } from './health';
-import { JsonLineLogger, Logger } from './log';
+import { JsonLineLogger, Logger, RateLimitedWarning } from './log';
 import { NodeHttpUpstream, UpstreamClient } from './upstream';
 import { KeyOrTokenAuth, TokenCache, UpstreamAuth } from './upstream-auth';
 
@@ -30,11 +30,17 @@ export class Gateway {
   readonly upstreamAuth: UpstreamAuth;
   readonly logger: Logger;
   readonly now: () => number;
+  /** Upstream credential failures repeat per request; one warning per minute is enough. */
+  readonly credentialWarning: RateLimitedWarning;
+  /** Whether the cursor and health are shared with other instances. */
+  readonly shared: boolean;
 
   constructor(deps: GatewayDeps) {
+    this.shared = deps.cursor !== undefined && !(deps.cursor instanceof LocalCursor);
     this.config = deps.config;
     this.now = deps.now ?? Date.now;
     this.logger = deps.logger ?? new JsonLineLogger();
+    this.credentialWarning = new RateLimitedWarning(this.logger, 60_000, this.now);
     this.keys = new ProxyKeyRing(deps.config.proxyKeys);
     this.upstream = deps.upstream ?? new NodeHttpUpstream();
     this.upstreamAuth = deps.upstreamAuth ?? new KeyOrTokenAuth(deps.credential ? new TokenCache(deps.credential, undefined, this.now) : undefined);

@@ -2,8 +2,7 @@ import { Deployment } from './config';
 
 /**
  * A pool's rotation: each deployment appears `weight` times per cycle, spread
- * out (smooth weighted round-robin) so a weight-2 deployment does not take two
- * requests back to back.
+ * out within the rotation (smooth weighted round-robin) rather than bunched.
  */
 export function weightedSchedule(pool: readonly Deployment[]): readonly Deployment[] {
   const total = pool.reduce((n, d) => n + d.weight, 0);

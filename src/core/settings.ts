@@ -23,6 +23,14 @@ export const SETTINGS = [
   { name: 'MAX_AUDIO_FILE_BYTES', description: 'Largest audio upload accepted (default 25 MiB).', optional: true },
   { name: 'UPSTREAM_HEADERS_TIMEOUT_MS', description: 'How long to wait for an upstream deployment to send response headers before failing over (default 120000).', optional: true },
   { name: 'UPSTREAM_FAILURE_COOLDOWN_MS', description: 'How long a deployment that failed with 5xx, a timeout or a connection error is skipped (default 10000).', optional: true },
+  { name: 'AzureWebJobsStorage', description: 'The Functions storage account; also holds the balancer table unless BALANCER_STORAGE_CONNECTION is set.', secret: true, optional: true },
+  { name: 'AzureWebJobsStorage__accountName', description: 'Identity-based form of AzureWebJobsStorage: the storage account name.', optional: true },
+  { name: 'BALANCER_STORAGE_CONNECTION', description: 'Storage for the shared round-robin cursor and deployment health (connection string); overrides AzureWebJobsStorage.', secret: true, optional: true },
+  { name: 'BALANCER_STORAGE_CONNECTION__tableServiceUri', description: 'Identity-based form of BALANCER_STORAGE_CONNECTION: the table service URI.', optional: true },
+  { name: 'BALANCER_TABLE', description: 'Table holding the balancer state (default gatewaybalancer).', optional: true },
+  { name: 'BALANCER_BLOCK_SIZE', description: 'About how many cursor positions an instance reserves per storage write (default 16).', optional: true },
+  { name: 'BALANCER_HEALTH_REFRESH_MS', description: 'How often an instance reads the cooldowns other instances published (default 1000).', optional: true },
+  { name: 'BALANCER_STORAGE_TIMEOUT_MS', description: 'Longest a balancer storage call may take before the instance balances alone (default 1000).', optional: true },
 ] as const satisfies readonly SettingSpec[];
 
 export type SettingName = (typeof SETTINGS)[number]['name'];

@@ -7,6 +7,7 @@ import { Gateway } from '../core/gateway';
 import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
 import { UpstreamFailure, UpstreamReply } from '../core/upstream';
 import { AttemptResult } from '../core/balancer';
+import { describeError } from '../core/log';
 
 /** The deployments that serve a model, or OpenAI's 404. */
 export function poolFor(gateway: Gateway, model: string): readonly Deployment[] {
@@ -36,7 +37,15 @@ export async function forward(req: GatewayRequest, gateway: Gateway, ctx: Reques
   ctx.model = model;
   const pool = poolFor(gateway, model);
   const attempt = async (deployment: Deployment): Promise<AttemptResult<GatewayResponse>> => {
-    const [authName, authValue] = await gateway.upstreamAuth.header(deployment);
+    let authName: string;
+    let authValue: string;
+    try {
+      [authName, authValue] = await gateway.upstreamAuth.header(deployment);
+    } catch (err) {
+      // No token for this deployment (identity not set up): another deployment may still serve.
+      gateway.credentialWarning.warn({ msg: 'could not authenticate to a deployment; check the managed identity or its key', deployment: deployment.label, error: describeError(err) });
+      return { kind: 'retry', reason: 'rejected' };
+    }
     let reply: UpstreamReply;
     try {
       reply = await gateway.upstream.send({

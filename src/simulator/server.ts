@@ -248,7 +248,7 @@ export class AzureOpenAISimulator {
       call.status = 200;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write('{"choices":[');
-      setImmediate(() => res.destroy());
+      setTimeout(() => res.destroy(), 20);
       return;
     }
     this.send(call, res, 200, make(body), { 'x-ratelimit-remaining-requests': '99' });
@@ -264,7 +264,11 @@ export class AzureOpenAISimulator {
     const all = events(body);
     for (let i = 0; i < all.length; i++) {
       if (res.destroyed) return;
-      if (resetAfter !== undefined && i === resetAfter) return void res.destroy();
+      if (resetAfter !== undefined && i === resetAfter) {
+        // Let what was written reach the client first: the break comes mid-stream, not before it.
+        await sleep(20);
+        return void res.destroy();
+      }
       // Hold after the first content event so a test can see it arrive before the last one exists.
       if (i === 2 && this.gate) await this.gate.promise;
       if (i > 0 && this.streamIntervalMs > 0) await sleep(this.streamIntervalMs);

@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
-import { loadConfig } from '../../src/core/config';
 import { Gateway, GatewayDeps } from '../../src/core/gateway';
+import { createGateway } from '../../src/bootstrap';
 import { MemoryLogger } from '../../src/core/log';
 import { Env } from '../../src/core/settings';
 import { LocalServer } from '../../src/local/server';
@@ -47,7 +47,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...options.env?.(simUrl),
   };
   const logger = new MemoryLogger();
-  const gateway = new Gateway({ config: loadConfig(env), logger, ...options.deps });
+  const gateway = createGateway(env, { logger, ...options.deps });
   const server = new LocalServer(gateway, routeTable);
   const url = await server.listen(0);
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: PROXY_KEY, maxRetries: 0 });

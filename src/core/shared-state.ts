@@ -1,0 +1,198 @@
+import { performance } from 'node:perf_hooks';
+import { CursorSource, HealthPublisher } from './balancer';
+import { Cooldown, HealthView } from './health';
+import { Logger, RateLimitedWarning, describeError } from './log';
+import { TableBalancerStore } from './table-store';
+
+export interface SharedStateOptions {
+  readonly store: TableBalancerStore;
+  readonly health: HealthView;
+  readonly logger: Logger;
+  readonly now?: () => number;
+  /** About how many positions an instance reserves at a time (default 16). */
+  readonly blockTarget?: number;
+  /** Longest a storage call may take before this instance stops waiting for it (default 1000 ms). */
+  readonly timeoutMs?: number;
+  /** How often other instances' cooldowns are read (default 1000 ms). */
+  readonly refreshMs?: number;
+  /** After storage failed, how long before it is tried again (default 5000 ms). */
+  readonly retryMs?: number;
+}
+
+interface PoolState {
+  next: number;
+  end: number;
+  readonly cycle: number;
+  /** Rotations per block now; grows while requests wait for blocks, shrinks when blocks last long. */
+  rotations: number;
+  readonly minRotations: number;
+  installedAt: number;
+  queued?: { start: number; end: number };
+  pending?: Promise<void>;
+  /** This instance's own rotation, used while storage is out of reach. */
+  local: number;
+}
+
+/** Blocks grow to at most this many rotations under heavy load. */
+const MAX_ROTATIONS = 2048;
+
+/**
+ * One more than a whole number of rotations, so that successive blocks start
+ * at successive deployments.
+ */
+function blockSize(pool: PoolState): number {
+  return pool.cycle > 1 ? pool.rotations * pool.cycle + 1 : pool.rotations;
+}
+
+export interface SharedStats {
+  reservations: number;
+  conflicts: number;
+  fallbacks: number;
+  storageMs: number;
+}
+
+/**
+ * The cursor and health view shared by every instance through Table Storage,
+ * kept off the request path: an instance reserves a block of cursor positions
+ * with one conditional write and hands them out locally, reserving the next
+ * block when half of the current one is gone.
+ *
+ * Fairness: blocks are contiguous windows of one global rotation, so the
+ * positions used are the rotation from 0 minus, per instance, the unused end
+ * of its current block and its unused prefetched block, each a contiguous
+ * window whose mix of deployments is within one weight of proportional. Over
+ * N requests a deployment of weight w (of total W) serves N*w/W requests, give
+ * or take (2 * instances + 1) * w, however the requests are spread.
+ *
+ * Block sizes are one more than a whole number of rotations, so successive
+ * blocks start at successive deployments: fresh instances that serve a request
+ * or two each (a scale-out) still take turns instead of all starting on the
+ * first deployment. A block grows when requests had to wait for the next one
+ * (heavy load) and shrinks when blocks last long; fairness does not depend on
+ * its size.
+ *
+ * When storage is down or slow, requests keep flowing on this instance's own
+ * rotation, with one warning, and sharing resumes when storage answers again.
+ */
+export class SharedBalancerState implements CursorSource, HealthPublisher {
+  readonly stats: SharedStats = { reservations: 0, conflicts: 0, fallbacks: 0, storageMs: 0 };
+  private readonly pools = new Map<string, PoolState>();
+  private readonly now: () => number;
+  private readonly warning: RateLimitedWarning;
+  private offlineUntil = 0;
+  private wasOffline = false;
+  private lastRefresh = -Infinity;
+  private refreshing = false;
+
+  constructor(private readonly options: SharedStateOptions) {
+    this.now = options.now ?? Date.now;
+    this.warning = new RateLimitedWarning(options.logger, 10 * 60_000, this.now);
+  }
+
+  next(poolKey: string, cycle: number): number | Promise<number> {
+    this.refreshSoon();
+    const pool = this.pool(poolKey, cycle);
+    if (pool.next < pool.end) {
+      const position = pool.next++;
+      if (pool.end - pool.next <= blockSize(pool) / 2) this.prefetch(poolKey, pool);
+      return position;
+    }
+    return this.slowNext(poolKey, pool);
+  }
+
+  publish(deploymentId: string, cooldown: Cooldown): void {
+    if (this.offline()) return;
+    void this.call((signal) => this.options.store.publishCooldown(deploymentId, cooldown, signal)).catch(() => {});
+  }
+
+  private async slowNext(poolKey: string, pool: PoolState): Promise<number> {
+    for (let round = 0; round < 4; round++) {
+      if (pool.next < pool.end) return pool.next++;
+      if (pool.queued) {
+        this.install(pool);
+        continue;
+      }
+      if (this.offline()) break;
+      if (pool.end > 0) pool.rotations = Math.min(pool.rotations * 2, MAX_ROTATIONS);
+      this.prefetch(poolKey, pool);
+      await pool.pending;
+    }
+    this.stats.fallbacks++;
+    return pool.local++;
+  }
+
+  private prefetch(poolKey: string, pool: PoolState): void {
+    if (pool.pending || pool.queued || this.offline()) return;
+    const size = blockSize(pool);
+    pool.pending = this.call((signal) => this.options.store.reserve(poolKey, size, signal))
+      .then((r) => {
+        this.stats.reservations++;
+        this.stats.conflicts += r.conflicts;
+        pool.queued = { start: r.start, end: r.start + size };
+      }, () => {})
+      .finally(() => {
+        pool.pending = undefined;
+      });
+  }
+
+  private install(pool: PoolState): void {
+    const now = this.now();
+    // A block that lasted long means traffic is light: smaller blocks keep instances taking turns.
+    if (now - pool.installedAt > 30_000) pool.rotations = Math.max(pool.minRotations, Math.floor(pool.rotations / 2));
+    pool.next = pool.queued!.start;
+    pool.end = pool.queued!.end;
+    pool.queued = undefined;
+    pool.installedAt = now;
+  }
+
+  /** Other instances' cooldowns, read in the background at most once per refresh interval. */
+  private refreshSoon(): void {
+    const now = this.now();
+    if (this.refreshing || now - this.lastRefresh < (this.options.refreshMs ?? 1000) || this.offline()) return;
+    this.refreshing = true;
+    this.lastRefresh = now;
+    void this.call((signal) => this.options.store.readCooldowns(now, signal))
+      .then((cooldowns) => {
+        for (const [id, c] of cooldowns) this.options.health.set(id, c);
+      }, () => {})
+      .finally(() => {
+        this.refreshing = false;
+      });
+  }
+
+  private async call<T>(op: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await op(AbortSignal.timeout(this.options.timeoutMs ?? 1000));
+      if (this.wasOffline) {
+        this.wasOffline = false;
+        this.warning.reset();
+        this.options.logger.log('info', { msg: 'balancer storage reachable again; the cursor and health are shared again' });
+      }
+      return result;
+    } catch (err) {
+      this.offlineUntil = this.now() + (this.options.retryMs ?? 5000);
+      this.wasOffline = true;
+      this.options.store.forgetTable();
+      this.warning.warn({ msg: 'balancer storage unavailable; balancing on this instance alone until it answers', error: describeError(err) });
+      throw err;
+    } finally {
+      this.stats.storageMs += performance.now() - started;
+    }
+  }
+
+  private offline(): boolean {
+    return this.now() < this.offlineUntil;
+  }
+
+  private pool(poolKey: string, cycle: number): PoolState {
+    let pool = this.pools.get(poolKey);
+    if (pool === undefined) {
+      const target = this.options.blockTarget ?? 16;
+      const rotations = Math.max(1, Math.ceil((cycle > 1 ? target - 1 : target) / cycle));
+      pool = { next: 0, end: 0, cycle, rotations, minRotations: rotations, installedAt: this.now(), local: 0 };
+      this.pools.set(poolKey, pool);
+    }
+    return pool;
+  }
+}

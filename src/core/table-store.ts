@@ -1,0 +1,125 @@
+import { odata, RestError, TableClient, TableEntityResult } from '@azure/data-tables';
+import { Cooldown, SkipReason } from './health';
+
+/**
+ * The balancer's shared state in one Azure Table: a cursor entity per model
+ * pool (partition "cursor") and a cooldown entity per deployment (partition
+ * "health"). Cursor moves use optimistic concurrency on the entity's ETag.
+ */
+export interface Reservation {
+  /** First position of the reserved block. */
+  readonly start: number;
+  /** Conditional writes that lost a race before this one won. */
+  readonly conflicts: number;
+}
+
+const CURSOR = 'cursor';
+const HEALTH = 'health';
+const MAX_RACES = 16;
+
+interface CursorEntity {
+  partitionKey: string;
+  rowKey: string;
+  next: number;
+}
+
+interface HealthEntity {
+  partitionKey: string;
+  rowKey: string;
+  until: number;
+  reason: string;
+}
+
+export class TableBalancerStore {
+  private tableReady?: Promise<void>;
+
+  constructor(private readonly table: TableClient) {}
+
+  /** Moves the pool's cursor forward by `size` and returns where the block starts. */
+  async reserve(poolKey: string, size: number, signal: AbortSignal): Promise<Reservation> {
+    await this.ensureTable(signal);
+    const rowKey = rowKeyFor(poolKey);
+    let conflicts = 0;
+    for (let race = 0; race < MAX_RACES; race++) {
+      const current = await this.readCursor(rowKey, signal);
+      try {
+        if (current === undefined) {
+          await this.table.createEntity<CursorEntity>({ partitionKey: CURSOR, rowKey, next: size }, { abortSignal: signal });
+          return { start: 0, conflicts };
+        }
+        await this.table.updateEntity<CursorEntity>({ partitionKey: CURSOR, rowKey, next: current.next + size }, 'Replace', { etag: current.etag, abortSignal: signal });
+        return { start: current.next, conflicts };
+      } catch (err) {
+        if (!isStatus(err, 409) && !isStatus(err, 412)) throw err;
+        conflicts++;
+        // Another instance moved the cursor first: read again after a short, jittered pause.
+        await pause(Math.random() * 2 * (race + 1), signal);
+      }
+    }
+    throw new Error('cursor reservation kept losing races');
+  }
+
+  async publishCooldown(deploymentId: string, cooldown: Cooldown, signal: AbortSignal): Promise<void> {
+    await this.ensureTable(signal);
+    await this.table.upsertEntity<HealthEntity>(
+      { partitionKey: HEALTH, rowKey: deploymentId, until: cooldown.until, reason: cooldown.reason },
+      'Replace',
+      { abortSignal: signal },
+    );
+  }
+
+  /** Cooldowns still in force, as every instance published them. */
+  async readCooldowns(now: number, signal: AbortSignal): Promise<Map<string, Cooldown>> {
+    await this.ensureTable(signal);
+    const result = new Map<string, Cooldown>();
+    const pages = this.table.listEntities<HealthEntity>({ queryOptions: { filter: odata`PartitionKey eq ${HEALTH} and until gt ${now}` }, abortSignal: signal });
+    for await (const e of pages) result.set(e.rowKey, { until: Number(e.until), reason: e.reason as SkipReason });
+    return result;
+  }
+
+  private async readCursor(rowKey: string, signal: AbortSignal): Promise<{ next: number; etag: string } | undefined> {
+    try {
+      const e: TableEntityResult<CursorEntity> = await this.table.getEntity<CursorEntity>(CURSOR, rowKey, { abortSignal: signal });
+      return { next: Number(e.next), etag: e.etag };
+    } catch (err) {
+      if (isStatus(err, 404)) return undefined;
+      throw err;
+    }
+  }
+
+  private ensureTable(signal: AbortSignal): Promise<void> {
+    this.tableReady ??= this.table.createTable({ abortSignal: signal }).then(
+      () => undefined,
+      (err) => {
+        this.tableReady = undefined;
+        throw err;
+      },
+    );
+    return this.tableReady;
+  }
+
+  /** After storage was lost (an emulator restarted empty), the table may need creating again. */
+  forgetTable(): void {
+    this.tableReady = undefined;
+  }
+}
+
+/** Row keys may not hold / \ # ? or control characters; model names may. */
+function rowKeyFor(poolKey: string): string {
+  return Buffer.from(poolKey, 'utf8').toString('base64url');
+}
+
+export function isStatus(err: unknown, status: number): boolean {
+  return err instanceof RestError ? err.statusCode === status : (err as { statusCode?: number })?.statusCode === status;
+}
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}
