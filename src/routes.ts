@@ -1,4 +1,5 @@
 import { Route } from './core/route';
+import { audioSpeech, audioUpload } from './handlers/audio';
 import { health } from './handlers/health';
 import { jsonOperation } from './handlers/json-operation';
 import { listModels, retrieveModel } from './handlers/models';
@@ -13,6 +14,9 @@ export const routes = {
   embeddings: { name: 'embeddings', methods: ['POST'], route: 'v1/embeddings', auth: true, handler: jsonOperation('embeddings') },
   listModels: { name: 'listModels', methods: ['GET'], route: 'v1/models', auth: true, handler: listModels },
   retrieveModel: { name: 'retrieveModel', methods: ['GET'], route: 'v1/models/{model}', auth: true, handler: retrieveModel },
+  audioTranscriptions: { name: 'audioTranscriptions', methods: ['POST'], route: 'v1/audio/transcriptions', auth: true, handler: audioUpload('audio/transcriptions') },
+  audioTranslations: { name: 'audioTranslations', methods: ['POST'], route: 'v1/audio/translations', auth: true, handler: audioUpload('audio/translations') },
+  audioSpeech: { name: 'audioSpeech', methods: ['POST'], route: 'v1/audio/speech', auth: true, handler: audioSpeech },
   health: { name: 'health', methods: ['GET'], route: 'health', auth: false, handler: health },
 } as const satisfies Record<string, Route>;
 

@@ -1,5 +1,5 @@
 import { GatewayRequest } from './http';
-import { badRequest, payloadTooLarge, unsupportedMediaType } from './errors';
+import { badRequest, payloadTooLarge, wrongContentType } from './errors';
 
 /**
  * Reads the whole request body, refusing it with 413 as soon as it passes the
@@ -25,7 +25,7 @@ export interface JsonBody {
 export async function readJsonObject(req: GatewayRequest, limit: number): Promise<JsonBody> {
   const type = req.header('content-type');
   if (type !== undefined && !isJsonType(type)) {
-    throw unsupportedMediaType(`Content-Type "${type.split(';')[0]}" is not accepted here; send a JSON body with Content-Type: application/json.`);
+    throw wrongContentType(`Content-Type "${type.split(';')[0]}" is not accepted here; send a JSON body with Content-Type: application/json.`);
   }
   const raw = await readBody(req.body, limit);
   if (raw.length === 0) throw badRequest('The request body is empty; send a JSON object.');

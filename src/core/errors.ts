@@ -47,8 +47,9 @@ export const payloadTooLarge = (limitBytes: number) =>
   new GatewayError(413, `The request body is larger than the gateway accepts (${limitBytes} bytes). Send a smaller body.`,
     'invalid_request_error', 'request_too_large');
 
-export const unsupportedMediaType = (message: string) =>
-  new GatewayError(415, message, 'invalid_request_error', 'unsupported_media_type');
+/** A body of the wrong type: 400 as OpenAI answers it, so SDKs raise BadRequestError. */
+export const wrongContentType = (message: string) =>
+  new GatewayError(400, message, 'invalid_request_error', 'invalid_content_type');
 
 export const rateLimited = (retryAfterSeconds: number) =>
   new GatewayError(429,

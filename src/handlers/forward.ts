@@ -7,6 +7,7 @@ import { Gateway } from '../core/gateway';
 import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
 import { UpstreamFailure, UpstreamReply } from '../core/upstream';
 import { AttemptResult } from '../core/balancer';
+import { UsageTap } from '../core/usage-tap';
 import { describeError } from '../core/log';
 
 /** The deployments that serve a model, or OpenAI's 404. */
@@ -80,6 +81,20 @@ export async function forward(req: GatewayRequest, gateway: Gateway, ctx: Reques
 
 function errorToResponse(error: GatewayError): GatewayResponse {
   return jsonResponse(error.status, error.toBody(), { ...error.headers });
+}
+
+/**
+ * A whole upstream answer passed on as it streams in: content type and length
+ * kept, token usage read from a JSON body's tail when `usage` is wanted.
+ */
+export function passThrough(reply: UpstreamReply, ctx: RequestContext, usage = true): GatewayResponse {
+  const type = reply.headers['content-type'] ?? 'application/octet-stream';
+  const json = usage && type.includes('json');
+  return {
+    status: reply.status,
+    headers: { 'content-type': type, ...passHeaders(reply, ['content-length', 'content-disposition']) },
+    body: json ? through(reply, new UsageTap((u) => (ctx.usage = u))) : reply.body,
+  };
 }
 
 /** Pipes the upstream body through a transform, tearing both down if either fails. */

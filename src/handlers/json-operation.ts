@@ -4,9 +4,8 @@ import { RequestContext } from '../core/context';
 import { Gateway } from '../core/gateway';
 import { GatewayRequest, GatewayResponse } from '../core/http';
 import { AzureEventFilter } from '../core/sse';
-import { UsageTap } from '../core/usage-tap';
 import { usesModelField } from '../core/azure';
-import { forward, passHeaders, through } from './forward';
+import { forward, passThrough, through } from './forward';
 import { Handler } from '../core/route';
 
 /**
@@ -33,11 +32,7 @@ export function jsonOperation(operation: string): Handler {
             body: through(reply, new AzureEventFilter((u) => (ctx.usage = u))),
           };
         }
-        return {
-          status: reply.status,
-          headers: { 'content-type': type, ...passHeaders(reply, ['content-length']) },
-          body: through(reply, new UsageTap((u) => (ctx.usage = u))),
-        };
+        return passThrough(reply, ctx);
       },
     });
   };

@@ -1,4 +1,7 @@
+import { installAudio } from './audio';
 import { AzureOpenAISimulator } from './server';
 
-/** Adds the simulator's optional operations (audio, speech) as they are built. */
-export function installSimulatorOperations(_sim: AzureOpenAISimulator): void {}
+/** Adds the simulator's operations beyond chat, completions and embeddings. */
+export function installSimulatorOperations(sim: AzureOpenAISimulator): void {
+  installAudio(sim);
+}

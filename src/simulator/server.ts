@@ -125,6 +125,11 @@ export class AzureOpenAISimulator {
     };
   }
 
+  /** Resolves at once, or when held streams are released. */
+  streamGate(): Promise<void> {
+    return this.gate?.promise ?? Promise.resolve();
+  }
+
   callsTo(deployment: string): SimCall[] {
     return this.calls.filter((c) => c.deployment === deployment);
   }
@@ -148,7 +153,7 @@ export class AzureOpenAISimulator {
       }
     } else {
       operation = v1![1];
-      deployment = modelFromBody(req, body) ?? '';
+      deployment = modelFromBody(req, body) ?? modelFromMultipart(req, body) ?? '';
     }
     const authorization = req.headers.authorization;
     const bearer = authorization?.startsWith('Bearer ') ? authorization.slice(7) : undefined;
@@ -303,6 +308,11 @@ function modelFromBody(req: http.IncomingMessage, body: Buffer): string | undefi
   } catch {
     return undefined;
   }
+}
+
+function modelFromMultipart(req: http.IncomingMessage, body: Buffer): string | undefined {
+  if (!String(req.headers['content-type'] ?? '').startsWith('multipart/')) return undefined;
+  return /name="model"\r\n\r\n([^\r]*)\r\n/.exec(body.toString('latin1'))?.[1];
 }
 
 function azureError(res: http.ServerResponse, status: number, code: string, message: string): void {

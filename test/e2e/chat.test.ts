@@ -157,9 +157,9 @@ describe('errors the openai SDK raises as its typed errors', () => {
     expect(h.sim.calls.length).toBe(before);
   });
 
-  it('a form-encoded body (curl -d without a content type) is a 415 that names the right type', async () => {
+  it('a form-encoded body (curl -d without a content type) is a 400 that names the right type', async () => {
     const res = await raw('/v1/chat/completions', { method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/x-www-form-urlencoded' }, body: 'model=gpt-4o-mini' });
-    expect(res.status).toBe(415);
+    expect(res.status).toBe(400);
     expect(JSON.parse(await res.text()).error.message).toContain('application/json');
   });
 

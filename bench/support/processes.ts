@@ -1,0 +1,50 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** The gateway's local host in a process of its own, so its memory and CPU can be read apart. */
+export interface GatewayProcess {
+  readonly url: string;
+  readonly child: ChildProcess;
+  /** Kilobytes, from /proc: current resident set and its peak so far. */
+  memory(): { rssKb: number; peakKb: number };
+  /** CPU time the process has used, in milliseconds. */
+  cpuMs(): number;
+  stop(): Promise<void>;
+}
+
+export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
+  const main = path.resolve(__dirname, '../../src/local/main.js');
+  const child = spawn(process.execPath, [main], { env: { PATH: process.env.PATH ?? '', PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const onData = (c: Buffer) => {
+      out += c;
+      const m = /listening on (http:\/\/\S+?);/.exec(out);
+      if (m) {
+        // From here on the per-request log lines are not needed: drain them cheaply.
+        child.stdout!.off('data', onData);
+        child.stdout!.resume();
+        resolve(m[1].replace('localhost', '127.0.0.1'));
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`gateway exited with ${code}: ${out}`)));
+  });
+  const status = () => readFileSync(`/proc/${child.pid}/status`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status())?.[1] ?? 0);
+  return {
+    url,
+    child,
+    memory: () => ({ rssKb: field('VmRSS'), peakKb: field('VmHWM') }),
+    cpuMs: () => {
+      const parts = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
+      return (Number(parts[11]) + Number(parts[12])) * 10;
+    },
+    stop: () => new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    }),
+  };
+}

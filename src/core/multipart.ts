@@ -1,0 +1,118 @@
+import { once } from 'node:events';
+import busboy from 'busboy';
+import { GatewayRequest } from './http';
+import { badRequest, GatewayError, payloadTooLarge, wrongContentType } from './errors';
+
+/** One uploaded file, kept as the chunks it arrived in (no copy into one buffer). */
+export interface UploadedFile {
+  readonly field: string;
+  readonly filename: string;
+  readonly mimeType: string;
+  readonly chunks: Buffer[];
+  size: number;
+}
+
+export interface MultipartForm {
+  /** Every non-file field in arrival order; repeated names (timestamp_granularities[]) repeat. */
+  readonly fields: [string, string][];
+  readonly file?: UploadedFile;
+}
+
+export interface MultipartLimits {
+  readonly fileBytes: number;
+  readonly fieldBytes: number;
+}
+
+/**
+ * Reads a multipart/form-data upload with busboy. The file may come before or
+ * after the other fields; an upload over the limit is refused the moment it
+ * passes it, and the rest of the body is not read.
+ */
+export async function readMultipart(req: GatewayRequest, limits: MultipartLimits): Promise<MultipartForm> {
+  const type = req.header('content-type');
+  const expected = 'Send the upload as multipart/form-data with a "file" field and a "model" field.';
+  if (type === undefined || !/^multipart\/form-data/i.test(type.trim())) {
+    throw wrongContentType(`Content-Type ${type ? `"${type.split(';')[0]}"` : 'is missing and'} is not accepted here. ${expected}`);
+  }
+  let parser: busboy.Busboy;
+  try {
+    parser = busboy({ headers: { 'content-type': type }, limits: { fileSize: limits.fileBytes, files: 1, fields: 64, fieldSize: limits.fieldBytes, parts: 80 } });
+  } catch {
+    throw wrongContentType(`The multipart Content-Type has no boundary. ${expected}`);
+  }
+
+  const fields: [string, string][] = [];
+  let file: UploadedFile | undefined;
+  let failure: GatewayError | undefined;
+  const fail = (e: GatewayError) => {
+    failure ??= e;
+  };
+
+  parser.on('field', (name, value, info) => {
+    if (info.valueTruncated) fail(badRequest(`The field "${name}" is longer than ${limits.fieldBytes} bytes.`, name));
+    else fields.push([name, value]);
+  });
+  parser.on('file', (name, stream, info) => {
+    if (file !== undefined) {
+      stream.resume();
+      return fail(badRequest('Send one file per request.', name));
+    }
+    const upload: UploadedFile = { field: name, filename: info.filename ?? 'audio', mimeType: info.mimeType, chunks: [], size: 0 };
+    file = upload;
+    stream.on('data', (chunk: Buffer) => {
+      upload.chunks.push(chunk);
+      upload.size += chunk.length;
+    });
+    stream.on('limit', () => fail(payloadTooLarge(limits.fileBytes)));
+    // A cut-off body errors the file stream as well as the parser; the parser's error reports it.
+    stream.on('error', () => {});
+  });
+  parser.on('filesLimit', () => fail(badRequest('Send one file per request.', 'file')));
+  parser.on('fieldsLimit', () => fail(badRequest('The upload has too many fields.')));
+  parser.on('partsLimit', () => fail(badRequest('The upload has too many parts.')));
+  const closed = new Promise<void>((resolve) => {
+    parser.on('close', resolve);
+    parser.on('error', () => {
+      fail(badRequest('The multipart body is malformed or ended early. Send the complete upload.'));
+      resolve();
+    });
+  });
+
+  for await (const chunk of req.body) {
+    if (failure) break;
+    if (!parser.write(chunk)) await Promise.race([once(parser, 'drain'), closed]);
+  }
+  if (failure) throw failure;
+  parser.end();
+  await closed;
+  if (failure) throw failure;
+  return { fields, file };
+}
+
+export function fieldValue(form: MultipartForm, name: string): string | undefined {
+  return form.fields.find(([n]) => n === name)?.[1];
+}
+
+/**
+ * The form as a multipart body for Azure, as a list of buffers that reuses the
+ * uploaded chunks; `replace` swaps field values (the v1 form's model).
+ */
+export function encodeMultipart(form: MultipartForm, boundary: string, replace: Record<string, string> = {}): Buffer[] {
+  const parts: Buffer[] = [];
+  for (const [name, value] of form.fields) {
+    const v = Object.hasOwn(replace, name) ? replace[name] : value;
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${quote(name)}"\r\n\r\n${v}\r\n`));
+  }
+  if (form.file) {
+    const f = form.file;
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${quote(f.field)}"; filename="${quote(f.filename)}"\r\nContent-Type: ${f.mimeType.replace(/[\r\n]/g, '')}\r\n\r\n`));
+    parts.push(...f.chunks);
+    parts.push(Buffer.from('\r\n'));
+  }
+  parts.push(Buffer.from(`--${boundary}--\r\n`));
+  return parts;
+}
+
+function quote(s: string): string {
+  return s.replace(/[\r\n]/g, ' ').replace(/"/g, '%22');
+}

@@ -1,0 +1,138 @@
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import busboy from 'busboy';
+import { AzureOpenAISimulator, SimCall } from './server';
+
+/** What the simulator received in a multipart upload, for tests to compare with what the client sent. */
+export interface ReceivedUpload {
+  readonly fields: [string, string][];
+  readonly file?: { field: string; filename: string; mimeType: string; size: number; sha256: string };
+}
+
+const SPEECH_TYPES: Record<string, string> = {
+  mp3: 'audio/mpeg', opus: 'audio/opus', aac: 'audio/aac', flac: 'audio/flac', wav: 'audio/wav', pcm: 'audio/pcm',
+};
+
+/** Adds Azure's audio operations to a simulator. */
+export function installAudio(sim: AzureOpenAISimulator): void {
+  sim.handle('audio/transcriptions', (s, call, req, res) => transcribe(s, call, req, res, 'transcribe'));
+  sim.handle('audio/translations', (s, call, req, res) => transcribe(s, call, req, res, 'translate'));
+  sim.handle('audio/speech', speak);
+}
+
+async function parseUpload(call: SimCall, req: http.IncomingMessage): Promise<ReceivedUpload> {
+  const fields: [string, string][] = [];
+  let file: ReceivedUpload['file'];
+  await new Promise<void>((resolve, reject) => {
+    const bb = busboy({ headers: req.headers });
+    bb.on('field', (name, value) => fields.push([name, value]));
+    bb.on('file', (field, stream, info) => {
+      const hash = createHash('sha256');
+      let size = 0;
+      stream.on('data', (c: Buffer) => {
+        hash.update(c);
+        size += c.length;
+      });
+      stream.on('end', () => (file = { field, filename: info.filename ?? '', mimeType: info.mimeType, size, sha256: hash.digest('hex') }));
+    });
+    bb.on('close', resolve);
+    bb.on('error', reject);
+    bb.end(call.body);
+  });
+  return { fields, file };
+}
+
+async function transcribe(sim: AzureOpenAISimulator, call: SimCall, req: http.IncomingMessage, res: http.ServerResponse, task: 'transcribe' | 'translate'): Promise<void> {
+  let upload: ReceivedUpload;
+  try {
+    upload = await parseUpload(call, req);
+  } catch {
+    return sim.send(call, res, 400, { error: { code: 'invalidPayload', message: 'The request body is not valid multipart/form-data.' } });
+  }
+  (call as SimCall & { upload?: ReceivedUpload }).upload = upload;
+  if (!upload.file) return sim.send(call, res, 400, { error: { code: 'invalidPayload', message: "Missing required 'file' field." } });
+  const field = (n: string) => upload.fields.filter(([k]) => k === n).map(([, v]) => v);
+  const text = `Simulated ${task === 'translate' ? 'translation' : 'transcript'} of ${upload.file.filename} (${upload.file.size} bytes, sha256 ${upload.file.sha256.slice(0, 12)}).`;
+  const format = field('response_format')[0] ?? 'json';
+  const duration = Math.max(1, Math.round(upload.file.size / 16000));
+  call.status = 200;
+  switch (format) {
+    case 'text':
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      return void res.end(`${text}\n`);
+    case 'srt':
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      return void res.end(`1\n00:00:00,000 --> 00:00:${String(duration).padStart(2, '0')},000\n${text}\n\n`);
+    case 'vtt':
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      return void res.end(`WEBVTT\n\n00:00:00.000 --> 00:00:${String(duration).padStart(2, '0')}.000\n${text}\n\n`);
+    case 'verbose_json': {
+      const words = field('timestamp_granularities[]').includes('word')
+        ? text.split(' ').map((word, i) => ({ word, start: i * 0.3, end: i * 0.3 + 0.25 }))
+        : undefined;
+      const body = {
+        task, language: task === 'translate' ? 'english' : field('language')[0] ?? 'english', duration, text,
+        segments: [{ id: 0, seek: 0, start: 0, end: duration, text, tokens: [50364, 50414], temperature: Number(field('temperature')[0] ?? 0), avg_logprob: -0.2, compression_ratio: 1.1, no_speech_prob: 0.01 }],
+        ...(words ? { words } : {}),
+      };
+      return sim.send(call, res, 200, body);
+    }
+    default:
+      return sim.send(call, res, 200, { text });
+  }
+}
+
+/** A silent MPEG-1 Layer III frame (128 kb/s, 44.1 kHz): a player decodes a run of them as silence. */
+const MP3_FRAME = (() => {
+  const frame = Buffer.alloc(417);
+  frame.set([0xff, 0xfb, 0x90, 0x64]);
+  return frame;
+})();
+
+function wavHeader(dataBytes: number): Buffer {
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0);
+  h.writeUInt32LE(36 + dataBytes, 4);
+  h.write('WAVEfmt ', 8);
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20);
+  h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(24000, 24);
+  h.writeUInt32LE(48000, 28);
+  h.writeUInt16LE(2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write('data', 36);
+  h.writeUInt32LE(dataBytes, 40);
+  return h;
+}
+
+/** Audio bytes for the input, written in pieces so a test can see the first before the last. */
+function speechChunks(input: string, format: string): Buffer[] {
+  const frames = Math.max(8, input.split(/\s+/).length * 8);
+  if (format === 'mp3') return Array.from({ length: Math.ceil(frames / 8) }, () => Buffer.concat(Array(8).fill(MP3_FRAME)));
+  const pcm = Array.from({ length: Math.ceil(frames / 8) }, () => Buffer.alloc(4800));
+  const bytes = pcm.reduce((n, b) => n + b.length, 0);
+  return format === 'wav' ? [wavHeader(bytes), ...pcm] : pcm;
+}
+
+async function speak(sim: AzureOpenAISimulator, call: SimCall, _req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(call.body.toString('utf8'));
+  } catch {
+    return sim.send(call, res, 400, { error: { code: 'BadRequest', message: 'Invalid JSON.' } });
+  }
+  if (typeof body.input !== 'string' || !body.input) return sim.send(call, res, 400, { error: { code: 'BadRequest', message: "'input' is required." } });
+  const format = typeof body.response_format === 'string' ? body.response_format : 'mp3';
+  const type = SPEECH_TYPES[format];
+  if (!type) return sim.send(call, res, 400, { error: { code: 'BadRequest', message: `Unsupported response_format ${format}.`, param: 'response_format' } });
+  call.status = 200;
+  res.writeHead(200, { 'content-type': type, 'transfer-encoding': 'chunked' });
+  const chunks = speechChunks(body.input, format);
+  for (let i = 0; i < chunks.length; i++) {
+    if (res.destroyed) return;
+    if (i === 1) await sim.streamGate();
+    if (!res.write(chunks[i])) await new Promise((r) => res.once('drain', r));
+  }
+  res.end();
+}
