@@ -3,7 +3,7 @@ import { Deployment } from './config';
 import { GatewayError, typeForStatus } from './errors';
 import { AttemptResult } from './balancer';
 import { readBody } from './body';
-import { UpstreamReply } from './upstream';
+import { UpstreamFailure, UpstreamReply } from './upstream';
 
 /**
  * What Azure OpenAI's wire looks like: URL forms, retry hints, and error
@@ -52,11 +52,19 @@ const ERROR_BODY_LIMIT = 64 * 1024;
 export async function classifyReply<T>(
   reply: UpstreamReply,
   deployment: Deployment,
-  onSuccess: (reply: UpstreamReply) => T,
+  onSuccess: (reply: UpstreamReply) => T | Promise<T>,
   onClientError: (error: GatewayError) => T,
 ): Promise<AttemptResult<T>> {
   const status = reply.status;
-  if (status >= 200 && status < 300) return { kind: 'done', value: onSuccess(reply), ok: true };
+  if (status >= 200 && status < 300) {
+    try {
+      return { kind: 'done', value: await onSuccess(reply), ok: true };
+    } catch (err) {
+      // The answer broke before any of it reached the client: the next deployment may serve.
+      if (err instanceof UpstreamFailure && err.kind === 'connect') return { kind: 'retry', reason: 'connect', status };
+      throw err;
+    }
+  }
   if (status === 429) {
     reply.body.resume();
     return { kind: 'retry', reason: '429', retryAfterMs: retryAfterMs(reply.headers), status };

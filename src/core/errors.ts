@@ -66,6 +66,10 @@ export const unavailable = (message: string, retryAfterSeconds?: number) =>
 export const upstreamTimeout = (message: string) =>
   new GatewayError(504, message, 'server_error', 'upstream_timeout');
 
+/** The client left before its request was read: nobody will see this answer. */
+export const clientClosed = () =>
+  new GatewayError(499, 'The client closed the request.', 'invalid_request_error', 'client_closed');
+
 export const internalError = (cause?: unknown) =>
   new GatewayError(500, 'The gateway failed to handle this request. Retry it; if it keeps failing, report the x-request-id.',
     'server_error', 'internal_error', null, {}, { cause });

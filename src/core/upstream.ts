@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { ClientGone } from './http';
 
 /**
  * The HTTP client that talks to Azure OpenAI. node:http with keep-alive agents
@@ -11,7 +12,8 @@ export interface UpstreamCall {
   readonly method: 'GET' | 'POST';
   readonly headers: http.OutgoingHttpHeaders;
   readonly body?: Buffer | readonly Buffer[];
-  readonly signal: AbortSignal;
+  /** The client's departure cancels the call, before or after the response starts. */
+  readonly gone: ClientGone;
   /** Fail with kind "timeout" when no response headers arrive within this time. */
   readonly headersTimeoutMs: number;
 }
@@ -60,7 +62,7 @@ export class NodeHttpUpstream implements UpstreamClient {
 
   send(call: UpstreamCall): Promise<UpstreamReply> {
     return new Promise((resolve, reject) => {
-      if (call.signal.aborted) return reject(new UpstreamFailure('aborted'));
+      if (call.gone.happened) return reject(new UpstreamFailure('aborted'));
       const secure = call.url.protocol === 'https:';
       const body = call.body;
       const length = body === undefined ? 0 : Buffer.isBuffer(body) ? body.length : sum(body as readonly Buffer[]);
@@ -82,24 +84,22 @@ export class NodeHttpUpstream implements UpstreamClient {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        call.signal.removeEventListener('abort', onAbort);
+        stopWatching();
         request.destroy();
         reject(new UpstreamFailure(kind, { cause }));
       };
-      const onAbort = () => fail('aborted');
       const timer = setTimeout(() => fail('timeout'), call.headersTimeoutMs);
-      call.signal.addEventListener('abort', onAbort, { once: true });
+      const stopWatching = call.gone.on(() => fail('aborted'));
 
       request.on('error', (err) => fail('connect', err));
       request.on('response', (response) => {
         if (settled) return void response.destroy();
         settled = true;
         clearTimeout(timer);
-        call.signal.removeEventListener('abort', onAbort);
+        stopWatching();
         // From here the caller owns the body; a client that leaves still cancels it.
-        const onLateAbort = () => response.destroy(new UpstreamFailure('aborted'));
-        call.signal.addEventListener('abort', onLateAbort, { once: true });
-        response.once('close', () => call.signal.removeEventListener('abort', onLateAbort));
+        const stopLate = call.gone.on(() => response.destroy(new UpstreamFailure('aborted')));
+        response.once('close', stopLate);
         // Errors after this point surface through the body stream; keep the request quiet.
         request.removeAllListeners('error');
         request.on('error', () => {});

@@ -2,12 +2,14 @@ import { pipeline, Transform } from 'node:stream';
 import { classifyReply, deploymentUrl } from '../core/azure';
 import { Deployment } from '../core/config';
 import { RequestContext } from '../core/context';
-import { GatewayError, modelNotFound } from '../core/errors';
+import { clientClosed, GatewayError, modelNotFound } from '../core/errors';
 import { Gateway } from '../core/gateway';
 import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
 import { UpstreamFailure, UpstreamReply } from '../core/upstream';
 import { AttemptResult } from '../core/balancer';
 import { UsageTap } from '../core/usage-tap';
+import { readBody } from '../core/body';
+import { extractUsage } from '../core/usage';
 import { describeError } from '../core/log';
 
 /** The deployments that serve a model, or OpenAI's 404. */
@@ -24,7 +26,7 @@ export interface ForwardSpec {
   /** The request body for a given deployment (they differ only for the v1 form). */
   body(deployment: Deployment): Buffer | readonly Buffer[];
   /** Builds the client's response from a 2xx upstream reply. */
-  respond(reply: UpstreamReply): GatewayResponse;
+  respond(reply: UpstreamReply): GatewayResponse | Promise<GatewayResponse>;
   readonly accept?: string;
 }
 
@@ -59,7 +61,7 @@ export async function forward(req: GatewayRequest, gateway: Gateway, ctx: Reques
           [authName]: authValue,
         },
         body: spec.body(deployment),
-        signal: req.signal,
+        gone: req.gone,
         headersTimeoutMs: gateway.config.upstreamHeadersTimeoutMs,
       });
     } catch (err) {
@@ -71,10 +73,8 @@ export async function forward(req: GatewayRequest, gateway: Gateway, ctx: Reques
   try {
     return await gateway.balancer.dispatch(model, pool, attempt, ctx.tries);
   } catch (err) {
-    if (err instanceof UpstreamFailure && err.kind === 'aborted') {
-      // The client left before any answer: nobody will read this.
-      return jsonResponse(499, { error: { message: 'Client closed the request.', type: 'invalid_request_error', param: null, code: 'client_closed' } });
-    }
+    // The client left before any answer: nobody will read this.
+    if (err instanceof UpstreamFailure && err.kind === 'aborted') throw clientClosed();
     throw err;
   }
 }
@@ -87,14 +87,34 @@ function errorToResponse(error: GatewayError): GatewayResponse {
  * A whole upstream answer passed on as it streams in: content type and length
  * kept, token usage read from a JSON body's tail when `usage` is wanted.
  */
-export function passThrough(reply: UpstreamReply, ctx: RequestContext, usage = true): GatewayResponse {
+export async function passThrough(reply: UpstreamReply, ctx: RequestContext, usage = true): Promise<GatewayResponse> {
   const type = reply.headers['content-type'] ?? 'application/octet-stream';
   const json = usage && type.includes('json');
+  const length = Number(reply.headers['content-length']);
+  if (json && length <= SMALL_RESPONSE) {
+    // A small whole answer costs less read in one piece than piped through a stream per request.
+    const body = await readUpstream(reply);
+    const counted = extractUsage(body.toString('utf8', Math.max(0, body.length - 4096)));
+    if (counted) ctx.usage = counted;
+    return { status: reply.status, headers: { 'content-type': type }, body };
+  }
   return {
     status: reply.status,
     headers: { 'content-type': type, ...passHeaders(reply, ['content-length', 'content-disposition']) },
     body: json ? through(reply, new UsageTap((u) => (ctx.usage = u))) : reply.body,
   };
+}
+
+const SMALL_RESPONSE = 256 * 1024;
+
+/** Reads a whole upstream body; a connection that breaks midway is an upstream failure, not the client's. */
+async function readUpstream(reply: UpstreamReply): Promise<Buffer> {
+  try {
+    return await readBody(reply.body, SMALL_RESPONSE);
+  } catch (err) {
+    if (err instanceof GatewayError && err.status === 413) throw err;
+    throw new UpstreamFailure('connect', { cause: err });
+  }
 }
 
 /** Pipes the upstream body through a transform, tearing both down if either fails. */

@@ -23,7 +23,7 @@ export function jsonOperation(operation: string): Handler {
       contentType: 'application/json',
       accept: streamed ? 'text/event-stream' : 'application/json',
       body: (d: Deployment) => (usesModelField(d) ? Buffer.from(JSON.stringify({ ...value, model: d.deployment })) : raw),
-      respond: (reply): GatewayResponse => {
+      respond: (reply): GatewayResponse | Promise<GatewayResponse> => {
         const type = reply.headers['content-type'] ?? 'application/json';
         if (type.startsWith('text/event-stream')) {
           return {

@@ -4,7 +4,7 @@ import { AddressInfo } from 'node:net';
 import { Readable, pipeline } from 'node:stream';
 import { GatewayError, methodNotAllowed, notFound } from '../core/errors';
 import { Gateway } from '../core/gateway';
-import { GatewayRequest, GatewayResponse } from '../core/http';
+import { ClientGone, GatewayRequest, GatewayResponse } from '../core/http';
 import { errorResponse, serve } from '../core/pipeline';
 import { RequestContext } from '../core/context';
 import { Route } from '../core/route';
@@ -65,9 +65,9 @@ export class LocalServer {
     const path = q < 0 ? raw : raw.slice(0, q);
     const match = this.router.match(path);
 
-    const controller = new AbortController();
+    const gone = new ClientGone();
     res.once('close', () => {
-      if (!res.writableFinished) controller.abort();
+      if (!res.writableFinished) gone.fire();
     });
     const request: GatewayRequest = {
       method: req.method ?? 'GET',
@@ -79,7 +79,7 @@ export class LocalServer {
         return Array.isArray(v) ? v.join(', ') : v;
       },
       body: req,
-      signal: controller.signal,
+      gone,
     };
 
     let response: GatewayResponse;

@@ -37,6 +37,8 @@ export interface SimCall {
   readonly headers: http.IncomingHttpHeaders;
   readonly body: Buffer;
   status: number;
+  /** Stream events written so far. */
+  sent: number;
   /** The client went away before the response finished. */
   aborted: boolean;
   finished: boolean;
@@ -63,6 +65,9 @@ export class AzureOpenAISimulator {
   private server?: http.Server;
   private gate?: { promise: Promise<void>; open: () => void };
   streamIntervalMs: number;
+  /** Off for long benchmark runs, where the record would only grow. */
+  recordCalls = true;
+  private releaseHeld?: () => void;
 
   constructor(readonly options: SimulatorOptions = {}) {
     this.streamIntervalMs = options.streamIntervalMs ?? 0;
@@ -167,10 +172,11 @@ export class AzureOpenAISimulator {
       headers: req.headers,
       body,
       status: 0,
+      sent: 0,
       aborted: false,
       finished: false,
     };
-    this.calls.push(call);
+    if (this.recordCalls) this.calls.push(call);
     res.once('close', () => {
       call.finished = res.writableFinished;
       call.aborted = !res.writableFinished;
@@ -277,7 +283,9 @@ export class AzureOpenAISimulator {
       // Hold after the first content event so a test can see it arrive before the last one exists.
       if (i === 2 && this.gate) await this.gate.promise;
       if (i > 0 && this.streamIntervalMs > 0) await sleep(this.streamIntervalMs);
-      if (!res.write(all[i])) await new Promise((r) => res.once('drain', r));
+      const flowing = res.write(all[i]);
+      call.sent = i + 1;
+      if (!flowing) await new Promise((r) => res.once('drain', r));
     }
     res.end();
   }
@@ -291,6 +299,12 @@ export class AzureOpenAISimulator {
     } else if (url.pathname === '/_simulator/calls') {
       const calls = this.calls.map(({ headers: _h, body: _b, ...c }) => c);
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(calls));
+    } else if (url.pathname === '/_simulator/hold' && req.method === 'POST') {
+      this.releaseHeld = this.holdStreams();
+      res.writeHead(204).end();
+    } else if (url.pathname === '/_simulator/release' && req.method === 'POST') {
+      this.releaseHeld?.();
+      res.writeHead(204).end();
     } else if (url.pathname === '/_simulator/reset' && req.method === 'POST') {
       this.reset();
       res.writeHead(204).end();

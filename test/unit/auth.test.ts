@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ProxyKeyRing, presentedKey } from '../../src/core/auth';
-import { GatewayRequest } from '../../src/core/http';
+import { GatewayRequest, NEVER_GONE } from '../../src/core/http';
 
 const req = (headers: Record<string, string>): GatewayRequest => ({
-  method: 'GET', path: '/', query: '', params: {}, body: [], signal: new AbortController().signal,
+  method: 'GET', path: '/', query: '', params: {}, body: [], gone: NEVER_GONE,
   header: (n) => headers[n],
 });
 

@@ -1,0 +1,185 @@
+import http from 'node:http';
+import net from 'node:net';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Harness, PROXY_KEY, eventually, startHarness } from '../support/harness';
+
+let h: Harness;
+const auth = { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' };
+
+beforeAll(async () => {
+  h = await startHarness({
+    env: () => ({
+      MAX_REQUEST_BODY_BYTES: '65536',
+      // Each case starts with healthy deployments: failures here cool a deployment down for 1 ms only.
+      UPSTREAM_FAILURE_COOLDOWN_MS: '1',
+      MODEL_DEPLOYMENTS: JSON.stringify({ 'gpt-4o-mini': ['chat-a', 'chat-b'], 'weird/../model?x=%2F': ['chat-a'] }),
+    }),
+  });
+});
+afterAll(async () => h.close());
+beforeEach(() => h.sim.reset());
+
+const chat = (body: unknown, headers: Record<string, string> = auth) =>
+  fetch(`${h.url}/v1/chat/completions`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+const hello = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] };
+
+function expectOpenAIError(body: unknown): void {
+  expect(body).toEqual({ error: { message: expect.any(String), type: expect.any(String), param: expect.toSatisfy((p) => p === null || typeof p === 'string'), code: expect.toSatisfy((c) => c === null || typeof c === 'string') } });
+}
+
+describe('what Azure throws at the gateway', () => {
+  it('a reset mid-stream ends the client\'s stream with an error it can see, and the next request succeeds', async () => {
+    h.sim.setBehaviour('chat-a', { mode: 'reset', afterEvents: 4, times: 1 });
+    h.sim.setBehaviour('chat-b', { mode: 'reset', afterEvents: 4, times: 1 });
+    const stream = await h.client.chat.completions.create({ ...hello, stream: true, max_tokens: 50 } as OpenAI.ChatCompletionCreateParamsStreaming);
+    let chunks = 0;
+    const err = await (async () => {
+      for await (const _ of stream) chunks++;
+    })().catch((e) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(chunks).toBeGreaterThan(0);
+    h.sim.reset();
+    const next = await h.client.chat.completions.create(hello as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    expect(next.choices[0].message.content).toContain('hello');
+  });
+
+  it('the client leaving mid-stream cancels the upstream request within a second', async () => {
+    h.sim.streamIntervalMs = 10;
+    try {
+      const res = await new Promise<http.IncomingMessage>((resolve) => {
+        const req = http.request(`${h.url}/v1/chat/completions`, { method: 'POST', headers: auth }, resolve);
+        req.end(JSON.stringify({ ...hello, stream: true, max_tokens: 5000 }));
+      });
+      await new Promise((r) => res.once('data', r));
+      const call = h.sim.calls.at(-1)!;
+      const leftAt = Date.now();
+      res.destroy();
+      await eventually(() => call.aborted, 1000, 'the upstream stream to be cancelled');
+      expect(Date.now() - leftAt).toBeLessThan(1000);
+      expect(call.sent).toBeLessThan(5000);
+    } finally {
+      h.sim.streamIntervalMs = 0;
+    }
+  });
+
+  it('error statuses with bodies that are not Azure\'s JSON still reach the client as OpenAI errors of the same class', async () => {
+    const cases = [
+      { status: 400, body: '<html><body>Bad Request from the front door</body></html>', contentType: 'text/html', expect: 400 },
+      { status: 422, body: '{"error": {"message": "cut', contentType: 'application/json', expect: 422 },
+      { status: 502, body: '<html>Bad Gateway</html>', contentType: 'text/html', expect: 502 },
+      { status: 500, body: '', contentType: 'application/json', expect: 502 },
+    ];
+    for (const c of cases) {
+      h.sim.reset();
+      for (const d of ['chat-a', 'chat-b']) h.sim.setBehaviour(d, { mode: 'fail', status: c.status, body: c.body, contentType: c.contentType });
+      const res = await chat(hello);
+      expect(res.status, JSON.stringify(c)).toBe(c.expect);
+      expect(res.headers.get('content-type')).toBe('application/json');
+      const text = await res.text();
+      expectOpenAIError(JSON.parse(text));
+      expect(text).not.toMatch(/html|front door/i);
+    }
+  });
+
+  it('a client that reads nothing for a while does not make the gateway buffer the stream', async () => {
+    const words = 100_000;
+    const req = http.request(`${h.url}/v1/chat/completions`, { method: 'POST', headers: auth });
+    req.end(JSON.stringify({ ...hello, stream: true, max_tokens: words }));
+    const res = await new Promise<http.IncomingMessage>((resolve) => req.once('response', resolve));
+    res.pause();
+    const call = h.sim.calls.at(-1)!;
+    // Let the pipes fill, then check the simulator is held back rather than drained into the gateway.
+    await new Promise((r) => setTimeout(r, 700));
+    const stalledAt = call.sent;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(call.sent).toBe(stalledAt);
+    // What did get written sits in loopback socket buffers (a few MB); the rest waits upstream.
+    expect(stalledAt).toBeLessThan(words / 2);
+    let received = 0;
+    res.on('data', (c: Buffer) => (received += c.length));
+    res.resume();
+    await new Promise((r) => res.once('end', r));
+    expect(call.sent).toBe(words + 4);
+    expect(received).toBeGreaterThan(words * 100);
+  });
+
+  it('500 concurrent requests while a deployment flips between 429 and healthy: none lost, each a success or a correct 429', async () => {
+    let throttled = false;
+    const flip = setInterval(() => {
+      throttled = !throttled;
+      h.sim.setBehaviour('chat-a', throttled ? { mode: 'throttle', retryAfterMs: 50 } : { mode: 'ok' });
+    }, 20);
+    try {
+      const results = await Promise.all(Array.from({ length: 500 }, async () => {
+        const res = await chat(hello);
+        return { status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.json() };
+      }));
+      expect(results).toHaveLength(500);
+      for (const r of results) {
+        if (r.status === 200) expect(r.body.choices[0].message.content).toContain('hello');
+        else {
+          expect(r.status).toBe(429);
+          expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(1);
+          expectOpenAIError(r.body);
+        }
+      }
+      expect(results.filter((r) => r.status === 200).length).toBeGreaterThan(250);
+    } finally {
+      clearInterval(flip);
+      // Let the last 50 ms cooldown pass before the next test.
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+});
+
+describe('bad input is answered before anything reaches Azure', () => {
+  it('a body over the configured limit is a 413', async () => {
+    const res = await chat({ ...hello, messages: [{ role: 'user', content: 'x'.repeat(70_000) }] });
+    expect(res.status).toBe(413);
+    expectOpenAIError(await res.json());
+    expect(h.sim.calls).toHaveLength(0);
+  });
+
+  it('headers over the limit are a 431 in OpenAI\'s shape', async () => {
+    const raw = await new Promise<string>((resolve) => {
+      const socket = net.connect(Number(new URL(h.url).port), '127.0.0.1', () => {
+        socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${PROXY_KEY}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+      });
+      let out = '';
+      socket.on('data', (c) => (out += c));
+      socket.on('close', () => resolve(out));
+      socket.on('error', () => resolve(out));
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 431/);
+    expectOpenAIError(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)));
+    expect(h.sim.calls).toHaveLength(0);
+  });
+
+  it('a model name with path characters never changes the upstream URL', async () => {
+    for (const model of ['../chat-a', 'chat-a/../../x', 'gpt-4o-mini%2F..', 'gpt-4o-mini?api-version=1', 'gpt-4o-mini#x']) {
+      const res = await chat({ ...hello, model });
+      expect(res.status, model).toBe(404);
+      expect((await res.json()).error.code).toBe('model_not_found');
+    }
+    expect(h.sim.calls).toHaveLength(0);
+    const res = await chat({ ...hello, model: 'weird/../model?x=%2F' });
+    expect(res.status).toBe(200);
+    expect(h.sim.calls.map((c) => [c.deployment, c.operation, c.apiVersion])).toEqual([['chat-a', 'chat/completions', '2025-04-01-preview']]);
+  });
+
+  it('an empty Authorization header, or one with only "Bearer", is a 401 and nothing reaches Azure', async () => {
+    for (const authorization of ['', 'Bearer', 'Bearer ']) {
+      const res = await chat(hello, { authorization, 'content-type': 'application/json' });
+      expect(res.status).toBe(401);
+      expectOpenAIError(await res.json());
+    }
+    expect(h.sim.calls).toHaveLength(0);
+  });
+
+  it('malformed JSON and a wrong content type are 400s, and nothing reaches Azure', async () => {
+    expect((await chat('{"model":')).status).toBe(400);
+    expect((await chat(hello, { ...auth, 'content-type': 'text/plain' })).status).toBe(400);
+    expect(h.sim.calls).toHaveLength(0);
+  });
+});
