@@ -1,4 +1,4 @@
-import { pipeline, Transform } from 'node:stream';
+import { Transform } from 'node:stream';
 import { classifyReply, deploymentUrl } from '../core/azure';
 import { Deployment } from '../core/config';
 import { RequestContext } from '../core/context';
@@ -117,10 +117,20 @@ async function readUpstream(reply: UpstreamReply): Promise<Buffer> {
   }
 }
 
-/** Pipes the upstream body through a transform, tearing both down if either fails. */
+/**
+ * Pipes the upstream body through a transform, tearing both down if either
+ * fails. Plain pipe() plus two listeners: pipeline() costs a few kilobytes
+ * more per open stream.
+ */
 export function through(reply: UpstreamReply, transform: Transform): Transform {
-  pipeline(reply.body, transform, () => {});
-  return transform;
+  const upstream = reply.body;
+  upstream.once('error', (err) => transform.destroy(err));
+  // Node marks a cut-off response as aborted and may end it quietly: that end is an error here.
+  upstream.once('aborted', () => transform.destroy(new UpstreamFailure('connect')));
+  transform.once('close', () => {
+    if (!upstream.readableEnded) upstream.destroy();
+  });
+  return upstream.pipe(transform);
 }
 
 /** Response headers worth passing from Azure to the client. */

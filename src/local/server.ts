@@ -114,10 +114,12 @@ export class LocalServer {
     if (body === undefined || typeof body === 'string' || body instanceof Uint8Array) {
       res.end(body);
     } else if (body instanceof Readable) {
-      pipeline(body, res, (err) => {
-        // An upstream that breaks mid-stream must not look like a clean end to the client.
-        if (err) res.destroy();
+      // An upstream that breaks mid-stream must not look like a clean end to the client.
+      body.once('error', () => res.destroy());
+      res.once('close', () => {
+        if (!body.readableEnded) body.destroy();
       });
+      body.pipe(res);
     } else {
       pipeline(Readable.from(body), res, (err) => {
         if (err) res.destroy();
