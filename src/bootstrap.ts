@@ -7,6 +7,7 @@ import { JsonLineLogger, Logger } from './core/log';
 import { Env } from './core/settings';
 import { SharedBalancerState } from './core/shared-state';
 import { TableBalancerStore } from './core/table-store';
+import { DeploymentStats } from './core/stats';
 
 /**
  * Builds the gateway from settings, the way both hosts start it: configuration
@@ -32,8 +33,9 @@ export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): G
   let shared: Partial<GatewayDeps> = {};
   if (overrides.cursor === undefined && config.balancerStorage !== undefined) {
     const health = overrides.health ?? new HealthView(now);
-    const state = sharedState(config, config.balancerStorage, health, logger, now, identity);
-    shared = { cursor: state, publisher: state, health };
+    const stats = overrides.stats ?? new DeploymentStats(now);
+    const state = sharedState(config, config.balancerStorage, health, stats, logger, now, identity);
+    shared = { cursor: state, publisher: state, sharedView: state, health, stats };
   }
   return new Gateway({ ...shared, ...overrides, config, logger, credential });
 }
@@ -42,6 +44,7 @@ export function sharedState(
   config: GatewayConfig,
   target: StorageTarget,
   health: HealthView,
+  stats: DeploymentStats,
   logger: Logger,
   now: () => number,
   identity: () => TokenCredential,
@@ -52,6 +55,7 @@ export function sharedState(
   return new SharedBalancerState({
     store: new TableBalancerStore(table),
     health,
+    stats,
     logger,
     now,
     blockTarget: config.balancerBlockSize,

@@ -1,6 +1,7 @@
 import { Route } from './core/route';
 import { audioSpeech, audioUpload } from './handlers/audio';
 import { health } from './handlers/health';
+import { deploymentsHealth } from './handlers/deployments';
 import { jsonOperation } from './handlers/json-operation';
 import { listModels, retrieveModel } from './handlers/models';
 
@@ -18,6 +19,7 @@ export const routes = {
   audioTranslations: { name: 'audioTranslations', methods: ['POST'], route: 'v1/audio/translations', auth: true, handler: audioUpload('audio/translations') },
   audioSpeech: { name: 'audioSpeech', methods: ['POST'], route: 'v1/audio/speech', auth: true, handler: audioSpeech },
   health: { name: 'health', methods: ['GET'], route: 'health', auth: false, handler: health },
+  deploymentsHealth: { name: 'deploymentsHealth', methods: ['GET'], route: 'health/deployments', auth: true, handler: deploymentsHealth },
 } as const satisfies Record<string, Route>;
 
 export type RouteName = keyof typeof routes;

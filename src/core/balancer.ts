@@ -2,6 +2,7 @@ import { Deployment } from './config';
 import { GatewayError, rateLimited, unavailable, upstreamFailed, upstreamTimeout } from './errors';
 import { Cooldown, HealthView, SkipReason } from './health';
 import { weightedSchedule } from './schedule';
+import { DeploymentStats } from './stats';
 
 /** Hands out positions in a pool's rotation. */
 export interface CursorSource {
@@ -41,6 +42,7 @@ export type AttemptResult<T> =
 
 export interface BalancerOptions {
   readonly cursor: CursorSource;
+  readonly stats?: DeploymentStats;
   readonly health: HealthView;
   readonly publisher?: HealthPublisher;
   readonly now?: () => number;
@@ -89,9 +91,11 @@ export class Balancer {
       const result = await attempt(deployment);
       if (result.kind === 'done') {
         tries.push({ deployment: deployment.label, outcome: result.ok ? 'ok' : 'answered' });
+        this.options.stats?.record(deployment.id, 'ok');
         return result.value;
       }
       tries.push({ deployment: deployment.label, outcome: result.reason, status: result.status });
+      this.options.stats?.record(deployment.id, result.reason);
       this.coolDown(deployment, result.reason, result.retryAfterMs);
     }
     throw this.exhausted(pool, tries);

@@ -3,6 +3,8 @@ import { GatewayConfig } from './config';
 import { ProxyKeyRing } from './auth';
 import { Balancer, CursorSource, HealthPublisher, LocalCursor } from './balancer';
 import { HealthView } from './health';
+import { SharedView } from './shared-state';
+import { DeploymentStats } from './stats';
 import { JsonLineLogger, Logger, RateLimitedWarning } from './log';
 import { NodeHttpUpstream, UpstreamClient } from './upstream';
 import { KeyOrTokenAuth, TokenCache, UpstreamAuth } from './upstream-auth';
@@ -17,6 +19,9 @@ export interface GatewayDeps {
   readonly cursor?: CursorSource;
   readonly health?: HealthView;
   readonly publisher?: HealthPublisher;
+  readonly stats?: DeploymentStats;
+  /** Where every instance's view of the deployments is read, when they share one. */
+  readonly sharedView?: SharedView;
   readonly logger?: Logger;
   readonly now?: () => number;
 }
@@ -30,6 +35,8 @@ export class Gateway {
   readonly upstreamAuth: UpstreamAuth;
   readonly logger: Logger;
   readonly now: () => number;
+  readonly stats: DeploymentStats;
+  readonly sharedView?: SharedView;
   /** Upstream credential failures repeat per request; one warning per minute is enough. */
   readonly credentialWarning: RateLimitedWarning;
   /** Whether the cursor and health are shared with other instances. */
@@ -40,6 +47,8 @@ export class Gateway {
     this.config = deps.config;
     this.now = deps.now ?? Date.now;
     this.logger = deps.logger ?? new JsonLineLogger();
+    this.stats = deps.stats ?? new DeploymentStats(this.now);
+    this.sharedView = deps.sharedView;
     this.credentialWarning = new RateLimitedWarning(this.logger, 60_000, this.now);
     this.keys = new ProxyKeyRing(deps.config.proxyKeys);
     this.upstream = deps.upstream ?? new NodeHttpUpstream();
@@ -48,6 +57,7 @@ export class Gateway {
       cursor: deps.cursor ?? new LocalCursor(),
       health: deps.health ?? new HealthView(this.now),
       publisher: deps.publisher,
+      stats: this.stats,
       now: this.now,
       failureCooldownMs: deps.config.failureCooldownMs,
     });

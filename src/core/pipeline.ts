@@ -63,7 +63,7 @@ function logRequest(logger: Logger, req: GatewayRequest, ctx: RequestContext, st
     status,
     error: ctx.errorCode,
     streamError: streamError === null ? undefined : streamError === 'client closed' ? 'client closed' : describeError(streamError),
-    headersMs: round(ctx.headersMs),
+    firstByteMs: round(ctx.headersMs),
     totalMs: round(ctx.elapsedMs()),
     usage: ctx.usage,
   });

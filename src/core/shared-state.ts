@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { Buckets, DeploymentStats } from './stats';
 import { CursorSource, HealthPublisher } from './balancer';
 import { Cooldown, HealthView } from './health';
 import { Logger, RateLimitedWarning, describeError } from './log';
@@ -6,6 +8,8 @@ import { TableBalancerStore } from './table-store';
 
 export interface SharedStateOptions {
   readonly store: TableBalancerStore;
+  /** This instance's recent counts, shared every few seconds for /health/deployments. */
+  readonly stats?: DeploymentStats;
   readonly health: HealthView;
   readonly logger: Logger;
   readonly now?: () => number;
@@ -31,6 +35,19 @@ interface PoolState {
   pending?: Promise<void>;
   /** This instance's own rotation, used while storage is out of reach. */
   local: number;
+}
+
+/** An instance shares its recent counts at most every this many health refresh intervals. */
+const STATS_FLUSH_REFRESHES = 5;
+
+/** What every instance knows of the deployments: cooldowns in force, and recent counts per instance. */
+export interface DeploymentsSnapshot {
+  readonly cooldowns: Map<string, Cooldown>;
+  readonly recent: Map<string, Buckets[]>;
+}
+
+export interface SharedView {
+  view(): Promise<DeploymentsSnapshot>;
 }
 
 /** Blocks grow to at most this many rotations under heavy load. */
@@ -74,8 +91,10 @@ export interface SharedStats {
  * When storage is down or slow, requests keep flowing on this instance's own
  * rotation, with one warning, and sharing resumes when storage answers again.
  */
-export class SharedBalancerState implements CursorSource, HealthPublisher {
+export class SharedBalancerState implements CursorSource, HealthPublisher, SharedView {
   readonly stats: SharedStats = { reservations: 0, conflicts: 0, fallbacks: 0, storageMs: 0 };
+  readonly instanceId = randomUUID().slice(0, 8);
+  private lastStatsFlush = -Infinity;
   private readonly pools = new Map<string, PoolState>();
   private readonly now: () => number;
   private readonly warning: RateLimitedWarning;
@@ -145,9 +164,27 @@ export class SharedBalancerState implements CursorSource, HealthPublisher {
     pool.installedAt = now;
   }
 
+  /** Every instance's cooldowns and recent counts, read now (this instance's counts written first). */
+  async view(): Promise<DeploymentsSnapshot> {
+    await this.flushStats().catch(() => {});
+    const [cooldowns, recent] = await Promise.all([
+      this.call((signal) => this.options.store.readCooldowns(this.now(), signal)),
+      this.call((signal) => this.options.store.readStats(signal)),
+    ]);
+    return { cooldowns, recent };
+  }
+
+  private flushStats(): Promise<void> {
+    const stats = this.options.stats;
+    if (!stats || !stats.takeChanged()) return Promise.resolve();
+    this.lastStatsFlush = this.now();
+    return this.call((signal) => this.options.store.writeStats(this.instanceId, stats.snapshot(), signal));
+  }
+
   /** Other instances' cooldowns, read in the background at most once per refresh interval. */
   private refreshSoon(): void {
     const now = this.now();
+    if (now - this.lastStatsFlush >= STATS_FLUSH_REFRESHES * (this.options.refreshMs ?? 1000) && !this.offline()) void this.flushStats().catch(() => {});
     if (this.refreshing || now - this.lastRefresh < (this.options.refreshMs ?? 1000) || this.offline()) return;
     this.refreshing = true;
     this.lastRefresh = now;

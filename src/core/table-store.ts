@@ -1,5 +1,6 @@
 import { odata, RestError, TableClient, TableEntityResult } from '@azure/data-tables';
 import { Cooldown, SkipReason } from './health';
+import { Buckets } from './stats';
 
 /**
  * The balancer's shared state in one Azure Table: a cursor entity per model
@@ -15,6 +16,7 @@ export interface Reservation {
 
 const CURSOR = 'cursor';
 const HEALTH = 'health';
+const STATS = 'stats';
 const MAX_RACES = 16;
 
 interface CursorEntity {
@@ -74,6 +76,30 @@ export class TableBalancerStore {
     const result = new Map<string, Cooldown>();
     const pages = this.table.listEntities<HealthEntity>({ queryOptions: { filter: odata`PartitionKey eq ${HEALTH} and until gt ${now}` }, abortSignal: signal });
     for await (const e of pages) result.set(e.rowKey, { until: Number(e.until), reason: e.reason as SkipReason });
+    return result;
+  }
+
+  /** Replaces this instance's recent counts for the given deployments. */
+  async writeStats(instanceId: string, stats: Map<string, Buckets>, signal: AbortSignal): Promise<void> {
+    await this.ensureTable(signal);
+    await Promise.all([...stats].map(([deploymentId, buckets]) =>
+      this.table.upsertEntity({ partitionKey: STATS, rowKey: `${deploymentId}~${instanceId}`, buckets: JSON.stringify(buckets) }, 'Replace', { abortSignal: signal })));
+  }
+
+  /** Every instance's recent counts, per deployment. */
+  async readStats(signal: AbortSignal): Promise<Map<string, Buckets[]>> {
+    await this.ensureTable(signal);
+    const result = new Map<string, Buckets[]>();
+    for await (const e of this.table.listEntities<{ buckets: string }>({ queryOptions: { filter: odata`PartitionKey eq ${STATS}` }, abortSignal: signal })) {
+      const deploymentId = e.rowKey!.split('~')[0];
+      try {
+        const list = result.get(deploymentId) ?? [];
+        list.push(JSON.parse(e.buckets) as Buckets);
+        result.set(deploymentId, list);
+      } catch {
+        // A row another version wrote in another shape: skip it.
+      }
+    }
     return result;
   }
 

@@ -1,28 +1,13 @@
 import OpenAI from 'openai';
 import { TableClient } from '@azure/data-tables';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AzureOpenAISimulator } from '../../src/simulator/server';
-import { Azurite, freePort, startAzurite } from '../support/azurite';
+import { describe, expect, it } from 'vitest';
+import { useSharedUpstream } from '../support/shared-upstream';
+import { freePort } from '../support/azurite';
 import { AZURE_KEY, Harness, PROXY_KEY, eventually, startHarness } from '../support/harness';
 
-let azurite: Azurite;
-let sim: AzureOpenAISimulator;
+const upstream = useSharedUpstream();
+const running = upstream.running;
 let table = 0;
-const running: Harness[] = [];
-
-beforeAll(async () => {
-  azurite = await startAzurite();
-  sim = new AzureOpenAISimulator({ apiKey: AZURE_KEY });
-  await sim.start();
-});
-afterAll(async () => {
-  await sim.close();
-  await azurite.stop();
-});
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((h) => h.close()));
-  sim.reset();
-});
 
 const POOLS = {
   'gpt-4o-mini': ['chat-a', 'chat-b'],
@@ -35,8 +20,8 @@ async function instances(count: number, extra: Record<string, string> = {}): Pro
   const list: Harness[] = [];
   for (let i = 0; i < count; i++) {
     const h = await startHarness({
-      sharedSimulator: sim,
-      env: () => ({ MODEL_DEPLOYMENTS: JSON.stringify(POOLS), BALANCER_STORAGE_CONNECTION: azurite.connectionString, BALANCER_TABLE: name, BALANCER_HEALTH_REFRESH_MS: '100', ...extra }),
+      sharedSimulator: upstream.sim,
+      env: () => ({ MODEL_DEPLOYMENTS: JSON.stringify(POOLS), BALANCER_STORAGE_CONNECTION: upstream.azurite.connectionString, BALANCER_TABLE: name, BALANCER_HEALTH_REFRESH_MS: '100', ...extra }),
     });
     list.push(h);
     running.push(h);
@@ -66,7 +51,7 @@ async function spread(hs: Harness[], n: number, model: string, parallel = 8): Pr
   await Promise.all(Array.from({ length: parallel }, worker));
 }
 
-const served = (deployment: string) => sim.callsTo(deployment).filter((c) => c.status === 200).length;
+const served = (deployment: string) => upstream.sim.callsTo(deployment).filter((c) => c.status === 200).length;
 
 describe('the shared round-robin', () => {
   for (const m of [2, 4]) {
@@ -85,7 +70,7 @@ describe('the shared round-robin', () => {
   it('fresh instances that serve one request each take turns instead of all starting on the first deployment', async () => {
     const hs = await instances(12);
     for (const h of hs) expect((await chat(h)).status).toBe(200);
-    const order = sim.calls.map((c) => c.deployment);
+    const order = upstream.sim.calls.map((c) => c.deployment);
     expect(order.filter((d) => d === 'chat-a').length).toBe(6);
     expect(order.filter((d) => d === 'chat-b').length).toBe(6);
   });
@@ -93,7 +78,7 @@ describe('the shared round-robin', () => {
   it('keeps the cursor in the table, moved by conditional writes', async () => {
     const hs = await instances(2);
     await spread(hs, 100, 'gpt-4o-mini');
-    const client = TableClient.fromConnectionString(azurite.connectionString, `balancer${table}`, { allowInsecureConnection: true });
+    const client = TableClient.fromConnectionString(upstream.azurite.connectionString, `balancer${table}`, { allowInsecureConnection: true });
     const cursor = await client.getEntity<{ next: number }>('cursor', Buffer.from('gpt-4o-mini').toString('base64url'));
     expect(cursor.next).toBeGreaterThanOrEqual(100);
     expect(cursor.etag).toBeTruthy();
@@ -103,14 +88,14 @@ describe('the shared round-robin', () => {
 describe('failover', () => {
   it('a deployment that answered 429 is skipped by a second instance too, until its retry-after has passed, and the client sees no error', async () => {
     const [a, b] = await instances(2);
-    sim.setBehaviour('chat-a', { mode: 'throttle', retryAfterSeconds: 2 });
+    upstream.sim.setBehaviour('chat-a', { mode: 'throttle', retryAfterSeconds: 2 });
     const throttledAt = Date.now();
     for (let i = 0; i < 2; i++) expect((await chat(a)).status).toBe(200);
-    expect(sim.callsTo('chat-a').map((c) => c.status)).toEqual([429]);
+    expect(upstream.sim.callsTo('chat-a').map((c) => c.status)).toEqual([429]);
     await new Promise((r) => setTimeout(r, 400)); // b reads shared health every 100 ms
     for (let i = 0; i < 10; i++) expect((await chat(b)).status).toBe(200);
-    expect(sim.callsTo('chat-a')).toHaveLength(1);
-    sim.setBehaviour('chat-a', { mode: 'ok' });
+    expect(upstream.sim.callsTo('chat-a')).toHaveLength(1);
+    upstream.sim.setBehaviour('chat-a', { mode: 'ok' });
     await new Promise((r) => setTimeout(r, Math.max(0, throttledAt + 2100 - Date.now())));
     for (let i = 0; i < 4; i++) expect((await chat(b)).status).toBe(200);
     expect(served('chat-a')).toBeGreaterThan(0);
@@ -118,23 +103,23 @@ describe('failover', () => {
 
   it('when every deployment is throttled the SDK raises RateLimitError and the response carries Retry-After', async () => {
     const [h] = await instances(1);
-    sim.setBehaviour('chat-a', { mode: 'throttle', retryAfterSeconds: 7 });
-    sim.setBehaviour('chat-b', { mode: 'throttle', retryAfterSeconds: 3 });
+    upstream.sim.setBehaviour('chat-a', { mode: 'throttle', retryAfterSeconds: 7 });
+    upstream.sim.setBehaviour('chat-b', { mode: 'throttle', retryAfterSeconds: 3 });
     const err = await h.client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
     expect(Number(err.headers.get('retry-after'))).toBe(3);
     expect(err.message).not.toMatch(/ChatCompletions_Create|aka\.ms/);
     // Each deployment was tried once; the next request does not call them again while they cool down.
-    expect(sim.calls).toHaveLength(2);
+    expect(upstream.sim.calls).toHaveLength(2);
     const again = await chat(h);
     expect(again.status).toBe(429);
-    expect(sim.calls).toHaveLength(2);
+    expect(upstream.sim.calls).toHaveLength(2);
   });
 
   it('5xx, a hang past the header timeout and a refused connection each fail over; a content-filter 400 does not', async () => {
     const deadPort = await freePort();
     const h = await startHarness({
-      sharedSimulator: sim,
+      sharedSimulator: upstream.sim,
       env: (url) => ({
         UPSTREAM_HEADERS_TIMEOUT_MS: '300',
         MODEL_DEPLOYMENTS: JSON.stringify({
@@ -146,9 +131,9 @@ describe('failover', () => {
       }),
     });
     running.push(h);
-    sim.setBehaviour('f-bad', { mode: 'fail', status: 503 });
-    sim.setBehaviour('h-bad', { mode: 'hang' });
-    sim.setBehaviour('c-bad', { mode: 'block' });
+    upstream.sim.setBehaviour('f-bad', { mode: 'fail', status: 503 });
+    upstream.sim.setBehaviour('h-bad', { mode: 'hang' });
+    upstream.sim.setBehaviour('c-bad', { mode: 'block' });
     for (const model of ['five', 'hang', 'refused']) {
       for (let i = 0; i < 2; i++) expect((await chat(h, model)).status, model).toBe(200);
     }
@@ -158,28 +143,28 @@ describe('failover', () => {
     const filtered = [await chat(h, 'filtered'), await chat(h, 'filtered')];
     const statuses = filtered.map((r) => r.status).sort();
     expect(statuses).toEqual([200, 400]);
-    expect(sim.callsTo('c-bad')).toHaveLength(1);
-    expect(sim.callsTo('c-good')).toHaveLength(1);
+    expect(upstream.sim.callsTo('c-bad')).toHaveLength(1);
+    expect(upstream.sim.callsTo('c-good')).toHaveLength(1);
   });
 
   it('a streamed request fails over before its first byte, but not after it', async () => {
     const [h] = await instances(1);
-    sim.setBehaviour('chat-a', { mode: 'throttle', retryAfterSeconds: 1 });
+    upstream.sim.setBehaviour('chat-a', { mode: 'throttle', retryAfterSeconds: 1 });
     const stream = await h.client.chat.completions.create({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'go' }] });
     let text = '';
     for await (const c of stream) text += c.choices[0]?.delta?.content ?? '';
     expect(text).toBe('Simulated reply to: go');
 
     await new Promise((r) => setTimeout(r, 1100));
-    sim.reset();
-    sim.setBehaviour('chat-a', { mode: 'reset', afterEvents: 3 });
-    sim.setBehaviour('chat-b', { mode: 'reset', afterEvents: 3 });
+    upstream.sim.reset();
+    upstream.sim.setBehaviour('chat-a', { mode: 'reset', afterEvents: 3 });
+    upstream.sim.setBehaviour('chat-b', { mode: 'reset', afterEvents: 3 });
     const broken = await h.client.chat.completions.create({ model: 'gpt-4o-mini', stream: true, max_tokens: 50, messages: [{ role: 'user', content: 'go' }] });
     const err = await (async () => {
       for await (const _ of broken) { /* reading until it breaks */ }
     })().catch((e) => e);
     expect(err).toBeInstanceOf(Error);
-    expect(sim.calls).toHaveLength(1);
+    expect(upstream.sim.calls).toHaveLength(1);
   });
 });
 
@@ -187,7 +172,7 @@ describe('when storage goes away', () => {
   it('no request fails, one warning is logged, and sharing resumes when storage is back', async () => {
     const [a, b] = await instances(2, { BALANCER_STORAGE_TIMEOUT_MS: '300' });
     await spread([a, b], 50, 'gpt-4o-mini', 4);
-    await azurite.stop();
+    await upstream.azurite.stop();
     try {
       await spread([a, b], 200, 'gpt-4o-mini', 4);
       const warnings = (h: Harness) => h.logger.entries().filter((e) => e.level === 'warn');
@@ -195,7 +180,7 @@ describe('when storage goes away', () => {
       expect(warnings(b)).toHaveLength(1);
       expect(String(warnings(a)[0].msg)).toContain('storage unavailable');
     } finally {
-      await azurite.start();
+      await upstream.azurite.start();
     }
     await eventually(async () => {
       await spread([a, b], 20, 'gpt-4o-mini', 2);

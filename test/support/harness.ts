@@ -56,9 +56,38 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     async close() {
       await server.close();
       gateway.close();
+      assertLogsClean(logger.lines, [AZURE_KEY, PROXY_KEY, new URL(simUrl).host, ...promptsSeenBy(sim)]);
       if (!options.sharedSimulator) await sim.close();
     },
   };
+}
+
+/**
+ * Every end-to-end suite ends with this scan of what its gateways logged: no
+ * key, no upstream host, no prompt text the simulator received.
+ */
+export function assertLogsClean(lines: readonly string[], forbidden: readonly string[]): void {
+  for (const line of lines) {
+    for (const word of forbidden) {
+      if (word && line.includes(word)) throw new Error(`a log line contains "${word.slice(0, 12)}…": ${line.slice(0, 200)}`);
+    }
+  }
+}
+
+/** The prompt texts (of a useful length) the simulator was sent. */
+export function promptsSeenBy(sim: AzureOpenAISimulator): string[] {
+  const prompts = new Set<string>();
+  for (const call of sim.calls) {
+    try {
+      const body = JSON.parse(call.body.toString('utf8'));
+      for (const m of body.messages ?? []) if (typeof m.content === 'string' && m.content.length >= 8) prompts.add(m.content);
+      if (typeof body.prompt === 'string' && body.prompt.length >= 8) prompts.add(body.prompt);
+      if (typeof body.input === 'string' && body.input.length >= 8) prompts.add(body.input);
+    } catch {
+      // Not JSON (an audio upload): nothing to look for.
+    }
+  }
+  return [...prompts];
 }
 
 /** Polls until the condition holds, or fails after the timeout. */

@@ -1,0 +1,61 @@
+import { SkipReason } from './health';
+
+export type Outcome = 'ok' | SkipReason;
+
+/** Counts per outcome: successes, and failures by why. */
+export type Counts = Partial<Record<Outcome, number>>;
+
+/** Per-minute buckets, keyed by minutes since the epoch. */
+export type Buckets = Record<string, Counts>;
+
+export const WINDOW_MINUTES = 5;
+
+/**
+ * Recent successes and failures per deployment, in one-minute buckets for the
+ * last few minutes: what /health/deployments reports and what each instance
+ * shares through the balancer table.
+ */
+export class DeploymentStats {
+  private readonly byDeployment = new Map<string, Buckets>();
+  private changed = false;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  record(deploymentId: string, outcome: Outcome): void {
+    const minute = String(Math.floor(this.now() / 60_000));
+    let buckets = this.byDeployment.get(deploymentId);
+    if (buckets === undefined) this.byDeployment.set(deploymentId, (buckets = {}));
+    const counts = (buckets[minute] ??= {});
+    counts[outcome] = (counts[outcome] ?? 0) + 1;
+    this.changed = true;
+  }
+
+  /** The recent buckets of every deployment; older ones are dropped. */
+  snapshot(): Map<string, Buckets> {
+    const oldest = Math.floor(this.now() / 60_000) - WINDOW_MINUTES;
+    for (const buckets of this.byDeployment.values()) {
+      for (const minute of Object.keys(buckets)) if (Number(minute) <= oldest) delete buckets[minute];
+    }
+    return this.byDeployment;
+  }
+
+  /** True once per change: whether there is anything new to share. */
+  takeChanged(): boolean {
+    const c = this.changed;
+    this.changed = false;
+    return c;
+  }
+}
+
+/** Sums buckets within the window, across instances. */
+export function sumRecent(bucketSets: Iterable<Buckets>, now: number): Counts {
+  const oldest = Math.floor(now / 60_000) - WINDOW_MINUTES;
+  const total: Counts = {};
+  for (const buckets of bucketSets) {
+    for (const [minute, counts] of Object.entries(buckets)) {
+      if (Number(minute) <= oldest) continue;
+      for (const [k, v] of Object.entries(counts) as [Outcome, number][]) total[k] = (total[k] ?? 0) + v;
+    }
+  }
+  return total;
+}
