@@ -8,6 +8,7 @@ import { Env } from './core/settings';
 import { SharedBalancerState } from './core/shared-state';
 import { TableBalancerStore } from './core/table-store';
 import { DeploymentStats } from './core/stats';
+import { SecretStore } from './core/secrets';
 
 /**
  * Builds the gateway from settings, the way both hosts start it: configuration
@@ -25,7 +26,7 @@ export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): G
   const identity = (): TokenCredential => {
     // Loaded only when needed: @azure/identity adds to cold start.
     const { DefaultAzureCredential } = require('@azure/identity') as typeof import('@azure/identity');
-    credential ??= new DefaultAzureCredential();
+    credential ??= new DefaultAzureCredential({ managedIdentityClientId: env.AZURE_CLIENT_ID?.trim() || undefined });
     return credential;
   };
   if (config.needsIdentity) identity();
@@ -37,7 +38,13 @@ export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): G
     const state = sharedState(config, config.balancerStorage, health, stats, logger, now, identity);
     shared = { cursor: state, publisher: state, sharedView: state, health, stats };
   }
-  return new Gateway({ ...shared, ...overrides, config, logger, credential });
+  let secrets = overrides.secrets;
+  if (secrets === undefined && config.keyVault !== undefined) {
+    const { SecretClient } = require('@azure/keyvault-secrets') as typeof import('@azure/keyvault-secrets');
+    const kv = config.keyVault;
+    secrets = new SecretStore(new SecretClient(kv.url, identity()), { proxyKeys: kv.proxyKeysSecret, azureOpenAIKey: kv.azureOpenAIKeySecret }, kv.refreshMs, logger, now);
+  }
+  return new Gateway({ ...shared, ...overrides, config, logger, credential, secrets });
 }
 
 export function sharedState(

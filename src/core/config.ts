@@ -13,6 +13,8 @@ export interface Deployment {
   /** Origin of the resource, no trailing slash. */
   readonly endpoint: string;
   readonly apiKey?: string;
+  /** On the default resource without a key of its own: takes the default key, which Key Vault may rotate. */
+  readonly usesDefaultKey: boolean;
   /** A dated api-version, or "v1" for the GA /openai/v1 form. */
   readonly apiVersion: string;
   readonly weight: number;
@@ -20,6 +22,13 @@ export interface Deployment {
 
 /** A storage account reached by connection string, or by URI with the managed identity. */
 export type StorageTarget = { readonly connectionString: string } | { readonly tableServiceUri: string };
+
+export interface KeyVaultSettings {
+  readonly url: string;
+  readonly proxyKeysSecret: string;
+  readonly azureOpenAIKeySecret: string;
+  readonly refreshMs: number;
+}
 
 export interface ConfigProblem {
   readonly setting: string;
@@ -39,6 +48,7 @@ export interface GatewayConfig {
   readonly balancerBlockSize: number;
   readonly healthRefreshMs: number;
   readonly storageTimeoutMs: number;
+  readonly keyVault?: KeyVaultSettings;
   /** True when some deployment has no key and needs an Entra ID token. */
   readonly needsIdentity: boolean;
   /** Empty when the configuration is usable. */
@@ -52,8 +62,9 @@ export function loadConfig(env: Env): GatewayConfig {
   const problems: ConfigProblem[] = [];
   const problem = (setting: string, message: string) => problems.push({ setting, message });
 
-  const proxyKeys = splitKeys(env.PROXY_API_KEY);
-  if (proxyKeys.length === 0) problem('PROXY_API_KEY', 'is not set: clients cannot be authenticated. Set one or more comma-separated keys.');
+  const keyVault = keyVaultSettings(env, problem);
+  const proxyKeys = keyVault ? [] : splitKeys(env.PROXY_API_KEY);
+  if (proxyKeys.length === 0 && !keyVault) problem('PROXY_API_KEY', 'is not set: clients cannot be authenticated. Set one or more comma-separated keys.');
 
   const legacy = parseLegacyUrl(env.AZURE_OPENAI_URL, problem);
   const apiVersion = nonEmpty(env.AZURE_OPENAI_API_VERSION) ?? legacy?.apiVersion ?? DEFAULT_API_VERSION;
@@ -84,7 +95,8 @@ export function loadConfig(env: Env): GatewayConfig {
     balancerBlockSize: positiveInt('BALANCER_BLOCK_SIZE', env, 16, problem),
     healthRefreshMs: positiveInt('BALANCER_HEALTH_REFRESH_MS', env, 1000, problem),
     storageTimeoutMs: positiveInt('BALANCER_STORAGE_TIMEOUT_MS', env, 1000, problem),
-    needsIdentity: all.some((d) => !d.apiKey),
+    keyVault,
+    needsIdentity: keyVault !== undefined || all.some((d) => !d.apiKey),
     problems: Object.freeze(problems),
   });
 }
@@ -109,8 +121,10 @@ interface DeploymentOverrides {
 function makeDeployment(name: string, defaults: DeploymentDefaults, o: DeploymentOverrides): Deployment {
   const endpoint = o.endpoint ?? defaults.endpoint ?? '';
   // The default key belongs to the default resource only: never send it to another one.
-  const apiKey = o.apiKey ?? (o.endpoint === undefined || o.endpoint === defaults.endpoint ? defaults.apiKey : undefined);
+  const usesDefaultKey = o.apiKey === undefined && (o.endpoint === undefined || o.endpoint === defaults.endpoint);
+  const apiKey = o.apiKey ?? (usesDefaultKey ? defaults.apiKey : undefined);
   return Object.freeze({
+    usesDefaultKey,
     id: createHash('sha256').update(`${endpoint}\n${name}`).digest('hex').slice(0, 24),
     label: name,
     deployment: name,
@@ -266,6 +280,27 @@ function storageTarget(env: Env, problem: Report): StorageTarget | undefined {
     }
   }
   return undefined;
+}
+
+function keyVaultSettings(env: Env, problem: Report): KeyVaultSettings | undefined {
+  const raw = nonEmpty(env.KEY_VAULT_URL);
+  if (raw === undefined) return undefined;
+  const url = parseEndpoint('KEY_VAULT_URL', raw, problem);
+  if (url === undefined) return undefined;
+  const secretName = (name: 'PROXY_API_KEY_SECRET_NAME' | 'AZURE_OPENAI_API_KEY_SECRET_NAME', fallback: string) => {
+    const value = nonEmpty(env[name]) ?? fallback;
+    if (!/^[0-9A-Za-z-]{1,127}$/.test(value)) {
+      problem(name, `is "${value}"; a Key Vault secret name is 1 to 127 letters, digits and dashes.`);
+      return fallback;
+    }
+    return value;
+  };
+  return {
+    url,
+    proxyKeysSecret: secretName('PROXY_API_KEY_SECRET_NAME', 'proxy-api-key'),
+    azureOpenAIKeySecret: secretName('AZURE_OPENAI_API_KEY_SECRET_NAME', 'azure-openai-api-key'),
+    refreshMs: positiveInt('SECRETS_REFRESH_MS', env, 300_000, problem),
+  };
 }
 
 function tableName(raw: string | undefined, problem: Report): string {

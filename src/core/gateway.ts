@@ -1,6 +1,9 @@
 import type { TokenCredential } from '@azure/core-auth';
-import { GatewayConfig } from './config';
-import { ProxyKeyRing } from './auth';
+import { ConfigProblem, GatewayConfig } from './config';
+import { GatewayRequest } from './http';
+import { unavailable } from './errors';
+import { SecretStore } from './secrets';
+import { ProxyKeyRing, authenticate, presentedKey } from './auth';
 import { Balancer, CursorSource, HealthPublisher, LocalCursor } from './balancer';
 import { HealthView } from './health';
 import { SharedView } from './shared-state';
@@ -24,7 +27,12 @@ export interface GatewayDeps {
   readonly sharedView?: SharedView;
   readonly logger?: Logger;
   readonly now?: () => number;
+  /** Proxy keys and the Azure OpenAI key from Key Vault, when KEY_VAULT_URL is set. */
+  readonly secrets?: SecretStore;
 }
+
+const NO_KEYS = 'The gateway cannot check proxy keys right now (none configured, or Key Vault unreadable). Its operator should check /health.';
+const NO_MATCH = { matches: () => false };
 
 /** Everything a request handler needs, built once per process (or per instance in tests). */
 export class Gateway {
@@ -37,6 +45,7 @@ export class Gateway {
   readonly now: () => number;
   readonly stats: DeploymentStats;
   readonly sharedView?: SharedView;
+  readonly secrets?: SecretStore;
   /** Upstream credential failures repeat per request; one warning per minute is enough. */
   readonly credentialWarning: RateLimitedWarning;
   /** Whether the cursor and health are shared with other instances. */
@@ -49,10 +58,15 @@ export class Gateway {
     this.logger = deps.logger ?? new JsonLineLogger();
     this.stats = deps.stats ?? new DeploymentStats(this.now);
     this.sharedView = deps.sharedView;
+    this.secrets = deps.secrets;
     this.credentialWarning = new RateLimitedWarning(this.logger, 60_000, this.now);
     this.keys = new ProxyKeyRing(deps.config.proxyKeys);
     this.upstream = deps.upstream ?? new NodeHttpUpstream();
-    this.upstreamAuth = deps.upstreamAuth ?? new KeyOrTokenAuth(deps.credential ? new TokenCache(deps.credential, undefined, this.now) : undefined);
+    const secrets = deps.secrets;
+    this.upstreamAuth = deps.upstreamAuth ?? new KeyOrTokenAuth(
+      deps.credential ? new TokenCache(deps.credential, undefined, this.now) : undefined,
+      secrets ? () => secrets.azureOpenAIKey : undefined,
+    );
     this.balancer = new Balancer({
       cursor: deps.cursor ?? new LocalCursor(),
       health: deps.health ?? new HealthView(this.now),
@@ -61,6 +75,27 @@ export class Gateway {
       now: this.now,
       failureCooldownMs: deps.config.failureCooldownMs,
     });
+  }
+
+  /** Settings that are wrong, Key Vault's included. */
+  problems(): ConfigProblem[] {
+    const fromVault = this.secrets?.problem;
+    return fromVault ? [...this.config.problems, fromVault] : [...this.config.problems];
+  }
+
+  /** Throws OpenAI's 401 (or a 503 when no key can be checked) unless the request carries a proxy key. */
+  async authenticate(req: GatewayRequest): Promise<void> {
+    const secrets = this.secrets;
+    if (secrets === undefined) {
+      if (this.keys.size === 0) throw unavailable(NO_KEYS);
+      return authenticate(req, this.keys);
+    }
+    if (!secrets.usable) {
+      await secrets.ready;
+      if (!secrets.usable) throw unavailable(NO_KEYS);
+    }
+    const key = presentedKey(req);
+    if (key === undefined || !(await secrets.accepts(key))) authenticate(req, NO_MATCH);
   }
 
   close(): void {

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { authenticate } from './auth';
 import { RequestContext } from './context';
-import { GatewayError, internalError, unavailable } from './errors';
+import { GatewayError, internalError } from './errors';
 import { Gateway } from './gateway';
 import { GatewayRequest, GatewayResponse, jsonResponse } from './http';
 import { Logger, describeError } from './log';
@@ -19,12 +18,7 @@ export async function serve(route: Route, req: GatewayRequest, gateway: Gateway,
   const ctx = new RequestContext(incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : randomUUID(), route.name);
   let res: GatewayResponse;
   try {
-    if (route.auth) {
-      if (gateway.keys.size === 0) {
-        throw unavailable('The gateway has no proxy keys configured, so it cannot authenticate requests. Its operator should check /health.');
-      }
-      authenticate(req, gateway.keys);
-    }
+    if (route.auth) await gateway.authenticate(req);
     res = await route.handler(req, gateway, ctx);
   } catch (err) {
     res = errorResponse(err, ctx, logger);

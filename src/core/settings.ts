@@ -31,6 +31,11 @@ export const SETTINGS = [
   { name: 'BALANCER_BLOCK_SIZE', description: 'About how many cursor positions an instance reserves per storage write (default 16).', optional: true },
   { name: 'BALANCER_HEALTH_REFRESH_MS', description: 'How often an instance reads the cooldowns other instances published (default 1000).', optional: true },
   { name: 'BALANCER_STORAGE_TIMEOUT_MS', description: 'Longest a balancer storage call may take before the instance balances alone (default 1000).', optional: true },
+  { name: 'KEY_VAULT_URL', description: 'When set, the proxy keys and the Azure OpenAI key are read from this Key Vault with the managed identity.', optional: true },
+  { name: 'PROXY_API_KEY_SECRET_NAME', description: 'Key Vault secret holding the proxy keys (default proxy-api-key).', optional: true },
+  { name: 'AZURE_OPENAI_API_KEY_SECRET_NAME', description: 'Key Vault secret holding the Azure OpenAI key (default azure-openai-api-key); absent secret = managed identity.', optional: true },
+  { name: 'SECRETS_REFRESH_MS', description: 'How often Key Vault secrets are re-read (default 300000).', optional: true },
+  { name: 'AZURE_CLIENT_ID', description: 'Client id of a user-assigned managed identity, when the app uses one.', optional: true },
 ] as const satisfies readonly SettingSpec[];
 
 export type SettingName = (typeof SETTINGS)[number]['name'];

@@ -58,12 +58,20 @@ export class TokenCache {
   }
 }
 
-/** Key where the deployment has one, otherwise the identity's Bearer token. */
+/**
+ * The deployment's own key; else, on the default resource, the default key
+ * (which Key Vault may have rotated); else the identity's Bearer token.
+ */
 export class KeyOrTokenAuth implements UpstreamAuth {
-  constructor(private readonly tokens?: TokenCache) {}
+  constructor(
+    private readonly tokens?: TokenCache,
+    /** The current default key, when it is read from Key Vault. */
+    private readonly defaultKey?: () => string | undefined,
+  ) {}
 
   async header(deployment: Deployment): Promise<readonly [string, string]> {
-    if (deployment.apiKey) return ['api-key', deployment.apiKey];
+    const key = deployment.usesDefaultKey && this.defaultKey ? this.defaultKey() : deployment.apiKey;
+    if (key) return ['api-key', key];
     if (!this.tokens) throw new Error('no key and no identity for this deployment');
     return ['authorization', `Bearer ${await this.tokens.get()}`];
   }

@@ -6,7 +6,8 @@ import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
  * settings that are wrong, never a value, a URL or a deployment name.
  */
 export async function health(_req: GatewayRequest, gateway: Gateway): Promise<GatewayResponse> {
-  const { problems, models } = gateway.config;
+  const problems = gateway.problems();
+  const { models } = gateway.config;
   const ok = problems.length === 0;
   return jsonResponse(ok ? 200 : 503, {
     status: ok ? 'ok' : 'misconfigured',

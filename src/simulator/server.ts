@@ -59,6 +59,8 @@ type OperationHandler = (sim: AzureOpenAISimulator, call: SimCall, req: http.Inc
 
 export class AzureOpenAISimulator {
   readonly calls: SimCall[] = [];
+  /** The api-keys accepted now; a test rotates the resource's key by changing this. */
+  readonly apiKeys: Set<string>;
   private readonly rules = new Map<string, BehaviourRule>();
   private readonly operations = new Map<string, OperationHandler>();
   private readonly sockets = new Set<import('node:net').Socket>();
@@ -71,6 +73,7 @@ export class AzureOpenAISimulator {
 
   constructor(readonly options: SimulatorOptions = {}) {
     this.streamIntervalMs = options.streamIntervalMs ?? 0;
+    this.apiKeys = new Set(options.apiKey ? [options.apiKey] : []);
     this.operations.set('chat/completions', (sim, call, _req, res) => sim.answerJsonOrStream(call, res, chatCompletion, chatChunks));
     this.operations.set('completions', (sim, call, _req, res) => sim.answerJsonOrStream(call, res, completion, completionChunks));
     this.operations.set('embeddings', (sim, call, _req, res) => sim.answerJson(call, res, embeddings));
@@ -224,9 +227,9 @@ export class AzureOpenAISimulator {
 
   private authorized(req: http.IncomingMessage, bearer: string | undefined): boolean {
     const key = req.headers['api-key'];
-    if (key !== undefined) return this.options.apiKey !== undefined && key === this.options.apiKey;
+    if (key !== undefined) return typeof key === 'string' && this.apiKeys.has(key);
     if (bearer !== undefined) return this.options.verifyToken?.(bearer) ?? false;
-    return this.options.apiKey === undefined && this.options.verifyToken === undefined;
+    return this.apiKeys.size === 0 && this.options.verifyToken === undefined;
   }
 
   private takeRule(deployment: string): BehaviourRule | undefined {

@@ -1,0 +1,142 @@
+import OpenAI from 'openai';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SecretStore } from '../../src/core/secrets';
+import { MemoryLogger } from '../../src/core/log';
+import { KeyVaultStandIn, TestCredential } from '../support/key-vault';
+import { AZURE_KEY, Harness, assertLogsClean, startHarness } from '../support/harness';
+
+let vault: KeyVaultStandIn;
+const running: Harness[] = [];
+const OLD_PROXY = 'kv-proxy-old-1b2c3d';
+const NEW_PROXY = 'kv-proxy-new-4e5f6a';
+const NEW_AZURE = 'azure-key-rotated-9z8y7x';
+
+beforeAll(async () => {
+  vault = new KeyVaultStandIn();
+  await vault.start();
+});
+afterAll(async () => vault.close());
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((h) => h.close()));
+  vault.down = false;
+  vault.forbidden.clear();
+});
+
+/** A gateway whose keys live only in the vault stand-in, read through the real SecretClient. */
+async function gatewayWithVault(refreshMs: number): Promise<{ h: Harness; secrets: SecretStore; logger: MemoryLogger }> {
+  const logger = new MemoryLogger();
+  const secrets = new SecretStore(vault.client(), { proxyKeys: 'proxy-api-key', azureOpenAIKey: 'azure-openai-api-key' }, refreshMs, logger);
+  const h = await startHarness({
+    env: (sim) => ({ PROXY_API_KEY: '', AZURE_OPENAI_API_KEY: '', AZURE_OPENAI_ENDPOINT: sim, KEY_VAULT_URL: vault.url }),
+    deps: { secrets, logger, credential: new TestCredential('https://cognitiveservices.azure.com/.default') },
+  });
+  running.push(h);
+  return { h, secrets, logger };
+}
+
+const clientWith = (h: Harness, key: string) => new OpenAI({ baseURL: `${h.url}/v1`, apiKey: key, maxRetries: 0 });
+const ask = (c: OpenAI) => c.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'from the vault' }] });
+
+describe('secrets in Key Vault', () => {
+  it('reads the proxy keys and the Azure OpenAI key through SecretClient\'s challenge-based auth', async () => {
+    vault.set('proxy-api-key', `${OLD_PROXY}`);
+    vault.set('azure-openai-api-key', AZURE_KEY);
+    const { h } = await gatewayWithVault(60_000);
+    await ask(clientWith(h, OLD_PROXY));
+    expect(h.sim.calls.at(-1)!.headers['api-key']).toBe(AZURE_KEY);
+    await expect(ask(clientWith(h, 'not-a-key'))).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    expect(vault.credential.requests).toBe(1);
+  });
+
+  it('takes rotated secrets without a restart and without a failed request, both proxy keys working during the rotation', async () => {
+    vault.set('proxy-api-key', OLD_PROXY);
+    vault.set('azure-openai-api-key', AZURE_KEY);
+    const { h, logger } = await gatewayWithVault(200);
+    const oldClient = clientWith(h, OLD_PROXY);
+    const newClient = clientWith(h, NEW_PROXY);
+    await ask(oldClient);
+
+    // Step 1: both proxy keys in the secret; the Azure key rotated (the resource accepts both for a while).
+    vault.set('proxy-api-key', `${OLD_PROXY},${NEW_PROXY}`);
+    h.sim.apiKeys.add(NEW_AZURE);
+    vault.set('azure-openai-api-key', NEW_AZURE);
+    const deadline = Date.now() + 1500;
+    while (Date.now() < deadline) await ask(oldClient);
+    await ask(newClient);
+    expect(h.sim.calls.at(-1)!.headers['api-key']).toBe(NEW_AZURE);
+
+    // Step 2: the old keys retired.
+    vault.set('proxy-api-key', NEW_PROXY);
+    h.sim.apiKeys.delete(AZURE_KEY);
+    await new Promise((r) => setTimeout(r, 400));
+    await ask(newClient);
+    await ask(newClient);
+    await expect(ask(oldClient)).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    assertLogsClean([...logger.lines], [OLD_PROXY, NEW_PROXY, NEW_AZURE, AZURE_KEY]);
+  });
+
+  it('an unknown proxy key triggers at most one early refresh per 30 seconds', async () => {
+    vault.set('proxy-api-key', OLD_PROXY);
+    vault.set('azure-openai-api-key', AZURE_KEY);
+    const { h } = await gatewayWithVault(300_000);
+    await ask(clientWith(h, OLD_PROXY));
+    const before = vault.reads.get('proxy-api-key')!;
+    vault.set('proxy-api-key', `${OLD_PROXY},${NEW_PROXY}`);
+    // The first request with the new key refreshes early and gets in.
+    await ask(clientWith(h, NEW_PROXY));
+    expect(vault.reads.get('proxy-api-key')).toBe(before + 1);
+    for (let i = 0; i < 20; i++) await ask(clientWith(h, `guess-${i}`)).catch(() => {});
+    expect(vault.reads.get('proxy-api-key')).toBe(before + 1);
+  });
+
+  it('keeps serving on the last good values when Key Vault goes away later, with one warning', async () => {
+    vault.set('proxy-api-key', OLD_PROXY);
+    vault.set('azure-openai-api-key', AZURE_KEY);
+    const { h, logger } = await gatewayWithVault(100);
+    await ask(clientWith(h, OLD_PROXY));
+    vault.down = true;
+    const deadline = Date.now() + 800;
+    while (Date.now() < deadline) await ask(clientWith(h, OLD_PROXY));
+    expect(logger.entries().filter((e) => e.level === 'warn')).toHaveLength(1);
+    expect((await fetch(`${h.url}/health`)).status).toBe(200);
+  });
+
+  it('unreadable at start: serves nothing, and /health names the setting and the missing permission', async () => {
+    vault.set('proxy-api-key', OLD_PROXY);
+    vault.forbidden.add('proxy-api-key');
+    const { h } = await gatewayWithVault(60_000);
+    const res = await fetch(`${h.url}/v1/models`, { headers: { authorization: `Bearer ${OLD_PROXY}` } });
+    expect(res.status).toBe(503);
+    const health = await (await fetch(`${h.url}/health`)).json();
+    expect(health.status).toBe('misconfigured');
+    expect(health.problems).toEqual([{ setting: 'KEY_VAULT_URL', message: expect.stringContaining('Key Vault Secrets User') }]);
+    expect(JSON.stringify(health)).not.toContain(OLD_PROXY);
+    expect(h.sim.calls).toHaveLength(0);
+  });
+});
+
+describe('keyless Azure OpenAI with a managed identity', () => {
+  it('sends an Entra ID token the simulator accepts, renewed before it expires over a long run (injected clock)', async () => {
+    let now = Date.parse('2026-11-25T12:00:00Z');
+    const clock = () => now;
+    const identity = new TestCredential('https://cognitiveservices.azure.com/.default', 3600_000, clock);
+    const h = await startHarness({
+      simulator: { apiKey: undefined, verifyToken: (t) => identity.isValid(t) },
+      env: () => ({ AZURE_OPENAI_API_KEY: '' }),
+      deps: { credential: identity, now: clock },
+    });
+    running.push(h);
+    const used = new Set<string>();
+    // Three hours of traffic, a request every five minutes.
+    for (let minute = 0; minute <= 180; minute += 5) {
+      now = Date.parse('2026-11-25T12:00:00Z') + minute * 60_000;
+      await h.client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'keyless' }] });
+      const call = h.sim.calls.at(-1)!;
+      expect(call.auth).toBe('bearer');
+      expect(call.status).toBe(200);
+      used.add(call.bearer!);
+    }
+    expect(used.size).toBeGreaterThanOrEqual(3);
+    expect(identity.requests).toBeLessThanOrEqual(5);
+  });
+});
