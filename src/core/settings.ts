@@ -36,6 +36,9 @@ export const SETTINGS = [
   { name: 'AZURE_OPENAI_API_KEY_SECRET_NAME', description: 'Key Vault secret holding the Azure OpenAI key (default azure-openai-api-key); absent secret = managed identity.', optional: true },
   { name: 'SECRETS_REFRESH_MS', description: 'How often Key Vault secrets are re-read (default 300000).', optional: true },
   { name: 'AZURE_CLIENT_ID', description: 'Client id of a user-assigned managed identity, when the app uses one.', optional: true },
+  { name: 'WEBPUBSUB_CONNECTION_STRING', description: 'Web PubSub for realtime sessions, by connection string.', secret: true, optional: true },
+  { name: 'WEBPUBSUB_ENDPOINT', description: 'Web PubSub for realtime sessions, reached with the managed identity.', optional: true },
+  { name: 'WEBPUBSUB_HUB', description: 'The Web PubSub hub realtime sessions use (default realtime).', optional: true },
 ] as const satisfies readonly SettingSpec[];
 
 export type SettingName = (typeof SETTINGS)[number]['name'];

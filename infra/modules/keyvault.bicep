@@ -1,0 +1,30 @@
+// Key Vault in RBAC mode, holding the two secrets the gateway reads.
+param name string
+param location string
+@secure()
+param proxyApiKeys string
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: name
+  location: location
+  properties: {
+    tenantId: subscription().tenantId
+    sku: { family: 'A', name: 'standard' }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 7
+  }
+}
+
+// Created only when a value is given, so a redeployment never overwrites a rotated key.
+resource proxyKeys 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(proxyApiKeys)) {
+  parent: vault
+  name: 'proxy-api-key'
+  properties: { value: proxyApiKeys }
+}
+
+// No azure-openai-api-key secret: without it the gateway calls Azure OpenAI with its identity.
+// Add one (az keyvault secret set --name azure-openai-api-key ...) to use a key instead.
+
+output name string = vault.name
+output uri string = vault.properties.vaultUri

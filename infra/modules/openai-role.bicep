@@ -1,0 +1,19 @@
+// Cognitive Services OpenAI User on the existing Azure OpenAI resource, which may live in another resource group.
+param principalId string
+param openAiAccountName string
+
+var cognitiveServicesOpenAIUser = '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd'
+
+resource openAi 'Microsoft.CognitiveServices/accounts@2023-05-01' existing = {
+  name: openAiAccountName
+}
+
+resource openAiUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(openAi.id, principalId, cognitiveServicesOpenAIUser)
+  scope: openAi
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', cognitiveServicesOpenAIUser)
+  }
+}

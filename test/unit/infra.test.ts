@@ -1,0 +1,100 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REQUIRED_ROLES } from '../../src/core/azure-roles';
+import { SETTINGS } from '../../src/core/settings';
+
+const root = path.resolve(__dirname, '../..');
+const infra = path.join(root, 'infra');
+const read = (p: string) => readFileSync(path.join(root, p), 'utf8');
+const bicepFiles = ['infra/main.bicep', ...readdirSync(path.join(infra, 'modules')).map((f) => `infra/modules/${f}`)];
+const allBicep = bicepFiles.map(read).join('\n');
+
+/**
+ * API versions Azure documents for each resource type this template uses
+ * (the Bicep/ARM template reference pages), checked by hand when a version is
+ * added here.
+ */
+const DOCUMENTED_API_VERSIONS: Record<string, string[]> = {
+  'Microsoft.ManagedIdentity/userAssignedIdentities': ['2023-01-31', '2023-07-31-preview', '2024-11-30'],
+  'Microsoft.OperationalInsights/workspaces': ['2022-10-01', '2023-09-01', '2025-02-01'],
+  'Microsoft.Insights/components': ['2020-02-02'],
+  'Microsoft.Storage/storageAccounts': ['2023-01-01', '2023-05-01', '2024-01-01'],
+  'Microsoft.Storage/storageAccounts/blobServices': ['2023-01-01', '2023-05-01', '2024-01-01'],
+  'Microsoft.Storage/storageAccounts/blobServices/containers': ['2023-01-01', '2023-05-01', '2024-01-01'],
+  'Microsoft.Storage/storageAccounts/tableServices': ['2023-01-01', '2023-05-01', '2024-01-01'],
+  'Microsoft.Storage/storageAccounts/tableServices/tables': ['2023-01-01', '2023-05-01', '2024-01-01'],
+  'Microsoft.KeyVault/vaults': ['2022-07-01', '2023-07-01', '2024-11-01'],
+  'Microsoft.KeyVault/vaults/secrets': ['2022-07-01', '2023-07-01', '2024-11-01'],
+  'Microsoft.SignalRService/webPubSub': ['2023-02-01', '2024-03-01'],
+  'Microsoft.SignalRService/webPubSub/hubs': ['2023-02-01', '2024-03-01'],
+  'Microsoft.Authorization/roleAssignments': ['2022-04-01'],
+  'Microsoft.CognitiveServices/accounts': ['2023-05-01', '2024-10-01'],
+  'Microsoft.Web/serverfarms': ['2023-12-01', '2024-04-01'],
+  'Microsoft.Web/sites': ['2023-12-01', '2024-04-01'],
+};
+
+describe('the deployment template', () => {
+  it('sets every setting the code reads, or the README documents it as optional', () => {
+    const readme = read('README.md');
+    const app = read('infra/modules/app.bicep') + read('infra/main.bicep');
+    for (const s of SETTINGS) {
+      const setByTemplate = new RegExp(`\\b${s.name}\\s*:`).test(app);
+      if (!setByTemplate) {
+        expect(s.optional, `${s.name} is neither set by the template nor optional`).toBe(true);
+        expect(readme, `${s.name} is optional but the README does not document it`).toContain(`\`${s.name}`);
+      }
+    }
+    // The settings the deployed gateway depends on are set, by name.
+    for (const name of ['MODEL_DEPLOYMENTS', 'AZURE_OPENAI_ENDPOINT', 'KEY_VAULT_URL', 'AzureWebJobsStorage__accountName', 'AZURE_CLIENT_ID', 'WEBPUBSUB_ENDPOINT', 'WEBPUBSUB_HUB']) {
+      expect(app).toMatch(new RegExp(`\\b${name}\\s*:`));
+    }
+  });
+
+  it('puts no key or connection string in app settings where identity works', () => {
+    const app = read('infra/modules/app.bicep') + read('infra/main.bicep');
+    for (const secret of ['AZURE_OPENAI_API_KEY:', 'PROXY_API_KEY:', 'WEBPUBSUB_CONNECTION_STRING:', 'BALANCER_STORAGE_CONNECTION:', 'AzureWebJobsStorage:', 'listKeys(', 'AccountKey=']) {
+      expect(app).not.toContain(secret);
+    }
+    expect(read('infra/modules/storage.bicep')).toMatch(/allowSharedKeyAccess: false/);
+    expect(read('infra/modules/keyvault.bicep')).toMatch(/enableRbacAuthorization: true/);
+  });
+
+  it('assigns every role the code needs', () => {
+    for (const role of REQUIRED_ROLES) expect(allBicep, role.name).toContain(`'${role.id}'`);
+    const assignments = allBicep.match(/Microsoft\.Authorization\/roleAssignments@/g) ?? [];
+    expect(assignments.length).toBe(REQUIRED_ROLES.length);
+  });
+
+  it('has a parameters file that matches the template\'s parameters', () => {
+    const template = read('infra/main.bicep');
+    const params = [...template.matchAll(/^param (\w+) (\w+)( = .*)?$/gm)].map((m) => ({ name: m[1], required: m[3] === undefined }));
+    const file = JSON.parse(read('infra/main.parameters.json')).parameters as Record<string, unknown>;
+    for (const key of Object.keys(file)) expect(params.map((p) => p.name), `parameters file has unknown ${key}`).toContain(key);
+    for (const p of params.filter((x) => x.required)) expect(Object.keys(file), `required ${p.name} missing`).toContain(p.name);
+  });
+
+  it('uses only resource API versions Azure documents', () => {
+    const uses = [...allBicep.matchAll(/'(Microsoft\.[A-Za-z]+\/[A-Za-z/]+)@([0-9-]+(?:-preview)?)'/g)];
+    expect(uses.length).toBeGreaterThan(10);
+    for (const [, type, version] of uses) {
+      expect(DOCUMENTED_API_VERSIONS[type], `${type} is not in the documented list`).toBeDefined();
+      expect(DOCUMENTED_API_VERSIONS[type], `${type}@${version}`).toContain(version);
+    }
+  });
+
+  it('runs Node 22 on Flex Consumption and points Web PubSub\'s hub at /realtime/events with the events the gateway handles', () => {
+    const app = read('infra/modules/app.bicep');
+    expect(app).toMatch(/tier: 'FlexConsumption', name: 'FC1'/);
+    expect(app).toMatch(/runtime: \{ name: 'node', version: '22' \}/);
+    expect(read('infra/main.bicep')).toContain("/realtime/events'");
+    expect(read('infra/modules/webpubsub.bicep')).toMatch(/systemEvents: \['connect', 'connected', 'disconnected'\]/);
+    expect(read('infra/modules/webpubsub.bicep')).toMatch(/userEventPattern: '\*'/);
+  });
+
+  it('every module main.bicep names exists', () => {
+    for (const m of read('infra/main.bicep').matchAll(/module \w+ '([^']+)'/g)) {
+      expect(bicepFiles).toContain(`infra/${m[1]}`);
+    }
+  });
+});
