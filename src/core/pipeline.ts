@@ -40,6 +40,11 @@ export function errorResponse(err: unknown, ctx: RequestContext, logger: Logger)
     logger.log('error', { msg: 'unhandled error', requestId: ctx.requestId, route: ctx.route, error: describeError(err) });
   }
   ctx.errorCode = error.code ?? String(error.status);
+  return gatewayErrorResponse(error);
+}
+
+/** An error as the response a client sees: OpenAI's body, its status, and headers such as Retry-After. */
+export function gatewayErrorResponse(error: GatewayError): GatewayResponse {
   return jsonResponse(error.status, error.toBody(), { ...error.headers });
 }
 

@@ -2,9 +2,10 @@ import { Transform } from 'node:stream';
 import { classifyReply, deploymentUrl } from '../core/azure';
 import { Deployment } from '../core/config';
 import { RequestContext } from '../core/context';
-import { clientClosed, GatewayError, modelNotFound } from '../core/errors';
+import { clientClosed, modelNotFound } from '../core/errors';
+import { gatewayErrorResponse } from '../core/pipeline';
 import { Gateway } from '../core/gateway';
-import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
+import { GatewayRequest, GatewayResponse } from '../core/http';
 import { UpstreamFailure, UpstreamReply } from '../core/upstream';
 import { AttemptResult } from '../core/balancer';
 import { UsageTap } from '../core/usage-tap';
@@ -68,7 +69,7 @@ export async function forward(req: GatewayRequest, gateway: Gateway, ctx: Reques
       if (err instanceof UpstreamFailure && err.kind !== 'aborted') return { kind: 'retry', reason: err.kind };
       throw err;
     }
-    return classifyReply(reply, deployment, spec.respond, errorToResponse);
+    return classifyReply(reply, deployment, spec.respond, gatewayErrorResponse);
   };
   try {
     return await gateway.balancer.dispatch(model, pool, attempt, ctx.tries);
@@ -77,10 +78,6 @@ export async function forward(req: GatewayRequest, gateway: Gateway, ctx: Reques
     if (err instanceof UpstreamFailure && err.kind === 'aborted') throw clientClosed();
     throw err;
   }
-}
-
-function errorToResponse(error: GatewayError): GatewayResponse {
-  return jsonResponse(error.status, error.toBody(), { ...error.headers });
 }
 
 /**
@@ -110,9 +107,9 @@ const SMALL_RESPONSE = 256 * 1024;
 /** Reads a whole upstream body; a connection that breaks midway is an upstream failure, not the client's. */
 async function readUpstream(reply: UpstreamReply): Promise<Buffer> {
   try {
+    // Only called when content-length is within the limit, so the limit cannot trip here.
     return await readBody(reply.body, SMALL_RESPONSE);
   } catch (err) {
-    if (err instanceof GatewayError && err.status === 413) throw err;
     throw new UpstreamFailure('connect', { cause: err });
   }
 }
