@@ -1,6 +1,7 @@
 import { Route } from './core/route';
 import { audioSpeech, audioUpload } from './handlers/audio';
 import { health } from './handlers/health';
+import { realtimeEvents, realtimeSessions } from './handlers/realtime';
 import { deploymentsHealth } from './handlers/deployments';
 import { jsonOperation } from './handlers/json-operation';
 import { listModels, retrieveModel } from './handlers/models';
@@ -18,6 +19,8 @@ export const routes = {
   audioTranscriptions: { name: 'audioTranscriptions', methods: ['POST'], route: 'v1/audio/transcriptions', auth: true, handler: audioUpload('audio/transcriptions') },
   audioTranslations: { name: 'audioTranslations', methods: ['POST'], route: 'v1/audio/translations', auth: true, handler: audioUpload('audio/translations') },
   audioSpeech: { name: 'audioSpeech', methods: ['POST'], route: 'v1/audio/speech', auth: true, handler: audioSpeech },
+  realtimeSessions: { name: 'realtimeSessions', methods: ['POST'], route: 'v1/realtime/sessions', auth: true, handler: realtimeSessions },
+  realtimeEvents: { name: 'realtimeEvents', methods: ['POST', 'OPTIONS'], route: 'realtime/events', auth: false, handler: realtimeEvents },
   health: { name: 'health', methods: ['GET'], route: 'health', auth: false, handler: health },
   deploymentsHealth: { name: 'deploymentsHealth', methods: ['GET'], route: 'health/deployments', auth: true, handler: deploymentsHealth },
 } as const satisfies Record<string, Route>;

@@ -30,6 +30,13 @@ export interface KeyVaultSettings {
   readonly refreshMs: number;
 }
 
+export interface WebPubSubSettings {
+  readonly connectionString: string;
+  /** Signs and checks event signatures (ce-signature). */
+  readonly accessKey: string;
+  readonly hub: string;
+}
+
 export interface ConfigProblem {
   readonly setting: string;
   readonly message: string;
@@ -49,6 +56,8 @@ export interface GatewayConfig {
   readonly healthRefreshMs: number;
   readonly storageTimeoutMs: number;
   readonly keyVault?: KeyVaultSettings;
+  /** The Web PubSub service carrying realtime sessions; unset = realtime over Web PubSub is off. */
+  readonly webPubSub?: WebPubSubSettings;
   /** True when some deployment has no key and needs an Entra ID token. */
   readonly needsIdentity: boolean;
   /** Empty when the configuration is usable. */
@@ -96,6 +105,7 @@ export function loadConfig(env: Env): GatewayConfig {
     healthRefreshMs: positiveInt('BALANCER_HEALTH_REFRESH_MS', env, 1000, problem),
     storageTimeoutMs: positiveInt('BALANCER_STORAGE_TIMEOUT_MS', env, 1000, problem),
     keyVault,
+    webPubSub: webPubSubSettings(env, problem),
     needsIdentity: keyVault !== undefined || all.some((d) => !d.apiKey),
     problems: Object.freeze(problems),
   });
@@ -301,6 +311,26 @@ function keyVaultSettings(env: Env, problem: Report): KeyVaultSettings | undefin
     azureOpenAIKeySecret: secretName('AZURE_OPENAI_API_KEY_SECRET_NAME', 'azure-openai-api-key'),
     refreshMs: positiveInt('SECRETS_REFRESH_MS', env, 300_000, problem),
   };
+}
+
+function webPubSubSettings(env: Env, problem: Report): WebPubSubSettings | undefined {
+  const hub = nonEmpty(env.WEBPUBSUB_HUB) ?? 'realtime';
+  if (!/^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$/.test(hub)) problem('WEBPUBSUB_HUB', `is "${hub}"; a hub name starts with a letter and holds letters, digits and underscores.`);
+  const conn = nonEmpty(env.WEBPUBSUB_CONNECTION_STRING);
+  if (conn === undefined) {
+    if (nonEmpty(env.WEBPUBSUB_ENDPOINT) !== undefined) {
+      problem('WEBPUBSUB_ENDPOINT', 'is set without WEBPUBSUB_CONNECTION_STRING: the gateway needs the access key to check the signature of every event Web PubSub posts. Set WEBPUBSUB_CONNECTION_STRING (a Key Vault reference works).');
+    }
+    return undefined;
+  }
+  const parts = new Map(conn.split(';').map((p) => { const i = p.indexOf('='); return [p.slice(0, i).trim().toLowerCase(), p.slice(i + 1).trim()] as [string, string]; }));
+  const accessKey = parts.get('accesskey');
+  const endpoint = parts.get('endpoint');
+  if (!endpoint || !accessKey) {
+    problem('WEBPUBSUB_CONNECTION_STRING', 'must look like Endpoint=https://<name>.webpubsub.azure.com;AccessKey=...;Version=1.0;');
+    return undefined;
+  }
+  return { connectionString: conn, accessKey, hub };
 }
 
 function tableName(raw: string | undefined, problem: Report): string {

@@ -98,7 +98,15 @@ export class Gateway {
     if (key === undefined || !(await secrets.accepts(key))) authenticate(req, NO_MATCH);
   }
 
+  private readonly closers: (() => void)[] = [];
+
+  /** Runs when the gateway closes: for parts made after it (the realtime bridge). */
+  onClose(fn: () => void): void {
+    this.closers.push(fn);
+  }
+
   close(): void {
+    for (const fn of this.closers.splice(0)) fn();
     this.upstream.close();
   }
 }

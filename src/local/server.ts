@@ -9,6 +9,7 @@ import { errorResponse, serve } from '../core/pipeline';
 import { RequestContext } from '../core/context';
 import { Route } from '../core/route';
 import { Router } from './router';
+import { DirectRealtime } from '../realtime/direct';
 
 /**
  * The host-less server: serves the same route table as the Functions app on
@@ -21,11 +22,17 @@ export interface LocalServerOptions {
 
 export class LocalServer {
   readonly server: http.Server;
+  readonly realtime: DirectRealtime;
   private readonly router: Router;
 
   constructor(private readonly gateway: Gateway, routes: readonly Route[], options: LocalServerOptions = {}) {
     this.router = new Router(routes);
     this.server = http.createServer({ maxHeaderSize: options.maxHeaderSize ?? 16 * 1024 }, (req, res) => void this.onRequest(req, res));
+    this.realtime = new DirectRealtime(gateway);
+    this.server.on('upgrade', (req, socket, head) => {
+      if ((req.url ?? '').split('?')[0] === '/v1/realtime') void this.realtime.upgrade(req, socket, head);
+      else socket.destroy();
+    });
     this.server.keepAliveTimeout = 65_000;
     this.server.headersTimeout = 66_000;
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -55,6 +62,7 @@ export class LocalServer {
   }
 
   async close(): Promise<void> {
+    this.realtime.close();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }

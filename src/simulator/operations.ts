@@ -1,7 +1,11 @@
 import { installAudio } from './audio';
+import { RealtimeSimulator } from './realtime';
 import { AzureOpenAISimulator } from './server';
 
-/** Adds the simulator's operations beyond chat, completions and embeddings. */
-export function installSimulatorOperations(sim: AzureOpenAISimulator): void {
+/** Adds the simulator's operations beyond chat, completions and embeddings: audio and realtime. */
+export function installSimulatorOperations(sim: AzureOpenAISimulator): RealtimeSimulator {
   installAudio(sim);
+  const realtime = new RealtimeSimulator(sim);
+  sim.realtime = realtime;
+  return realtime;
 }

@@ -67,6 +67,8 @@ export class AzureOpenAISimulator {
   private server?: http.Server;
   private gate?: { promise: Promise<void>; open: () => void };
   streamIntervalMs: number;
+  /** The realtime WebSocket endpoint, when installed. */
+  realtime?: { upgrade(req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): boolean; close(): void };
   /** Off for long benchmark runs, where the record would only grow. */
   recordCalls = true;
   private releaseHeld?: () => void;
@@ -86,6 +88,9 @@ export class AzureOpenAISimulator {
 
   async start(port = 0, host = '127.0.0.1'): Promise<string> {
     const server = http.createServer((req, res) => void this.route(req, res));
+    server.on('upgrade', (req, socket, head) => {
+      if (!this.realtime?.upgrade(req, socket, head)) socket.destroy();
+    });
     server.keepAliveTimeout = 30_000;
     server.on('connection', (s) => {
       this.sockets.add(s);
@@ -108,6 +113,7 @@ export class AzureOpenAISimulator {
 
   async close(): Promise<void> {
     this.gate?.open();
+    this.realtime?.close();
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
@@ -226,7 +232,11 @@ export class AzureOpenAISimulator {
   }
 
   private authorized(req: http.IncomingMessage, bearer: string | undefined): boolean {
-    const key = req.headers['api-key'];
+    return this.isAuthorized(req.headers['api-key'], bearer);
+  }
+
+  /** Azure's check: the resource's key, or a Bearer token its identity provider issued. */
+  isAuthorized(key: string | string[] | undefined, bearer: string | undefined): boolean {
     if (key !== undefined) return typeof key === 'string' && this.apiKeys.has(key);
     if (bearer !== undefined) return this.options.verifyToken?.(bearer) ?? false;
     return this.apiKeys.size === 0 && this.options.verifyToken === undefined;

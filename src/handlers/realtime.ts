@@ -1,0 +1,33 @@
+import { readJsonObject } from '../core/body';
+import { unavailable } from '../core/errors';
+import { Gateway } from '../core/gateway';
+import { Handler } from '../core/route';
+import { RealtimeHub } from '../realtime/hub';
+
+const hubs = new WeakMap<Gateway, RealtimeHub>();
+
+/** The gateway's Web PubSub bridge, made at first use. */
+export function realtimeHubOf(gateway: Gateway): RealtimeHub {
+  let hub = hubs.get(gateway);
+  if (hub === undefined) {
+    const settings = gateway.config.webPubSub;
+    if (settings === undefined) {
+      throw unavailable('Realtime sessions need Azure Web PubSub, which this gateway has not been given (WEBPUBSUB_CONNECTION_STRING). Locally, connect to ws://localhost:7071/v1/realtime instead.');
+    }
+    hub = new RealtimeHub(gateway, settings);
+    hubs.set(gateway, hub);
+    const made = hub;
+    gateway.onClose(() => made.close());
+  }
+  return hub;
+}
+
+/** POST /v1/realtime/sessions: a Web PubSub client URL for a new session. */
+export const realtimeSessions: Handler = async (req, gateway, ctx) => {
+  const { value } = await readJsonObject(req, gateway.config.maxRequestBodyBytes);
+  ctx.model = typeof value.model === 'string' ? value.model : undefined;
+  return realtimeHubOf(gateway).startSession(value.model);
+};
+
+/** /realtime/events: where Web PubSub posts the sessions' events. */
+export const realtimeEvents: Handler = (req, gateway) => realtimeHubOf(gateway).handle(req);
