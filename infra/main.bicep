@@ -71,6 +71,11 @@ module webPubSub 'modules/webpubsub.bicep' = {
   params: { name: names.webPubSub, location: location, hubName: realtimeHub, eventHandlerUrl: 'https://${names.app}.azurewebsites.net/realtime/events' }
 }
 
+module realtimeSecret 'modules/realtime-secret.bicep' = {
+  name: 'realtime-secret'
+  params: { keyVaultName: keyVault.outputs.name, webPubSubName: webPubSub.outputs.name }
+}
+
 module roles 'modules/roles.bicep' = {
   name: 'roles'
   params: {
@@ -90,7 +95,7 @@ module openAiRole 'modules/openai-role.bicep' = {
 
 module app 'modules/app.bicep' = {
   name: 'app'
-  dependsOn: [roles, openAiRole]
+  dependsOn: [roles, openAiRole, realtimeSecret]
   params: {
     planName: names.plan
     appName: names.app
@@ -108,7 +113,8 @@ module app 'modules/app.bicep' = {
       MODEL_DEPLOYMENTS: modelDeployments
       KEY_VAULT_URL: keyVault.outputs.uri
       BALANCER_TABLE: balancerTable
-      WEBPUBSUB_ENDPOINT: webPubSub.outputs.endpoint
+      // A Key Vault reference, resolved by the platform with the app's identity: no key in app settings.
+      WEBPUBSUB_CONNECTION_STRING: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=webpubsub-connection-string)'
       WEBPUBSUB_HUB: realtimeHub
     }
   }

@@ -10,7 +10,7 @@ resource service 'Microsoft.SignalRService/webPubSub@2024-03-01' = {
   sku: { name: 'Standard_S1', tier: 'Standard', capacity: 1 }
   identity: { type: 'SystemAssigned' }
   properties: {
-    // The gateway signs client tokens and calls the REST API with its managed identity.
+    // Access keys stay on: the gateway checks each event's signature with one (kept in Key Vault).
     disableLocalAuth: false
     publicNetworkAccess: 'Enabled'
   }

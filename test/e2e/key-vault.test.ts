@@ -1,9 +1,10 @@
 import OpenAI from 'openai';
+import { WebSocket } from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SecretStore } from '../../src/core/secrets';
 import { MemoryLogger } from '../../src/core/log';
 import { KeyVaultStandIn, TestCredential } from '../support/key-vault';
-import { AZURE_KEY, Harness, assertLogsClean, startHarness } from '../support/harness';
+import { AZURE_KEY, Harness, PROXY_KEY, assertLogsClean, startHarness } from '../support/harness';
 
 let vault: KeyVaultStandIn;
 const running: Harness[] = [];
@@ -116,6 +117,24 @@ describe('secrets in Key Vault', () => {
 });
 
 describe('keyless Azure OpenAI with a managed identity', () => {
+  it('sends the Entra ID token on the realtime WebSocket too', async () => {
+    const identity = new TestCredential('https://cognitiveservices.azure.com/.default');
+    const h = await startHarness({
+      simulator: { apiKey: undefined, verifyToken: (t) => identity.isValid(t) },
+      env: () => ({ AZURE_OPENAI_API_KEY: '', MODEL_DEPLOYMENTS: JSON.stringify({ 'gpt-4o-mini-realtime-preview': ['rt-a'] }) }),
+      deps: { credential: identity },
+    });
+    running.push(h);
+    const ws = new WebSocket(`${h.url.replace('http', 'ws')}/v1/realtime?model=gpt-4o-mini-realtime-preview`, { headers: { authorization: `Bearer ${PROXY_KEY}` } });
+    const first = await new Promise<string>((resolve, reject) => {
+      ws.once('message', (d) => resolve(String(d)));
+      ws.once('error', reject);
+    });
+    expect(JSON.parse(first).type).toBe('session.created');
+    ws.close();
+    expect(identity.requests).toBe(1);
+  });
+
   it('sends an Entra ID token the simulator accepts, renewed before it expires over a long run (injected clock)', async () => {
     let now = Date.parse('2026-11-25T12:00:00Z');
     const clock = () => now;

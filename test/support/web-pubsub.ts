@@ -51,10 +51,14 @@ export class WebPubSubStandIn {
     this.server = http.createServer((req, res) => void this.rest(req, res));
     this.server.on('upgrade', (req, socket, head) => void this.upgrade(req, socket, head));
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.address = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
+  /** Kept from start: posts still in flight while it closes need it. */
+  private address = '';
+
   get endpoint(): string {
-    return `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
+    return this.address;
   }
 
   get connectionString(): string {
@@ -113,7 +117,7 @@ export class WebPubSubStandIn {
 
   private async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', this.endpoint);
-    const refuse = (status: number) => socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    const refuse = (status: number): void => void socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     if (url.pathname !== `/client/hubs/${this.hub}`) return refuse(404);
     const claims = verifyJwt(url.searchParams.get('access_token') ?? '', this.accessKey, `${this.endpoint}/client/hubs/${this.hub}`);
     if (!claims) return refuse(401);

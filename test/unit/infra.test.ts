@@ -46,16 +46,21 @@ describe('the deployment template', () => {
       }
     }
     // The settings the deployed gateway depends on are set, by name.
-    for (const name of ['MODEL_DEPLOYMENTS', 'AZURE_OPENAI_ENDPOINT', 'KEY_VAULT_URL', 'AzureWebJobsStorage__accountName', 'AZURE_CLIENT_ID', 'WEBPUBSUB_ENDPOINT', 'WEBPUBSUB_HUB']) {
+    for (const name of ['MODEL_DEPLOYMENTS', 'AZURE_OPENAI_ENDPOINT', 'KEY_VAULT_URL', 'AzureWebJobsStorage__accountName', 'AZURE_CLIENT_ID', 'WEBPUBSUB_CONNECTION_STRING', 'WEBPUBSUB_HUB']) {
       expect(app).toMatch(new RegExp(`\\b${name}\\s*:`));
     }
   });
 
   it('puts no key or connection string in app settings where identity works', () => {
     const app = read('infra/modules/app.bicep') + read('infra/main.bicep');
-    for (const secret of ['AZURE_OPENAI_API_KEY:', 'PROXY_API_KEY:', 'WEBPUBSUB_CONNECTION_STRING:', 'BALANCER_STORAGE_CONNECTION:', 'AzureWebJobsStorage:', 'listKeys(', 'AccountKey=']) {
+    for (const secret of ['AZURE_OPENAI_API_KEY:', 'PROXY_API_KEY:', 'BALANCER_STORAGE_CONNECTION:', 'AzureWebJobsStorage:', 'listKeys(', 'AccountKey=']) {
       expect(app).not.toContain(secret);
     }
+    // The one secret the gateway must hold (to check Web PubSub's event signatures) is a Key Vault reference.
+    for (const line of app.split('\n').filter((l) => l.includes('WEBPUBSUB_CONNECTION_STRING:'))) {
+      expect(line).toMatch(/WEBPUBSUB_CONNECTION_STRING: '@Microsoft\.KeyVault\(VaultName=\$\{[\w.]+\};SecretName=webpubsub-connection-string\)'/);
+    }
+    expect(read('infra/modules/app.bicep')).toMatch(/keyVaultReferenceIdentity: identityId/);
     expect(read('infra/modules/storage.bicep')).toMatch(/allowSharedKeyAccess: false/);
     expect(read('infra/modules/keyvault.bicep')).toMatch(/enableRbacAuthorization: true/);
   });
