@@ -212,6 +212,8 @@ describe('either side closing closes the other', () => {
   it('leaves no socket or map entry behind after 100 sessions', async () => {
     pubsub.alternate = true;
     const azureBefore = rt.sessions.length;
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const timersBefore = timers();
     for (let batch = 0; batch < 10; batch++) {
       await Promise.all(Array.from({ length: 10 }, async () => {
         const { body } = await newSession(batch % 2 ? a : b);
@@ -227,6 +229,8 @@ describe('either side closing closes the other', () => {
     await eventually(() => rt.sessions.every((s) => s.closed), 5000, 'every Azure socket to close');
     await eventually(() => realtimeHubOf(a.gateway).openSessions + realtimeHubOf(b.gateway).openSessions === 0, 5000, 'the owners to forget their sessions');
     await eventually(() => pubsub.connections.size === 0, 5000, 'every Web PubSub connection, the gateway\'s own included, to close');
+    // Per-session timers (the cut-off for an Azure socket that will not close) are gone with their sessions.
+    await eventually(() => timers() - timersBefore < 10, 5000, 'session timers to be cleared');
   }, 60_000);
 });
 
