@@ -20,7 +20,7 @@ export const routes = {
   audioTranslations: { name: 'audioTranslations', methods: ['POST'], route: 'v1/audio/translations', auth: true, handler: audioUpload('audio/translations') },
   audioSpeech: { name: 'audioSpeech', methods: ['POST'], route: 'v1/audio/speech', auth: true, handler: audioSpeech },
   realtimeSessions: { name: 'realtimeSessions', methods: ['POST'], route: 'v1/realtime/sessions', auth: true, handler: realtimeSessions },
-  realtimeEvents: { name: 'realtimeEvents', methods: ['POST', 'OPTIONS'], route: 'realtime/events', auth: false, handler: realtimeEvents },
+  realtimeEvents: { name: 'realtimeEvents', methods: ['POST', 'OPTIONS'], route: 'realtime/events', auth: false, handler: realtimeEvents, logSuccess: false },
   health: { name: 'health', methods: ['GET'], route: 'health', auth: false, handler: health },
   deploymentsHealth: { name: 'deploymentsHealth', methods: ['GET'], route: 'health/deployments', auth: true, handler: deploymentsHealth },
 } as const satisfies Record<string, Route>;

@@ -26,6 +26,7 @@ export async function serve(route: Route, req: GatewayRequest, gateway: Gateway,
   ctx.headersMs = ctx.elapsedMs();
   res.headers['x-request-id'] = ctx.requestId;
   const body = res.body;
+  if (route.logSuccess === false && res.status < 400) return res;
   if (body instanceof Readable) {
     body.once('close', () => logRequest(logger, req, ctx, res.status, body.errored ?? (body.readableEnded ? null : 'client closed')));
   } else {

@@ -16,4 +16,10 @@ export interface Route {
   /** Whether a proxy key is required. */
   readonly auth: boolean;
   readonly handler: Handler;
+  /**
+   * Whether a successful request gets its own log line. Off for Web PubSub's
+   * event posts: a voice session sends hundreds of audio events a minute, and
+   * its start and end are logged instead.
+   */
+  readonly logSuccess?: boolean;
 }

@@ -145,7 +145,10 @@ export class RealtimeHub {
       session.relay = new Relay(
         azure,
         (text) => this.sendToClient(connectionId, session, text),
-        (reason) => this.teardown(connectionId, session, reason !== 'client closed'),
+        (reason) => {
+          this.gateway.logger.log('info', { msg: 'realtime session ended', model, reason });
+          this.teardown(connectionId, session, reason !== 'client closed');
+        },
       );
       this.gateway.logger.log('info', { msg: 'realtime session started', model, deployment: tries.at(-1)?.deployment, tried: tries.length });
     } catch (err) {

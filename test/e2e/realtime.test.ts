@@ -117,8 +117,13 @@ describe('starting a realtime session', () => {
 });
 
 describe('a conversation through Web PubSub', () => {
-  it('relays 200+ events each way, in order and unchanged', async () => {
+  it('relays 200+ events each way, in order and unchanged, logging the session rather than each event', async () => {
+    const before = a.logger.lines.length;
     await converse();
+    await eventually(() => a.logger.entries().slice(before).some((e) => e.msg === 'realtime session ended'), 3000, 'the session end to be logged');
+    const lines = a.logger.entries().slice(before);
+    expect(lines.filter((e) => e.msg === 'request' && e.route === 'realtimeEvents')).toEqual([]);
+    expect(lines.filter((e) => e.msg === 'realtime session started')).toHaveLength(1);
   });
 
   it('still completes when Web PubSub alternates a session\'s events between two instances', async () => {
