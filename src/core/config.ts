@@ -30,12 +30,15 @@ export interface KeyVaultSettings {
   readonly refreshMs: number;
 }
 
-export interface WebPubSubSettings {
-  readonly connectionString: string;
-  /** Signs and checks event signatures (ce-signature). */
-  readonly accessKey: string;
-  readonly hub: string;
-}
+/**
+ * Web PubSub by access key (connection string: the key checks each event's
+ * signature), or by identity (endpoint: the gateway's managed identity calls
+ * the service, and each event must carry an Entra ID token from the
+ * service's identity for the configured audience).
+ */
+export type WebPubSubSettings =
+  | { readonly mode: 'key'; readonly hub: string; readonly connectionString: string; readonly accessKey: string }
+  | { readonly mode: 'identity'; readonly hub: string; readonly endpoint: string; readonly eventAudience: string; readonly eventIssuer: string };
 
 export interface ConfigProblem {
   readonly setting: string;
@@ -106,7 +109,7 @@ export function loadConfig(env: Env): GatewayConfig {
     storageTimeoutMs: positiveInt('BALANCER_STORAGE_TIMEOUT_MS', env, 1000, problem),
     keyVault,
     webPubSub: webPubSubSettings(env, problem),
-    needsIdentity: keyVault !== undefined || all.some((d) => !d.apiKey),
+    needsIdentity: keyVault !== undefined || all.some((d) => !d.apiKey) || nonEmpty(env.WEBPUBSUB_ENDPOINT) !== undefined,
     problems: Object.freeze(problems),
   });
 }
@@ -318,10 +321,15 @@ function webPubSubSettings(env: Env, problem: Report): WebPubSubSettings | undef
   if (!/^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$/.test(hub)) problem('WEBPUBSUB_HUB', `is "${hub}"; a hub name starts with a letter and holds letters, digits and underscores.`);
   const conn = nonEmpty(env.WEBPUBSUB_CONNECTION_STRING);
   if (conn === undefined) {
-    if (nonEmpty(env.WEBPUBSUB_ENDPOINT) !== undefined) {
-      problem('WEBPUBSUB_ENDPOINT', 'is set without WEBPUBSUB_CONNECTION_STRING: the gateway needs the access key to check the signature of every event Web PubSub posts. Set WEBPUBSUB_CONNECTION_STRING (a Key Vault reference works).');
-    }
-    return undefined;
+    const raw = nonEmpty(env.WEBPUBSUB_ENDPOINT);
+    if (raw === undefined) return undefined;
+    const endpoint = parseEndpoint('WEBPUBSUB_ENDPOINT', raw, problem);
+    const eventAudience = nonEmpty(env.WEBPUBSUB_EVENT_AUDIENCE);
+    const tenant = nonEmpty(env.AZURE_TENANT_ID);
+    const eventIssuer = nonEmpty(env.WEBPUBSUB_EVENT_ISSUER) ?? (tenant ? `https://login.microsoftonline.com/${tenant}/v2.0` : undefined);
+    if (!eventAudience) problem('WEBPUBSUB_EVENT_AUDIENCE', 'is not set: with WEBPUBSUB_ENDPOINT (identity, no key) the gateway checks the Entra ID token Web PubSub sends with each event, and needs the audience it is issued for (the resource set in the hub\'s event handler auth).');
+    if (!eventIssuer) problem('AZURE_TENANT_ID', 'is not set: with WEBPUBSUB_ENDPOINT the gateway needs the tenant (or WEBPUBSUB_EVENT_ISSUER) whose tokens Web PubSub sends with each event.');
+    return endpoint && eventAudience && eventIssuer ? { mode: 'identity', hub, endpoint, eventAudience, eventIssuer } : undefined;
   }
   const parts = new Map(conn.split(';').map((p) => { const i = p.indexOf('='); return [p.slice(0, i).trim().toLowerCase(), p.slice(i + 1).trim()] as [string, string]; }));
   const accessKey = parts.get('accesskey');
@@ -330,7 +338,7 @@ function webPubSubSettings(env: Env, problem: Report): WebPubSubSettings | undef
     problem('WEBPUBSUB_CONNECTION_STRING', 'must look like Endpoint=https://<name>.webpubsub.azure.com;AccessKey=...;Version=1.0;');
     return undefined;
   }
-  return { connectionString: conn, accessKey, hub };
+  return { mode: 'key', connectionString: conn, accessKey, hub };
 }
 
 function tableName(raw: string | undefined, problem: Report): string {

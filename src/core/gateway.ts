@@ -29,6 +29,8 @@ export interface GatewayDeps {
   readonly now?: () => number;
   /** Proxy keys and the Azure OpenAI key from Key Vault, when KEY_VAULT_URL is set. */
   readonly secrets?: SecretStore;
+  /** Extra trust for Azure service endpoints (a test's own certificate authority). */
+  readonly serviceTls?: { readonly ca: Buffer };
 }
 
 const NO_KEYS = 'The gateway cannot check proxy keys right now (none configured, or Key Vault unreadable). Its operator should check /health.';
@@ -46,6 +48,8 @@ export class Gateway {
   readonly stats: DeploymentStats;
   readonly sharedView?: SharedView;
   readonly secrets?: SecretStore;
+  readonly credential?: TokenCredential;
+  readonly serviceTls?: { readonly ca: Buffer };
   /** Upstream credential failures repeat per request; one warning per minute is enough. */
   readonly credentialWarning: RateLimitedWarning;
   /** Whether the cursor and health are shared with other instances. */
@@ -59,6 +63,8 @@ export class Gateway {
     this.stats = deps.stats ?? new DeploymentStats(this.now);
     this.sharedView = deps.sharedView;
     this.secrets = deps.secrets;
+    this.credential = deps.credential;
+    this.serviceTls = deps.serviceTls;
     this.credentialWarning = new RateLimitedWarning(this.logger, 60_000, this.now);
     this.keys = new ProxyKeyRing(deps.config.proxyKeys);
     this.upstream = deps.upstream ?? new NodeHttpUpstream();

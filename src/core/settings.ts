@@ -37,7 +37,10 @@ export const SETTINGS = [
   { name: 'SECRETS_REFRESH_MS', description: 'How often Key Vault secrets are re-read (default 300000).', optional: true },
   { name: 'AZURE_CLIENT_ID', description: 'Client id of a user-assigned managed identity, when the app uses one.', optional: true },
   { name: 'WEBPUBSUB_CONNECTION_STRING', description: 'Web PubSub for realtime sessions, by connection string.', secret: true, optional: true },
-  { name: 'WEBPUBSUB_ENDPOINT', description: 'Web PubSub for realtime sessions, reached with the managed identity.', optional: true },
+  { name: 'WEBPUBSUB_ENDPOINT', description: 'Web PubSub for realtime sessions, reached with the managed identity (no key).', optional: true },
+  { name: 'WEBPUBSUB_EVENT_AUDIENCE', description: 'With WEBPUBSUB_ENDPOINT: the audience of the Entra ID token Web PubSub sends with each event.', optional: true },
+  { name: 'WEBPUBSUB_EVENT_ISSUER', description: 'With WEBPUBSUB_ENDPOINT: the token issuer (default https://login.microsoftonline.com/<AZURE_TENANT_ID>/v2.0).', optional: true },
+  { name: 'AZURE_TENANT_ID', description: 'The Entra ID tenant, for checking Web PubSub event tokens in identity mode.', optional: true },
   { name: 'WEBPUBSUB_HUB', description: 'The Web PubSub hub realtime sessions use (default realtime).', optional: true },
 ] as const satisfies readonly SettingSpec[];
 

@@ -1,5 +1,8 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import https from 'node:https';
+import type { PipelineRequest, SendRequest } from '@azure/core-rest-pipeline';
 import { WebPubSubServiceClient } from '@azure/web-pubsub';
+import { EntraTokenValidator } from './event-auth';
 import { WebSocket } from 'ws';
 import { readBody } from '../core/body';
 import { WebPubSubSettings } from '../core/config';
@@ -59,8 +62,24 @@ export class RealtimeHub {
   private readonly owned = new Map<string, OwnedSession>();
   private readonly origin: string;
 
+  private readonly validator?: EntraTokenValidator;
+  private readonly socketOptions: { ca?: Buffer };
+
   constructor(private readonly gateway: Gateway, private readonly settings: WebPubSubSettings) {
-    this.service = new WebPubSubServiceClient(settings.connectionString, settings.hub, { allowInsecureConnection: true });
+    const tls = gateway.serviceTls;
+    const agent = tls ? new https.Agent({ ca: tls.ca, keepAlive: true }) : undefined;
+    const options = {
+      allowInsecureConnection: settings.mode === 'key',
+      ...(agent ? { additionalPolicies: [{ position: 'perCall' as const, policy: { name: 'service-tls', sendRequest: (r: PipelineRequest, next: SendRequest) => ((r.agent = agent), next(r)) } }] } : {}),
+    };
+    if (settings.mode === 'key') {
+      this.service = new WebPubSubServiceClient(settings.connectionString, settings.hub, options);
+    } else {
+      if (!gateway.credential) throw new Error('Web PubSub by identity needs a credential');
+      this.service = new WebPubSubServiceClient(settings.endpoint, gateway.credential, settings.hub, options);
+      this.validator = new EntraTokenValidator(settings.eventIssuer, settings.eventAudience, undefined, gateway.now);
+    }
+    this.socketOptions = tls ? { ca: tls.ca } : {};
     this.origin = new URL(this.service.endpoint).host;
   }
 
@@ -81,7 +100,7 @@ export class RealtimeHub {
   async handle(req: GatewayRequest): Promise<GatewayResponse> {
     if (req.method === 'OPTIONS') return this.abuseProtection(req);
     const connectionId = req.header('ce-connectionid') ?? '';
-    if (!this.signedByService(connectionId, req.header('ce-signature'))) {
+    if (!(await this.fromService(req, connectionId))) {
       throw unauthorized('The event is not signed by this gateway\'s Web PubSub service.');
     }
     if (req.header('ce-hub') !== this.settings.hub) throw new GatewayError(400, 'The event is for another hub.', 'invalid_request_error', 'wrong_hub');
@@ -116,9 +135,16 @@ export class RealtimeHub {
     return { status: 200, headers: { 'webhook-allowed-origin': this.origin } };
   }
 
-  private signedByService(connectionId: string, header: string | undefined): boolean {
-    if (!connectionId || !header) return false;
-    const expected = Buffer.from(`sha256=${createHmac('sha256', this.settings.accessKey).update(connectionId).digest('hex')}`);
+  /** By access key: the ce-signature HMAC. By identity: the service's Entra ID token. */
+  private async fromService(req: GatewayRequest, connectionId: string): Promise<boolean> {
+    if (!connectionId) return false;
+    if (this.settings.mode === 'identity') return this.validator!.valid(req.header('authorization'));
+    return this.signedWith(this.settings.accessKey, connectionId, req.header('ce-signature'));
+  }
+
+  private signedWith(accessKey: string, connectionId: string, header: string | undefined): boolean {
+    if (!header) return false;
+    const expected = Buffer.from(`sha256=${createHmac('sha256', accessKey).update(connectionId).digest('hex')}`);
     let ok = false;
     for (const candidate of header.split(',').map((s) => Buffer.from(s.trim()))) {
       ok = (candidate.length === expected.length && timingSafeEqual(candidate, expected)) || ok;
@@ -162,7 +188,7 @@ export class RealtimeHub {
   /** A service-side connection in the session's group: where client events reach the owner. */
   private async joinGroup(connectionId: string, session: OwnedSession): Promise<WebSocket> {
     const { url } = await this.service.getClientAccessToken({ userId: `${RELAY_PREFIX}${connectionId}`, groups: [groupOf(connectionId)], expirationTimeInMinutes: TOKEN_MINUTES });
-    const ws = new WebSocket(url, RELAY_PROTOCOL);
+    const ws = new WebSocket(url, RELAY_PROTOCOL, this.socketOptions);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', resolve);
       ws.once('error', reject);

@@ -1,9 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
 import https from 'node:https';
 import { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { selfSignedCert } from './tls';
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { SecretClient } from '@azure/keyvault-secrets';
 
@@ -28,11 +25,7 @@ export class KeyVaultStandIn {
   readonly credential: TestCredential;
 
   constructor() {
-    const dir = mkdtempSync(path.join(tmpdir(), 'kv-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
-    this.cert = readFileSync(path.join(dir, 'cert.pem'));
-    this.key = readFileSync(path.join(dir, 'key.pem'));
+    ({ cert: this.cert, key: this.key } = selfSignedCert());
     this.credential = new TestCredential('https://vault.azure.net/.default');
   }
 

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import { AddressInfo } from 'node:net';
 import { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -24,6 +25,15 @@ interface Connection {
   queue: Promise<void>;
 }
 
+export interface StandInOptions {
+  /** Serve HTTPS and WSS with this certificate (identity mode needs TLS: SDKs send tokens over it only). */
+  readonly tls?: { cert: Buffer; key: Buffer };
+  /** Accept REST calls carrying this identity's Entra ID tokens (the gateway's managed identity). */
+  readonly restIdentity?: { isValid(token: string): boolean };
+  /** Event handler auth set to the service's managed identity: the token it sends with each event. */
+  readonly eventToken?: () => string;
+}
+
 export interface EventRecord {
   readonly type: string;
   readonly connectionId: string;
@@ -42,16 +52,17 @@ export class WebPubSubStandIn {
   readonly connections = new Map<string, Connection>();
   readonly restCalls: { method: string; path: string; status: number }[] = [];
   private next = 0;
-  private server?: http.Server;
+  private server?: http.Server | https.Server;
   private readonly wss = new WebSocketServer({ noServer: true, handleProtocols: (p) => (p.has('json.webpubsub.azure.v1') ? 'json.webpubsub.azure.v1' : false) });
 
-  constructor(readonly hub = 'realtime') {}
+  constructor(readonly hub = 'realtime', readonly options: StandInOptions = {}) {}
 
   async start(): Promise<void> {
-    this.server = http.createServer((req, res) => void this.rest(req, res));
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.rest(req, res);
+    this.server = this.options.tls ? https.createServer(this.options.tls, handler) : http.createServer(handler);
     this.server.on('upgrade', (req, socket, head) => void this.upgrade(req, socket, head));
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.address = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.address = `${this.options.tls ? 'https' : 'http'}://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
   /** Kept from start: posts still in flight while it closes need it. */
@@ -98,6 +109,7 @@ export class WebPubSubStandIn {
       'WebHook-Request-Origin': new URL(this.endpoint).host,
     };
     if (c.userId) headers['ce-userId'] = c.userId;
+    if (this.options.eventToken) headers.authorization = `Bearer ${this.options.eventToken()}`;
     try {
       const res = await fetch(handler, { method: 'POST', headers, body: typeof body === 'string' ? body : new Uint8Array(body) });
       const out = Buffer.from(await res.arrayBuffer());
@@ -169,7 +181,8 @@ export class WebPubSubStandIn {
       res.writeHead(status, value === undefined ? {} : { 'content-type': 'application/json' }).end(value === undefined ? undefined : JSON.stringify(value));
     };
     const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
-    const claims = verifyJwt(token, this.accessKey, `${this.endpoint}${req.url}`) ?? verifyJwt(token, this.accessKey, `${this.endpoint}${url.pathname}`);
+    const byIdentity = this.options.restIdentity?.isValid(token) ?? false;
+    const claims = byIdentity || verifyJwt(token, this.accessKey, `${this.endpoint}${req.url}`) || verifyJwt(token, this.accessKey, `${this.endpoint}${url.pathname}`);
     if (!claims) return answer(401, { code: 'Unauthorized', message: 'Invalid token.' });
     if (!url.searchParams.get('api-version')) return answer(400, { code: 'InvalidApiVersion', message: 'api-version is required.' });
     const text = String(req.headers['content-type'] ?? '').startsWith('text/');
@@ -186,6 +199,15 @@ export class WebPubSubStandIn {
       for (const c of this.connections.values()) if (c.groups.has(group)) this.deliver(c, body, text, 'group', group);
       return answer(202);
     }
+    if (req.method === 'POST' && url.pathname === `${hub}/:generateToken`) {
+      // What an identity-based client asks for instead of signing client tokens with a key.
+      const minutes = Number(url.searchParams.get('minutesToExpire') ?? 60);
+      const claims: Record<string, unknown> = { aud: `${this.endpoint}/client/hubs/${this.hub}`, exp: Math.floor(Date.now() / 1000) + minutes * 60 };
+      if (url.searchParams.get('userId')) claims.sub = url.searchParams.get('userId');
+      if (url.searchParams.getAll('role').length) claims.role = url.searchParams.getAll('role');
+      if (url.searchParams.getAll('group').length) claims['webpubsub.group'] = url.searchParams.getAll('group');
+      return answer(200, { token: signJwt(claims, this.accessKey) });
+    }
     if (req.method === 'DELETE' && (m = new RegExp(`^${hub}/connections/([^/]+)$`).exec(url.pathname))) {
       this.connections.get(decodeURIComponent(m[1]))?.ws.close(1000, url.searchParams.get('reason') ?? undefined);
       return answer(204);
@@ -200,6 +222,12 @@ export class WebPubSubStandIn {
       c.ws.send(text ? body.toString('utf8') : body);
     }
   }
+}
+
+function signJwt(claims: Record<string, unknown>, key: string): string {
+  const h = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
+  const p = Buffer.from(JSON.stringify(claims)).toString('base64url');
+  return `${h}.${p}.${createHmac('sha256', key).update(`${h}.${p}`).digest('base64url')}`;
 }
 
 /** HS256 JWT check: signature with the access key, audience and expiry. */

@@ -1,0 +1,69 @@
+import { createPublicKey, JsonWebKey, KeyObject, verify } from 'node:crypto';
+
+/**
+ * Checks the Entra ID token Web PubSub sends to its event handler when the
+ * handler is set to authenticate with the service's managed identity (no
+ * access key anywhere): RS256 signature against the issuer's published keys,
+ * issuer, audience and lifetime. Keys are fetched once and again only for an
+ * unknown key id, at most every five minutes.
+ */
+export type FetchJson = (url: string) => Promise<unknown>;
+
+const REFETCH_MS = 5 * 60_000;
+const SKEW_S = 300;
+
+export class EntraTokenValidator {
+  private keys = new Map<string, KeyObject>();
+  private fetchedAt = -Infinity;
+  private pending?: Promise<void>;
+
+  constructor(
+    private readonly issuer: string,
+    private readonly audience: string,
+    private readonly fetchJson: FetchJson = async (url) => (await fetch(url)).json(),
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async valid(authorization: string | undefined): Promise<boolean> {
+    const token = /^Bearer (\S+)$/.exec(authorization ?? '')?.[1];
+    if (!token) return false;
+    const [h, p, s] = token.split('.');
+    if (!h || !p || !s) return false;
+    let header: { alg?: string; kid?: string };
+    let claims: { iss?: string; aud?: string | string[]; exp?: number; nbf?: number };
+    try {
+      header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
+      claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+    } catch {
+      return false;
+    }
+    if (header.alg !== 'RS256' || !header.kid) return false;
+    const key = await this.key(header.kid);
+    if (!key || !verify('sha256', Buffer.from(`${h}.${p}`), key, Buffer.from(s, 'base64url'))) return false;
+    const nowS = this.now() / 1000;
+    const audiences = [claims.aud].flat();
+    return claims.iss === this.issuer && audiences.includes(this.audience)
+      && typeof claims.exp === 'number' && claims.exp + SKEW_S > nowS
+      && (claims.nbf === undefined || claims.nbf - SKEW_S <= nowS);
+  }
+
+  private async key(kid: string): Promise<KeyObject | undefined> {
+    if (!this.keys.has(kid) && this.now() - this.fetchedAt >= REFETCH_MS) {
+      this.pending ??= this.refresh().finally(() => (this.pending = undefined));
+      await this.pending.catch(() => {});
+    }
+    return this.keys.get(kid);
+  }
+
+  private async refresh(): Promise<void> {
+    this.fetchedAt = this.now();
+    const config = (await this.fetchJson(`${this.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`)) as { jwks_uri?: string };
+    if (!config.jwks_uri) throw new Error('no jwks_uri');
+    const jwks = (await this.fetchJson(config.jwks_uri)) as { keys?: (JsonWebKey & { kid?: string })[] };
+    const keys = new Map<string, KeyObject>();
+    for (const jwk of jwks.keys ?? []) {
+      if (jwk.kid && jwk.kty === 'RSA') keys.set(jwk.kid, createPublicKey({ key: jwk, format: 'jwk' }));
+    }
+    this.keys = keys;
+  }
+}

@@ -1,0 +1,48 @@
+import { createSign, generateKeyPairSync, KeyObject } from 'node:crypto';
+import http from 'node:http';
+import { AddressInfo } from 'node:net';
+
+/**
+ * An Entra ID stand-in for one tenant: OpenID discovery and a JWKS at the
+ * documented paths, and RS256 tokens like those a managed identity gets.
+ */
+export class OidcStandIn {
+  private readonly privateKey: KeyObject;
+  private readonly jwk: Record<string, unknown>;
+  private server?: http.Server;
+  private address = '';
+  readonly kid = 'test-key-1';
+
+  constructor() {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    this.privateKey = privateKey;
+    this.jwk = { ...publicKey.export({ format: 'jwk' }), kid: this.kid, use: 'sig', alg: 'RS256' };
+  }
+
+  async start(): Promise<void> {
+    this.server = http.createServer((req, res) => {
+      const send = (v: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(v));
+      if (req.url === '/tenant/v2.0/.well-known/openid-configuration') return send({ issuer: this.issuer, jwks_uri: `${this.address}/tenant/discovery/v2.0/keys` });
+      if (req.url === '/tenant/discovery/v2.0/keys') return send({ keys: [this.jwk] });
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.address = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  get issuer(): string {
+    return `${this.address}/tenant/v2.0`;
+  }
+
+  issue(audience: string, options: { lifetimeS?: number; issuer?: string; signWith?: KeyObject } = {}): string {
+    const now = Math.floor(Date.now() / 1000);
+    const header = Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid: this.kid })).toString('base64url');
+    const payload = Buffer.from(JSON.stringify({ iss: options.issuer ?? this.issuer, aud: audience, iat: now, nbf: now, exp: now + (options.lifetimeS ?? 3600), sub: 'web-pubsub-identity' })).toString('base64url');
+    const sig = createSign('sha256').update(`${header}.${payload}`).sign(options.signWith ?? this.privateKey).toString('base64url');
+    return `${header}.${payload}.${sig}`;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
