@@ -7,6 +7,7 @@ import { JsonLineLogger, Logger } from './core/log';
 import { Env } from './core/settings';
 import { SharedBalancerState } from './core/shared-state';
 import { TableBalancerStore } from './core/table-store';
+import { tlsOptions } from './core/service-tls';
 import { DeploymentStats } from './core/stats';
 import { SecretStore } from './core/secrets';
 
@@ -35,7 +36,7 @@ export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): G
   if (overrides.cursor === undefined && config.balancerStorage !== undefined) {
     const health = overrides.health ?? new HealthView(now);
     const stats = overrides.stats ?? new DeploymentStats(now);
-    const state = sharedState(config, config.balancerStorage, health, stats, logger, now, identity);
+    const state = sharedState(config, config.balancerStorage, health, stats, logger, now, identity, overrides.serviceTls);
     shared = { cursor: state, publisher: state, sharedView: state, health, stats };
   }
   let secrets = overrides.secrets;
@@ -55,10 +56,11 @@ export function sharedState(
   logger: Logger,
   now: () => number,
   identity: () => TokenCredential,
+  serviceTls?: { readonly ca: Buffer },
 ): SharedBalancerState {
   const table = 'connectionString' in target
     ? TableClient.fromConnectionString(target.connectionString, config.balancerTable, { allowInsecureConnection: /127\.0\.0\.1|localhost|usedevelopmentstorage/i.test(target.connectionString) })
-    : new TableClient(target.tableServiceUri, config.balancerTable, identity());
+    : new TableClient(target.tableServiceUri, config.balancerTable, identity(), tlsOptions(serviceTls));
   return new SharedBalancerState({
     store: new TableBalancerStore(table),
     health,

@@ -280,8 +280,9 @@ function storageTarget(env: Env, problem: Report): StorageTarget | undefined {
     }
     const uri = nonEmpty(env[`${name}__tableServiceUri`]);
     if (uri !== undefined) {
-      const endpoint = parseEndpoint(`${name}__tableServiceUri`, uri, problem);
-      return endpoint ? { tableServiceUri: endpoint } : undefined;
+      // Keep the path: an emulator's table service lives under its account name.
+      const origin = parseEndpoint(`${name}__tableServiceUri`, uri, problem);
+      return origin ? { tableServiceUri: `${origin}${new URL(uri).pathname.replace(/\/+$/, '')}` } : undefined;
     }
     const account = nonEmpty(env[`${name}__accountName`]);
     if (account !== undefined) {

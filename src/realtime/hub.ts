@@ -1,8 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import https from 'node:https';
-import type { PipelineRequest, SendRequest } from '@azure/core-rest-pipeline';
 import { WebPubSubServiceClient } from '@azure/web-pubsub';
 import { EntraTokenValidator } from './event-auth';
+import { tlsOptions } from '../core/service-tls';
 import { WebSocket } from 'ws';
 import { readBody } from '../core/body';
 import { WebPubSubSettings } from '../core/config';
@@ -67,11 +66,7 @@ export class RealtimeHub {
 
   constructor(private readonly gateway: Gateway, private readonly settings: WebPubSubSettings) {
     const tls = gateway.serviceTls;
-    const agent = tls ? new https.Agent({ ca: tls.ca, keepAlive: true }) : undefined;
-    const options = {
-      allowInsecureConnection: settings.mode === 'key',
-      ...(agent ? { additionalPolicies: [{ position: 'perCall' as const, policy: { name: 'service-tls', sendRequest: (r: PipelineRequest, next: SendRequest) => ((r.agent = agent), next(r)) } }] } : {}),
-    };
+    const options = { allowInsecureConnection: settings.mode === 'key', ...tlsOptions(tls) };
     if (settings.mode === 'key') {
       this.service = new WebPubSubServiceClient(settings.connectionString, settings.hub, options);
     } else {

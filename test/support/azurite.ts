@@ -1,6 +1,8 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 /** Azurite's well-known development account (public, documented; not a secret). */
 const ACCOUNT = 'devstoreaccount1';
@@ -9,6 +11,8 @@ const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZ
 export interface Azurite {
   readonly port: number;
   readonly connectionString: string;
+  /** With OAuth on: the table service URI an identity-based client uses (HTTPS). */
+  readonly tableServiceUri: string;
   /** Kills the emulator: storage becomes unreachable. */
   stop(): Promise<void>;
   /** Starts it again on the same port, empty (it keeps nothing in memory across a stop). */
@@ -26,14 +30,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Azurite's table service on a free loopback port, in memory, started by the test itself. */
-export async function startAzurite(): Promise<Azurite> {
+/**
+ * Azurite's table service on a free loopback port, in memory, started by the
+ * test itself. With `oauth`, it serves HTTPS with that certificate and takes
+ * Entra ID tokens (its 'basic' OAuth checks issuer, audience and lifetime).
+ */
+export async function startAzurite(options: { oauth?: { cert: Buffer; key: Buffer } } = {}): Promise<Azurite> {
   const port = await freePort();
+  const tlsArgs: string[] = [];
+  if (options.oauth) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'azurite-'));
+    writeFileSync(path.join(dir, 'cert.pem'), options.oauth.cert);
+    writeFileSync(path.join(dir, 'key.pem'), options.oauth.key);
+    tlsArgs.push('--oauth', 'basic', '--cert', path.join(dir, 'cert.pem'), '--key', path.join(dir, 'key.pem'));
+  }
   const main = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist/src/table/main.js');
   let child: ChildProcess | undefined;
 
   const start = async () => {
-    child = spawn(process.execPath, [main, '--inMemoryPersistence', '--silent', '--skipApiVersionCheck', '--disableTelemetry', '--tableHost', '127.0.0.1', '--tablePort', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [main, '--inMemoryPersistence', '--silent', '--skipApiVersionCheck', '--disableTelemetry', '--tableHost', '127.0.0.1', '--tablePort', String(port), ...tlsArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (c) => (out += c));
     child.stderr!.on('data', (c) => (out += c));
@@ -42,6 +57,7 @@ export async function startAzurite(): Promise<Azurite> {
   await start();
   return {
     port,
+    tableServiceUri: `https://127.0.0.1:${port}/${ACCOUNT}`,
     connectionString: `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};TableEndpoint=http://127.0.0.1:${port}/${ACCOUNT};`,
     async stop() {
       const c = child;

@@ -1,6 +1,7 @@
 import https from 'node:https';
 import { AddressInfo } from 'node:net';
 import { selfSignedCert } from './tls';
+import { tlsOptions } from '../../src/core/service-tls';
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { SecretClient } from '@azure/keyvault-secrets';
 
@@ -54,12 +55,11 @@ export class KeyVaultStandIn {
 
   /** The real SecretClient, trusting this stand-in's certificate and only for this client. */
   client(): SecretClient {
-    const agent = new https.Agent({ ca: this.cert, keepAlive: true });
     return new SecretClient(this.url, this.credential, {
       // The challenge names vault.azure.net, which is not this host.
       disableChallengeResourceVerification: true,
       retryOptions: { maxRetries: 0 },
-      additionalPolicies: [{ position: 'perCall', policy: { name: 'trust-test-vault', sendRequest: (request, next) => ((request.agent = agent), next(request)) } }],
+      ...tlsOptions({ ca: this.cert }),
     });
   }
 
