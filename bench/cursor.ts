@@ -7,10 +7,10 @@
 import { performance } from 'node:perf_hooks';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { TableClient } from '@azure/data-tables';
-import { HealthView } from '../src/core/health';
+import { HealthView } from '../src/balancer/cooldowns';
 import { MemoryLogger } from '../src/core/log';
-import { SharedBalancerState } from '../src/core/shared-state';
-import { TableBalancerStore } from '../src/core/table-store';
+import { SharedBalancerState } from '../src/balancer/shared-state';
+import { TableBalancerStore } from '../src/balancer/table-store';
 import { startAzurite } from '../test/support/azurite';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20_000);

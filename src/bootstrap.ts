@@ -1,15 +1,15 @@
 import type { TokenCredential } from '@azure/core-auth';
 import { TableClient } from '@azure/data-tables';
-import { GatewayConfig, StorageTarget, loadConfig } from './core/config';
-import { Gateway, GatewayDeps } from './core/gateway';
-import { HealthView } from './core/health';
+import { GatewayConfig, StorageTarget, loadConfig } from './config/config';
+import { Gateway, GatewayDeps } from './gateway/gateway';
+import { HealthView } from './balancer/cooldowns';
 import { JsonLineLogger, Logger } from './core/log';
-import { Env } from './core/settings';
-import { SharedBalancerState } from './core/shared-state';
-import { TableBalancerStore } from './core/table-store';
-import { tlsOptions } from './core/service-tls';
-import { DeploymentStats } from './core/stats';
-import { SecretStore } from './core/secrets';
+import { Env } from './config/settings';
+import { SharedBalancerState } from './balancer/shared-state';
+import { TableBalancerStore } from './balancer/table-store';
+import { tlsOptions } from './config/service-tls';
+import { DeploymentStats } from './balancer/stats';
+import { SecretStore } from './config/secrets';
 
 /**
  * Builds the gateway from settings, the way both hosts start it: configuration
@@ -27,7 +27,7 @@ export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): G
   const identity = (): TokenCredential => {
     // Loaded only when needed: @azure/identity adds to cold start.
     const { DefaultAzureCredential } = require('@azure/identity') as typeof import('@azure/identity');
-    credential ??= new DefaultAzureCredential({ managedIdentityClientId: env.AZURE_CLIENT_ID?.trim() || undefined });
+    credential ??= new DefaultAzureCredential({ managedIdentityClientId: config.managedIdentityClientId });
     return credential;
   };
   if (config.needsIdentity) identity();

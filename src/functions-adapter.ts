@@ -1,10 +1,10 @@
 import { app, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { createGateway } from './bootstrap';
-import { Gateway } from './core/gateway';
-import { GatewayRequest, NEVER_GONE } from './core/http';
+import { Gateway } from './gateway/gateway';
+import { ClientGone, GatewayRequest } from './core/http';
 import { Level, Logger } from './core/log';
-import { serve } from './core/pipeline';
-import { Route } from './core/route';
+import { serve } from './gateway/pipeline';
+import { Route } from './gateway/route';
 
 /**
  * The only module that knows the Functions host: it registers a route-table
@@ -40,7 +40,7 @@ async function handle(route: Route, request: HttpRequest, context: InvocationCon
     header: (name) => request.headers.get(name) ?? undefined,
     body: (request.body as AsyncIterable<Uint8Array> | null) ?? noBody,
     // The host does not tell a worker that the client left; streams end when the host stops reading.
-    gone: NEVER_GONE,
+    gone: new ClientGone(),
   };
   const logger = new InvocationLogger(context);
   const res = await serve(route, req, instance(), logger);

@@ -1,4 +1,4 @@
-import { Route } from './core/route';
+import { Route } from './gateway/route';
 import { audioSpeech, audioUpload } from './handlers/audio';
 import { health } from './handlers/health';
 import { realtimeEvents, realtimeSessions } from './handlers/realtime';

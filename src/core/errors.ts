@@ -1,3 +1,6 @@
+/** @module One error type that renders itself in OpenAI's wire shape, and a named factory for every error the gateway returns. */
+import { GatewayResponse, jsonResponse, rawHttpResponse } from './http';
+
 /**
  * One error type, one wire shape: every failure a client sees is OpenAI's
  * `{"error":{"message","type","param","code"}}` with OpenAI's status code, so
@@ -24,6 +27,16 @@ export class GatewayError extends Error {
 
   toBody(): OpenAIErrorBody {
     return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+
+  /** The response a client sees: OpenAI's body, this status, and headers such as Retry-After. */
+  toResponse(): GatewayResponse {
+    return jsonResponse(this.status, this.toBody(), { ...this.headers });
+  }
+
+  /** The same answer as raw HTTP/1.1 bytes, for a socket no HTTP response object owns (an upgrade, a parse error). */
+  toRawHttp(): string {
+    return rawHttpResponse(this.status, { 'content-type': 'application/json', ...this.headers }, JSON.stringify(this.toBody()));
   }
 }
 
@@ -73,6 +86,26 @@ export const clientClosed = () =>
 export const internalError = (cause?: unknown) =>
   new GatewayError(500, 'The gateway failed to handle this request. Retry it; if it keeps failing, report the x-request-id.',
     'server_error', 'internal_error', null, {}, { cause });
+
+/** A content-filter block, named plainly: which categories tripped, none of Azure's internal detail. */
+export const contentFiltered = (categories: readonly string[], param: string | null) =>
+  new GatewayError(400,
+    `The request was blocked by the content filter${categories.length > 0 ? ` (categories: ${categories.join(', ')})` : ''}. Change the prompt and try again.`,
+    'invalid_request_error', 'content_filter', param);
+
+/** An error Azure answered that is the client's to fix, already scrubbed of Azure's internals. */
+export const upstreamRejected = (status: number, message: string, type: string, code: string | null, param: string | null) =>
+  new GatewayError(status, message, type, code, param);
+
+/** A request head that Node's parser refused. */
+export const headersTooLarge = () =>
+  new GatewayError(431, 'The request headers are larger than the gateway accepts. Send fewer or smaller headers.', 'invalid_request_error', 'headers_too_large');
+
+export const malformedHttp = () =>
+  new GatewayError(400, 'The request could not be parsed as HTTP.', 'invalid_request_error', 'bad_request');
+
+export const realtimeStartFailed = (cause?: unknown) =>
+  new GatewayError(500, 'The gateway could not start the realtime session.', 'server_error', 'internal_error', null, {}, { cause });
 
 /** The OpenAI error type that matches a status, for upstream errors that arrive without one. */
 export function typeForStatus(status: number): string {

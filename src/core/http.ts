@@ -1,3 +1,5 @@
+/** @module The host-neutral request and response the core works on. */
+import { STATUS_CODES } from 'node:http';
 /**
  * The host-neutral request and response the core works on. Both hosts (the
  * Functions adapter and the local server) translate to and from these; they
@@ -56,8 +58,6 @@ export class ClientGone {
 
 const noop = () => {};
 
-/** For hosts that cannot tell when a client leaves. */
-export const NEVER_GONE: ClientGone = new ClientGone();
 
 export type ResponseBody = string | Uint8Array | AsyncIterable<Uint8Array>;
 
@@ -69,4 +69,11 @@ export interface GatewayResponse {
 
 export function jsonResponse(status: number, value: unknown, headers: Record<string, string> = {}): GatewayResponse {
   return { status, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(value) };
+}
+
+/** A whole HTTP/1.1 answer as text, for a raw socket; the connection closes after it. */
+export function rawHttpResponse(status: number, headers: Record<string, string>, body: string): string {
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
+  return `${head}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
 }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { usesModelField } from '../core/azure';
-import { readJsonObject, requireModel } from '../core/body';
+import { usesModelField } from '../azure-openai/wire';
+import { readJsonObject, requireModel } from '../bodies/body';
 import { badRequest } from '../core/errors';
-import { encodeMultipart, fieldValue, readMultipart } from '../core/multipart';
-import { Handler } from '../core/route';
+import { encodeMultipart, fieldValue, readMultipart } from '../bodies/multipart';
+import { Handler } from '../gateway/route';
 import { forward, passThrough } from './forward';
 
 /**

@@ -1,7 +1,7 @@
-import { Cooldown } from '../core/health';
-import { Gateway } from '../core/gateway';
+import { Cooldown } from '../balancer/cooldowns';
+import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
-import { Buckets, sumRecent, WINDOW_MINUTES } from '../core/stats';
+import { Buckets, sumRecent, WINDOW_MINUTES } from '../balancer/stats';
 
 /**
  * GET /health/deployments (proxy key required): each deployment's state as

@@ -1,24 +1,14 @@
 import { Transform } from 'node:stream';
-import { classifyReply, deploymentUrl } from '../core/azure';
-import { Deployment } from '../core/config';
-import { RequestContext } from '../core/context';
-import { clientClosed, modelNotFound } from '../core/errors';
-import { gatewayErrorResponse } from '../core/pipeline';
-import { Gateway } from '../core/gateway';
+import { OperationRequest } from '../azure-openai/upstream';
+import { Deployment } from '../azure-openai/deployment';
+import { RequestContext } from '../gateway/context';
+import { clientClosed } from '../core/errors';
+import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse } from '../core/http';
-import { UpstreamFailure, UpstreamReply } from '../core/upstream';
-import { AttemptResult } from '../core/balancer';
-import { UsageTap } from '../core/usage-tap';
-import { readBody } from '../core/body';
-import { extractUsage } from '../core/usage';
-import { describeError } from '../core/log';
-
-/** The deployments that serve a model, or OpenAI's 404. */
-export function poolFor(gateway: Gateway, model: string): readonly Deployment[] {
-  const pool = gateway.config.models.get(model);
-  if (pool === undefined) throw modelNotFound(model);
-  return pool;
-}
+import { UpstreamFailure, UpstreamReply } from '../azure-openai/client';
+import { UsageTap } from '../bodies/usage-tap';
+import { readBody } from '../bodies/body';
+import { extractUsage } from '../bodies/usage';
 
 export interface ForwardSpec {
   /** Operation path under the deployment, e.g. "chat/completions". */
@@ -39,40 +29,21 @@ export interface ForwardSpec {
  */
 export async function forward(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, model: string, spec: ForwardSpec): Promise<GatewayResponse> {
   ctx.model = model;
-  const pool = poolFor(gateway, model);
-  const attempt = async (deployment: Deployment): Promise<AttemptResult<GatewayResponse>> => {
-    let authName: string;
-    let authValue: string;
-    try {
-      [authName, authValue] = await gateway.upstreamAuth.header(deployment);
-    } catch (err) {
-      // No token for this deployment (identity not set up): another deployment may still serve.
-      gateway.credentialWarning.warn({ msg: 'could not authenticate to a deployment; check the managed identity or its key', deployment: deployment.label, error: describeError(err) });
-      return { kind: 'retry', reason: 'rejected' };
-    }
-    let reply: UpstreamReply;
-    try {
-      reply = await gateway.upstream.send({
-        url: deploymentUrl(deployment, spec.operation),
-        method: 'POST',
-        headers: {
-          'content-type': spec.contentType,
-          accept: spec.accept ?? 'application/json',
-          'x-ms-client-request-id': ctx.requestId,
-          [authName]: authValue,
-        },
-        body: spec.body(deployment),
-        gone: req.gone,
-        headersTimeoutMs: gateway.config.upstreamHeadersTimeoutMs,
-      });
-    } catch (err) {
-      if (err instanceof UpstreamFailure && err.kind !== 'aborted') return { kind: 'retry', reason: err.kind };
-      throw err;
-    }
-    return classifyReply(reply, deployment, spec.respond, gatewayErrorResponse);
+  const pool = gateway.pool(model);
+  const request: OperationRequest<GatewayResponse> = {
+    operation: spec.operation,
+    headers: {
+      'content-type': spec.contentType,
+      accept: spec.accept ?? 'application/json',
+      'x-ms-client-request-id': ctx.requestId,
+    },
+    body: spec.body,
+    gone: req.gone,
+    onSuccess: spec.respond,
+    onClientError: (error) => error.toResponse(),
   };
   try {
-    return await gateway.balancer.dispatch(model, pool, attempt, ctx.tries);
+    return await gateway.balancer.dispatch(model, pool, (d) => gateway.azure.send(d, request), ctx.tries);
   } catch (err) {
     // The client left before any answer: nobody will read this.
     if (err instanceof UpstreamFailure && err.kind === 'aborted') throw clientClosed();

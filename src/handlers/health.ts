@@ -1,4 +1,4 @@
-import { Gateway } from '../core/gateway';
+import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
 
 /**

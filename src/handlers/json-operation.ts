@@ -1,12 +1,12 @@
-import { readJsonObject, requireModel } from '../core/body';
-import { Deployment } from '../core/config';
-import { RequestContext } from '../core/context';
-import { Gateway } from '../core/gateway';
+import { readJsonObject, requireModel } from '../bodies/body';
+import { Deployment } from '../azure-openai/deployment';
+import { RequestContext } from '../gateway/context';
+import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse } from '../core/http';
-import { AzureEventFilter } from '../core/sse';
-import { usesModelField } from '../core/azure';
+import { AzureEventFilter } from '../bodies/sse';
+import { usesModelField } from '../azure-openai/wire';
 import { forward, passThrough, through } from './forward';
-import { Handler } from '../core/route';
+import { Handler } from '../gateway/route';
 
 /**
  * A JSON operation that Azure serves per deployment (chat, completions,

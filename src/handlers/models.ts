@@ -1,5 +1,5 @@
-import { RequestContext } from '../core/context';
-import { Gateway } from '../core/gateway';
+import { RequestContext } from '../gateway/context';
+import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
 import { modelNotFound } from '../core/errors';
 

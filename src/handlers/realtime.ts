@@ -1,7 +1,7 @@
-import { readJsonObject } from '../core/body';
+import { readJsonObject } from '../bodies/body';
 import { unavailable } from '../core/errors';
-import { Gateway } from '../core/gateway';
-import { Handler } from '../core/route';
+import { Gateway } from '../gateway/gateway';
+import { Handler } from '../gateway/route';
 import { RealtimeHub } from '../realtime/hub';
 
 const hubs = new WeakMap<Gateway, RealtimeHub>();

@@ -1,4 +1,4 @@
-import { Route } from '../core/route';
+import { Route } from '../gateway/route';
 
 export interface Match {
   readonly route: Route;

@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Readable, pipeline } from 'node:stream';
-import { GatewayError, methodNotAllowed, notFound } from '../core/errors';
-import { Gateway } from '../core/gateway';
+import { GatewayError, headersTooLarge, malformedHttp, methodNotAllowed, notFound } from '../core/errors';
+import { Gateway } from '../gateway/gateway';
 import { ClientGone, GatewayRequest, GatewayResponse } from '../core/http';
-import { errorResponse, serve } from '../core/pipeline';
-import { RequestContext } from '../core/context';
-import { Route } from '../core/route';
+import { errorResponse, serve } from '../gateway/pipeline';
+import { RequestContext } from '../gateway/context';
+import { Route } from '../gateway/route';
 import { Router } from './router';
 import { DirectRealtime } from '../realtime/direct';
 
@@ -38,13 +38,7 @@ export class LocalServer {
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       // Node would answer with a bare status line; answer in OpenAI's shape instead.
       if (!socket.writable) return void socket.destroy();
-      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-      const status = tooLarge ? 431 : 400;
-      const message = tooLarge
-        ? 'The request headers are larger than the gateway accepts. Send fewer or smaller headers.'
-        : 'The request could not be parsed as HTTP.';
-      const body = JSON.stringify({ error: { message, type: 'invalid_request_error', param: null, code: tooLarge ? 'headers_too_large' : 'bad_request' } });
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      socket.end((err.code === 'HPE_HEADER_OVERFLOW' ? headersTooLarge() : malformedHttp()).toRawHttp());
     });
   }
 

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { Env } from '../core/settings';
+import { Env } from '../config/settings';
 
 /**
  * Settings as `func start` sees them: the environment, then the `Values` of

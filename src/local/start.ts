@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createGateway } from '../bootstrap';
-import { Gateway, GatewayDeps } from '../core/gateway';
-import { Env } from '../core/settings';
+import { Gateway, GatewayDeps } from '../gateway/gateway';
+import { Env } from '../config/settings';
 import { routeTable } from '../routes';
 import { AzureOpenAISimulator } from '../simulator/server';
 import { installSimulatorOperations } from '../simulator/operations';

@@ -1,10 +1,11 @@
 import http from 'node:http';
 import { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import { GatewayError } from '../core/errors';
-import { Gateway } from '../core/gateway';
+import { GatewayError, realtimeStartFailed } from '../core/errors';
+import { Gateway } from '../gateway/gateway';
 import { ClientGone, GatewayRequest } from '../core/http';
-import { UpstreamSocket, connectRealtime, requireRealtimeModel } from './azure-socket';
+import { UpstreamSocket } from '../azure-openai/realtime-socket';
+import { connectRealtime, requireRealtimeModel } from './upstream';
 import { Relay } from './relay';
 
 const KEY_PROTOCOL = 'openai-insecure-api-key.';
@@ -59,9 +60,5 @@ export class DirectRealtime {
 }
 
 function refuse(socket: Duplex, err: unknown): void {
-  const error = err instanceof GatewayError ? err : new GatewayError(500, 'The gateway could not start the realtime session.', 'server_error', 'internal_error');
-  const body = JSON.stringify(error.toBody());
-  const extra = Object.entries(error.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-  socket.end(`HTTP/1.1 ${error.status} ${http.STATUS_CODES[error.status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`);
+  socket.end((err instanceof GatewayError ? err : realtimeStartFailed(err)).toRawHttp());
 }
-

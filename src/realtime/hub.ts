@@ -1,15 +1,15 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { WebPubSubServiceClient } from '@azure/web-pubsub';
 import { EntraTokenValidator } from './event-auth';
-import { tlsOptions } from '../core/service-tls';
+import { tlsOptions } from '../config/service-tls';
 import { WebSocket } from 'ws';
-import { readBody } from '../core/body';
-import { WebPubSubSettings } from '../core/config';
-import { GatewayError, unauthorized } from '../core/errors';
-import { Gateway } from '../core/gateway';
+import { readBody } from '../bodies/body';
+import { WebPubSubSettings } from '../config/config';
+import { GatewayError, badRequest, unauthorized } from '../core/errors';
+import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
 import { describeError } from '../core/log';
-import { connectRealtime, requireRealtimeModel } from './azure-socket';
+import { connectRealtime, requireRealtimeModel } from './upstream';
 import { Relay, errorEvent } from './relay';
 
 /**
@@ -98,7 +98,7 @@ export class RealtimeHub {
     if (!(await this.fromService(req, connectionId))) {
       throw unauthorized('The event is not signed by this gateway\'s Web PubSub service.');
     }
-    if (req.header('ce-hub') !== this.settings.hub) throw new GatewayError(400, 'The event is for another hub.', 'invalid_request_error', 'wrong_hub');
+    if (req.header('ce-hub') !== this.settings.hub) throw badRequest('The event is for another hub.', null, 'wrong_hub');
     const type = req.header('ce-type') ?? '';
     const userId = req.header('ce-userid') ?? '';
     const body = await readBody(req.body, 1024 * 1024);
@@ -160,7 +160,7 @@ export class RealtimeHub {
       this.gateway.logger.log('error', { msg: 'realtime: could not join the session group', error: describeError(err) });
       return jsonResponse(500, { code: 'relay_unavailable' });
     }
-    const tries: import('../core/balancer').TryRecord[] = [];
+    const tries: import('../balancer/balancer').TryRecord[] = [];
     try {
       const azure = await connectRealtime(this.gateway, model, tries);
       session.relay = new Relay(

@@ -1,5 +1,5 @@
 import { WebSocket } from 'ws';
-import { UpstreamSocket } from './azure-socket';
+import { UpstreamSocket } from '../azure-openai/realtime-socket';
 
 /** OpenAI's realtime `error` server event, as the client sees it when the session cannot go on. */
 export function errorEvent(code: string, message: string): string {

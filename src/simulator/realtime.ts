@@ -2,6 +2,7 @@ import http from 'node:http';
 import { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { AzureOpenAISimulator } from './server';
+import { rawHttpResponse } from '../core/http';
 
 /**
  * Azure's realtime WebSocket, scripted: the dated form
@@ -43,8 +44,7 @@ export class RealtimeSimulator {
     if (!dated && url.pathname !== '/openai/v1/realtime') return false;
     const deployment = (dated ? url.searchParams.get('deployment') : url.searchParams.get('model')) ?? '';
     const refuse = (status: number, code: string, message: string) => {
-      const body = JSON.stringify({ error: { code, message } });
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      socket.end(rawHttpResponse(status, { 'content-type': 'application/json' }, JSON.stringify({ error: { code, message } })));
       return true;
     };
     if (dated && !url.searchParams.get('api-version')) return refuse(404, '404', 'Resource not found');

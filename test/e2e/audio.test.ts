@@ -117,30 +117,6 @@ describe('text to speech', () => {
   });
 });
 
-describe('embeddings, completions and models', () => {
-  it('embeds a string and an array, honouring dimensions, in float and base64 encodings', async () => {
-    const one = await h.client.embeddings.create({ model: 'text-embedding-3-small', input: 'hello' });
-    expect(one.data[0].embedding).toHaveLength(1536);
-    const many = await h.client.embeddings.create({ model: 'text-embedding-3-small', input: ['a', 'b', 'c'], dimensions: 64, encoding_format: 'float' });
-    expect(many.data.map((d) => d.embedding.length)).toEqual([64, 64, 64]);
-    const b64 = await h.client.embeddings.create({ model: 'text-embedding-3-small', input: 'hello', dimensions: 8, encoding_format: 'base64' });
-    const e = b64.data[0].embedding as unknown;
-    const length = typeof e === 'string' ? Buffer.from(e, 'base64').length / 4 : (e as number[]).length;
-    expect(length).toBe(8);
-    expect(JSON.parse(h.sim.calls.at(-1)!.body.toString()).encoding_format).toBe('base64');
-    expect(many.usage.total_tokens).toBe(3);
-  });
-
-  it('serves legacy completions, whole and streamed', async () => {
-    const whole = await h.client.completions.create({ model: 'gpt-35-turbo-instruct', prompt: 'Say this is a test' });
-    expect(whole.choices[0].text).toBe('Simulated reply to: Say this is a test');
-    const stream = await h.client.completions.create({ model: 'gpt-35-turbo-instruct', prompt: 'stream it', stream: true });
-    let text = '';
-    for await (const c of stream) text += c.choices[0].text;
-    expect(text).toBe('Simulated reply to: stream it');
-  });
-});
-
 describe('bad audio input gets a clear OpenAI-shaped error', () => {
   it('a transcription without a file is a BadRequestError naming "file"', async () => {
     const form = new FormData();

@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import { WebSocket } from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SecretStore } from '../../src/core/secrets';
+import { SecretStore } from '../../src/config/secrets';
 import { MemoryLogger } from '../../src/core/log';
 import { KeyVaultStandIn, TestCredential } from '../support/key-vault';
 import { AZURE_KEY, Harness, PROXY_KEY, assertLogsClean, startHarness } from '../support/harness';

@@ -70,7 +70,7 @@ describe('what func azure functionapp publish ships', () => {
     expect(files).toContain('package.json');
     expect(files.some((f) => f.startsWith('dist/src/functions/'))).toBe(true);
     for (const f of files) {
-      expect(f).not.toMatch(/^(src|test|bench|infra)\/|\.ts$|^dist\/(test|bench)\/|local\.settings|\.map$/);
+      expect(f).not.toMatch(/^(src|test|bench|infra)\/|\.ts$|^dist\/(test|bench)\/|^dist\/src\/(simulator|local)\/|local\.settings|\.map$/);
     }
   });
 

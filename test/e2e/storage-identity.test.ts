@@ -1,7 +1,7 @@
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { TableClient } from '@azure/data-tables';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tlsOptions } from '../../src/core/service-tls';
+import { tlsOptions } from '../../src/config/service-tls';
 import { AzureOpenAISimulator } from '../../src/simulator/server';
 import { Azurite, startAzurite } from '../support/azurite';
 import { AZURE_KEY, Harness, PROXY_KEY, startHarness } from '../support/harness';

@@ -48,3 +48,14 @@ describe('upstream forms and credentials', () => {
     expect(h.sim.calls.map((c) => [c.auth, c.bearer])).toEqual([['bearer', 'token-1'], ['bearer', 'token-1']]);
   });
 });
+
+describe('one deployment name on several models', () => {
+  it('each model reaches the deployment in its own form, whatever the other model uses', async () => {
+    // A URL cache keyed by endpoint and name alone once sent model "b" to the v1 form of model "a".
+    h = await startHarness({ env: () => ({ MODEL_DEPLOYMENTS: JSON.stringify({ a: [{ deployment: 'd', apiVersion: 'v1' }], b: ['d'] }) }) });
+    await ask(h, 'a');
+    await ask(h, 'b');
+    await ask(h, 'a');
+    expect(h.sim.calls.map((c) => c.form)).toEqual(['v1', 'dated', 'v1']);
+  });
+});

@@ -1,8 +1,8 @@
 import OpenAI from 'openai';
-import { Gateway, GatewayDeps } from '../../src/core/gateway';
+import { Gateway, GatewayDeps } from '../../src/gateway/gateway';
 import { createGateway } from '../../src/bootstrap';
 import { MemoryLogger } from '../../src/core/log';
-import { Env } from '../../src/core/settings';
+import { Env } from '../../src/config/settings';
 import { LocalServer } from '../../src/local/server';
 import { routeTable } from '../../src/routes';
 import { AzureOpenAISimulator, SimulatorOptions } from '../../src/simulator/server';

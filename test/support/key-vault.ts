@@ -1,7 +1,7 @@
 import https from 'node:https';
 import { AddressInfo } from 'node:net';
 import { selfSignedCert } from './tls';
-import { tlsOptions } from '../../src/core/service-tls';
+import { tlsOptions } from '../../src/config/service-tls';
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { SecretClient } from '@azure/keyvault-secrets';
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ProxyKeyRing, presentedKey } from '../../src/core/auth';
-import { GatewayRequest, NEVER_GONE } from '../../src/core/http';
+import { ClientGone, GatewayRequest } from '../../src/core/http';
 
 const req = (headers: Record<string, string>): GatewayRequest => ({
-  method: 'GET', path: '/', query: '', params: {}, body: [], gone: NEVER_GONE,
+  method: 'GET', path: '/', query: '', params: {}, body: [], gone: new ClientGone(),
   header: (n) => headers[n],
 });
 

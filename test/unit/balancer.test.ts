@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { AttemptResult, Balancer, LocalCursor, TryRecord } from '../../src/core/balancer';
-import { Deployment, loadConfig } from '../../src/core/config';
+import { AttemptResult, Balancer, LocalCursor, TryRecord } from '../../src/balancer/balancer';
+import { loadConfig } from '../../src/config/config';
+import { Deployment } from '../../src/azure-openai/deployment';
 import { GatewayError } from '../../src/core/errors';
-import { HealthView } from '../../src/core/health';
-import { weightedSchedule } from '../../src/core/schedule';
+import { HealthView } from '../../src/balancer/cooldowns';
+import { weightedSchedule } from '../../src/balancer/schedule';
 
 function pool(spec: unknown[]): readonly Deployment[] {
   const c = loadConfig({ PROXY_API_KEY: 'k', AZURE_OPENAI_ENDPOINT: 'https://r.openai.azure.com', AZURE_OPENAI_API_KEY: 'x', MODEL_DEPLOYMENTS: JSON.stringify({ m: spec }) });

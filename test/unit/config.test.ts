@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/core/config';
+import { loadConfig } from '../../src/config/config';
 
 const base = { PROXY_API_KEY: 'k1, k2', AZURE_OPENAI_ENDPOINT: 'https://res-one.openai.azure.com/', AZURE_OPENAI_API_KEY: 'default-key' };
 

@@ -1,8 +1,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REQUIRED_ROLES } from '../../src/core/azure-roles';
-import { SETTINGS } from '../../src/core/settings';
+import { REQUIRED_ROLES } from '../../src/config/azure-roles';
+import { SETTINGS } from '../../src/config/settings';
 
 const root = path.resolve(__dirname, '../..');
 const infra = path.join(root, 'infra');

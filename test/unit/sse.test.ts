@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { AzureEventFilter } from '../../src/core/sse';
+import { AzureEventFilter } from '../../src/bodies/sse';
 import { chatChunks } from '../../src/simulator/content';
-import { Usage } from '../../src/core/usage';
+import { Usage } from '../../src/bodies/usage';
 
 async function filtered(pieces: Buffer[]): Promise<{ text: string; usage?: Usage }> {
   let usage: Usage | undefined;

@@ -1,28 +1,24 @@
+/** @module Azure OpenAI's wire: URL forms, retry hints, and replies sorted into answer, retry or OpenAI-shaped error. */
 import type { IncomingHttpHeaders } from 'node:http';
-import { Deployment } from './config';
-import { GatewayError, typeForStatus } from './errors';
-import { AttemptResult } from './balancer';
-import { readBody } from './body';
-import { UpstreamFailure, UpstreamReply } from './upstream';
+import { Deployment } from './deployment';
+import { GatewayError, contentFiltered, typeForStatus, upstreamRejected } from '../core/errors';
+import { AttemptResult } from '../balancer/balancer';
+import { readBody } from '../bodies/body';
+import { UpstreamFailure, UpstreamReply } from './client';
 
-/**
- * What Azure OpenAI's wire looks like: URL forms, retry hints, and error
- * bodies turned into OpenAI's shape without leaking Azure's internals.
- */
+/** The path of an operation such as "chat/completions" on one deployment: the dated form, or GA's v1 form. */
+export function operationPath(d: Deployment, operation: string): string {
+  return d.apiVersion === 'v1'
+    ? `/openai/v1/${operation}`
+    : `/openai/deployments/${encodeURIComponent(d.deployment)}/${operation}?api-version=${encodeURIComponent(d.apiVersion)}`;
+}
 
-const urlCache = new Map<string, URL>();
-
-/** The upstream URL for an operation such as "chat/completions" on one deployment. */
-export function deploymentUrl(d: Deployment, operation: string): URL {
-  const key = `${d.id}\n${operation}`;
-  let url = urlCache.get(key);
-  if (url === undefined) {
-    url = d.apiVersion === 'v1'
-      ? new URL(`${d.endpoint}/openai/v1/${operation}`)
-      : new URL(`${d.endpoint}/openai/deployments/${encodeURIComponent(d.deployment)}/${operation}?api-version=${encodeURIComponent(d.apiVersion)}`);
-    urlCache.set(key, url);
-  }
-  return url;
+/** Azure's realtime WebSocket URL for a deployment: the dated form, or the GA v1 form. */
+export function realtimeUrl(d: Deployment): string {
+  const base = d.endpoint.replace(/^http/, 'ws');
+  return d.apiVersion === 'v1'
+    ? `${base}/openai/v1/realtime?model=${encodeURIComponent(d.deployment)}`
+    : `${base}/openai/realtime?api-version=${encodeURIComponent(d.apiVersion)}&deployment=${encodeURIComponent(d.deployment)}`;
 }
 
 /** The GA v1 form names the deployment in the body's `model`; the dated form takes the body as sent. */
@@ -85,11 +81,7 @@ export async function classifyReply<T>(
 export function azureClientError(status: number, body: Buffer, deployment: Deployment): GatewayError {
   const parsed = parseErrorBody(body);
   if (parsed && isContentFilter(parsed)) {
-    const categories = filteredCategories(parsed);
-    const which = categories.length > 0 ? ` (categories: ${categories.join(', ')})` : '';
-    return new GatewayError(400,
-      `The request was blocked by the content filter${which}. Change the prompt and try again.`,
-      'invalid_request_error', 'content_filter', typeof parsed.param === 'string' ? parsed.param : 'prompt');
+    return contentFiltered(filteredCategories(parsed), typeof parsed.param === 'string' ? parsed.param : 'prompt');
   }
   const message = parsed && typeof parsed.message === 'string' && parsed.message.trim()
     ? scrub(parsed.message, deployment)
@@ -97,7 +89,7 @@ export function azureClientError(status: number, body: Buffer, deployment: Deplo
   const type = parsed && typeof parsed.type === 'string' && parsed.type ? parsed.type : typeForStatus(status);
   const param = parsed && typeof parsed.param === 'string' ? parsed.param : null;
   const code = parsed && (typeof parsed.code === 'string' || typeof parsed.code === 'number') ? String(parsed.code) : null;
-  return new GatewayError(status, message, type, code, param);
+  return upstreamRejected(status, message, type, code, param);
 }
 
 type AzureError = Record<string, unknown>;

@@ -1,5 +1,6 @@
+/** @module How the gateway proves itself to Azure OpenAI: a deployment's key, or the identity's Entra ID token. */
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
-import { Deployment } from './config';
+import { Deployment } from './deployment';
 
 export const COGNITIVE_SERVICES_SCOPE = 'https://cognitiveservices.azure.com/.default';
 

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Buckets, DeploymentStats } from './stats';
 import { CursorSource, HealthPublisher } from './balancer';
-import { Cooldown, HealthView } from './health';
-import { Logger, RateLimitedWarning, describeError } from './log';
+import { Cooldown, HealthView } from './cooldowns';
+import { Logger, RateLimitedWarning, describeError } from '../core/log';
 import { TableBalancerStore } from './table-store';
 
 export interface SharedStateOptions {

@@ -1,24 +1,6 @@
-import { createHash } from 'node:crypto';
+/** @module Settings parsed and validated once, at start, into a frozen configuration. */
+import { DEFAULT_API_VERSION, Deployment, DeploymentDefaults, DeploymentOverrides, labelled, makeDeployment } from '../azure-openai/deployment';
 import { Env, SettingName } from './settings';
-
-export const DEFAULT_API_VERSION = '2025-04-01-preview';
-
-/** One Azure OpenAI deployment a model can be served from. */
-export interface Deployment {
-  /** Stable across instances and restarts; keys the shared cursor and health entries. */
-  readonly id: string;
-  /** What logs and operators see: the deployment name, never the resource or its URL. */
-  readonly label: string;
-  readonly deployment: string;
-  /** Origin of the resource, no trailing slash. */
-  readonly endpoint: string;
-  readonly apiKey?: string;
-  /** On the default resource without a key of its own: takes the default key, which Key Vault may rotate. */
-  readonly usesDefaultKey: boolean;
-  /** A dated api-version, or "v1" for the GA /openai/v1 form. */
-  readonly apiVersion: string;
-  readonly weight: number;
-}
 
 /** A storage account reached by connection string, or by URI with the managed identity. */
 export type StorageTarget = { readonly connectionString: string } | { readonly tableServiceUri: string };
@@ -61,6 +43,8 @@ export interface GatewayConfig {
   readonly keyVault?: KeyVaultSettings;
   /** The Web PubSub service carrying realtime sessions; unset = realtime over Web PubSub is off. */
   readonly webPubSub?: WebPubSubSettings;
+  /** Client id of the user-assigned managed identity, when the app uses one. */
+  readonly managedIdentityClientId?: string;
   /** True when some deployment has no key and needs an Entra ID token. */
   readonly needsIdentity: boolean;
   /** Empty when the configuration is usable. */
@@ -109,6 +93,7 @@ export function loadConfig(env: Env): GatewayConfig {
     storageTimeoutMs: positiveInt('BALANCER_STORAGE_TIMEOUT_MS', env, 1000, problem),
     keyVault,
     webPubSub: webPubSubSettings(env, problem),
+    managedIdentityClientId: nonEmpty(env.AZURE_CLIENT_ID),
     needsIdentity: keyVault !== undefined || all.some((d) => !d.apiKey) || nonEmpty(env.WEBPUBSUB_ENDPOINT) !== undefined,
     problems: Object.freeze(problems),
   });
@@ -116,36 +101,6 @@ export function loadConfig(env: Env): GatewayConfig {
 
 export function splitKeys(value: string | undefined): string[] {
   return (value ?? '').split(',').map((k) => k.trim()).filter((k) => k.length > 0);
-}
-
-interface DeploymentDefaults {
-  endpoint?: string;
-  apiKey?: string;
-  apiVersion: string;
-}
-
-interface DeploymentOverrides {
-  endpoint?: string;
-  apiKey?: string;
-  apiVersion?: string;
-  weight?: number;
-}
-
-function makeDeployment(name: string, defaults: DeploymentDefaults, o: DeploymentOverrides): Deployment {
-  const endpoint = o.endpoint ?? defaults.endpoint ?? '';
-  // The default key belongs to the default resource only: never send it to another one.
-  const usesDefaultKey = o.apiKey === undefined && (o.endpoint === undefined || o.endpoint === defaults.endpoint);
-  const apiKey = o.apiKey ?? (usesDefaultKey ? defaults.apiKey : undefined);
-  return Object.freeze({
-    usesDefaultKey,
-    id: createHash('sha256').update(`${endpoint}\n${name}`).digest('hex').slice(0, 24),
-    label: name,
-    deployment: name,
-    endpoint,
-    apiKey,
-    apiVersion: o.apiVersion ?? defaults.apiVersion,
-    weight: o.weight ?? 1,
-  });
 }
 
 type Report = (setting: string, message: string) => void;
@@ -215,16 +170,6 @@ function parseModelDeployments(raw: string, defaults: DeploymentDefaults, proble
   return models;
 }
 
-/** Two deployments of one name on different resources need different labels in logs. */
-function labelled(pool: Deployment[]): Deployment[] {
-  const seen = new Map<string, number>();
-  return pool.map((d) => {
-    const n = (seen.get(d.deployment) ?? 0) + 1;
-    seen.set(d.deployment, n);
-    return n === 1 ? d : Object.freeze({ ...d, label: `${d.deployment}#${n}` });
-  });
-}
-
 function parseEndpoint(setting: string, raw: string | undefined, problem: Report): string | undefined {
   const value = nonEmpty(raw);
   if (value === undefined) return undefined;
@@ -269,7 +214,7 @@ function parseLegacyUrl(raw: string | undefined, problem: Report): LegacyUrl | u
  * NAME__tableServiceUri).
  */
 function storageTarget(env: Env, problem: Report): StorageTarget | undefined {
-  for (const name of ['BALANCER_STORAGE_CONNECTION', 'AzureWebJobsStorage']) {
+  for (const name of ['BALANCER_STORAGE_CONNECTION', 'AzureWebJobsStorage'] as const) {
     const conn = nonEmpty(env[name]);
     if (conn !== undefined) {
       if (!/usedevelopmentstorage=true/i.test(conn) && !/(accountkey|sharedaccesssignature)=/i.test(conn)) {

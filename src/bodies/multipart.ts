@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import busboy from 'busboy';
-import { GatewayRequest } from './http';
-import { badRequest, GatewayError, payloadTooLarge, wrongContentType } from './errors';
+import { GatewayRequest } from '../core/http';
+import { badRequest, GatewayError, payloadTooLarge, wrongContentType } from '../core/errors';
 
 /** One uploaded file, kept as the chunks it arrived in (no copy into one buffer). */
 export interface UploadedFile {

@@ -1,8 +1,17 @@
-import { Deployment } from './config';
-import { GatewayError, rateLimited, unavailable, upstreamFailed, upstreamTimeout } from './errors';
-import { Cooldown, HealthView, SkipReason } from './health';
+/** @module Round-robin over a pool with failover: which member serves, and what happens when it cannot. */
+import { GatewayError, rateLimited, unavailable, upstreamFailed, upstreamTimeout } from '../core/errors';
+import { Cooldown, HealthView, SkipReason } from './cooldowns';
 import { weightedSchedule } from './schedule';
 import { DeploymentStats } from './stats';
+
+/** What the balancer needs of a pool's member: a stable id, a name for logs, and its share. */
+export interface PoolMember {
+  /** Stable across instances and restarts; keys the shared cursor and cooldowns. */
+  readonly id: string;
+  /** What logs and operators see: never a resource name or URL. */
+  readonly label: string;
+  readonly weight: number;
+}
 
 /** Hands out positions in a pool's rotation. */
 export interface CursorSource {
@@ -56,7 +65,7 @@ export interface BalancerOptions {
  * every deployment at most once before it gives up.
  */
 export class Balancer {
-  private readonly schedules = new WeakMap<readonly Deployment[], readonly Deployment[]>();
+  private readonly schedules = new WeakMap<readonly PoolMember[], readonly PoolMember[]>();
   private readonly now: () => number;
 
   constructor(private readonly options: BalancerOptions) {
@@ -67,16 +76,16 @@ export class Balancer {
     return this.options.health;
   }
 
-  async dispatch<T>(
+  async dispatch<T, D extends PoolMember>(
     poolKey: string,
-    pool: readonly Deployment[],
-    attempt: (deployment: Deployment) => Promise<AttemptResult<T>>,
+    pool: readonly D[],
+    attempt: (member: D) => Promise<AttemptResult<T>>,
     tries: TryRecord[],
   ): Promise<T> {
     const schedule = this.scheduleOf(pool);
     const next = this.options.cursor.next(poolKey, schedule.length);
     const start = typeof next === 'number' ? next : await next;
-    const tried = new Set<Deployment>();
+    const tried = new Set<D>();
 
     for (let i = 0; i < schedule.length && tried.size < pool.length; i++) {
       const deployment = schedule[(start + i) % schedule.length];
@@ -101,14 +110,14 @@ export class Balancer {
     throw this.exhausted(pool, tries);
   }
 
-  private coolDown(deployment: Deployment, reason: SkipReason, retryAfterMs: number | undefined): void {
+  private coolDown(deployment: PoolMember, reason: SkipReason, retryAfterMs: number | undefined): void {
     const ms = retryAfterMs ?? this.options.failureCooldownMs;
     const cooldown: Cooldown = { until: this.now() + ms, reason };
     if (this.options.health.set(deployment.id, cooldown)) this.options.publisher?.publish(deployment.id, cooldown);
   }
 
   /** The error for a request no deployment could serve, shaped by why they could not. */
-  private exhausted(pool: readonly Deployment[], tries: readonly TryRecord[]): GatewayError {
+  private exhausted(pool: readonly PoolMember[], tries: readonly TryRecord[]): GatewayError {
     const reasons = tries.map((t) => (t.outcome === 'cooling' ? t.reason : t.outcome));
     const soonest = this.soonestRecovery(pool);
     if (reasons.includes('429')) return rateLimited(soonest);
@@ -122,7 +131,7 @@ export class Balancer {
     return upstreamFailed('No deployment of this model could serve the request. Retry it; if it keeps failing, the gateway operator should check /health/deployments.');
   }
 
-  private soonestRecovery(pool: readonly Deployment[]): number {
+  private soonestRecovery(pool: readonly PoolMember[]): number {
     const now = this.now();
     let soonest = Infinity;
     for (const d of pool) {
@@ -133,12 +142,12 @@ export class Balancer {
     return Math.max(1, Math.ceil(ms / 1000));
   }
 
-  private scheduleOf(pool: readonly Deployment[]): readonly Deployment[] {
+  private scheduleOf<D extends PoolMember>(pool: readonly D[]): readonly D[] {
     let s = this.schedules.get(pool);
     if (s === undefined) {
       s = weightedSchedule(pool);
       this.schedules.set(pool, s);
     }
-    return s;
+    return s as readonly D[];
   }
 }

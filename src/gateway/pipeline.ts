@@ -1,10 +1,11 @@
+/** @module What every route shares: request id, auth, OpenAI-shaped errors, one log line per request. */
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { RequestContext } from './context';
-import { GatewayError, internalError } from './errors';
+import { GatewayError, internalError } from '../core/errors';
 import { Gateway } from './gateway';
-import { GatewayRequest, GatewayResponse, jsonResponse } from './http';
-import { Logger, describeError } from './log';
+import { GatewayRequest, GatewayResponse } from '../core/http';
+import { Logger, describeError } from '../core/log';
 import { Route } from './route';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -41,12 +42,7 @@ export function errorResponse(err: unknown, ctx: RequestContext, logger: Logger)
     logger.log('error', { msg: 'unhandled error', requestId: ctx.requestId, route: ctx.route, error: describeError(err) });
   }
   ctx.errorCode = error.code ?? String(error.status);
-  return gatewayErrorResponse(error);
-}
-
-/** An error as the response a client sees: OpenAI's body, its status, and headers such as Retry-After. */
-export function gatewayErrorResponse(error: GatewayError): GatewayResponse {
-  return jsonResponse(error.status, error.toBody(), { ...error.headers });
+  return error.toResponse();
 }
 
 function logRequest(logger: Logger, req: GatewayRequest, ctx: RequestContext, status: number, streamError: unknown): void {

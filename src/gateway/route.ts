@@ -1,4 +1,4 @@
-import { GatewayRequest, GatewayResponse } from './http';
+import { GatewayRequest, GatewayResponse } from '../core/http';
 import { Gateway } from './gateway';
 import { RequestContext } from './context';
 

@@ -1,16 +1,19 @@
+/** @module The gateway: every part a request needs, built once and handed to the handlers. */
 import type { TokenCredential } from '@azure/core-auth';
-import { ConfigProblem, GatewayConfig } from './config';
-import { GatewayRequest } from './http';
-import { unavailable } from './errors';
-import { SecretStore } from './secrets';
-import { ProxyKeyRing, authenticate, presentedKey } from './auth';
-import { Balancer, CursorSource, HealthPublisher, LocalCursor } from './balancer';
-import { HealthView } from './health';
-import { SharedView } from './shared-state';
-import { DeploymentStats } from './stats';
-import { JsonLineLogger, Logger, RateLimitedWarning } from './log';
-import { NodeHttpUpstream, UpstreamClient } from './upstream';
-import { KeyOrTokenAuth, TokenCache, UpstreamAuth } from './upstream-auth';
+import { ConfigProblem, GatewayConfig } from '../config/config';
+import { GatewayRequest } from '../core/http';
+import { modelNotFound, unavailable } from '../core/errors';
+import { Deployment } from '../azure-openai/deployment';
+import { AzureOpenAI } from '../azure-openai/upstream';
+import { SecretStore } from '../config/secrets';
+import { ProxyKeyRing, authenticate, presentedKey } from '../core/auth';
+import { Balancer, CursorSource, HealthPublisher, LocalCursor } from '../balancer/balancer';
+import { HealthView } from '../balancer/cooldowns';
+import { SharedView } from '../balancer/shared-state';
+import { DeploymentStats } from '../balancer/stats';
+import { JsonLineLogger, Logger, RateLimitedWarning } from '../core/log';
+import { NodeHttpUpstream, UpstreamClient } from '../azure-openai/client';
+import { KeyOrTokenAuth, TokenCache, UpstreamAuth } from '../azure-openai/auth';
 
 /** The outside world, injectable so tests swap real things for stand-ins without mocking modules. */
 export interface GatewayDeps {
@@ -41,8 +44,7 @@ export class Gateway {
   readonly config: GatewayConfig;
   readonly keys: ProxyKeyRing;
   readonly balancer: Balancer;
-  readonly upstream: UpstreamClient;
-  readonly upstreamAuth: UpstreamAuth;
+  readonly azure: AzureOpenAI;
   readonly logger: Logger;
   readonly now: () => number;
   readonly stats: DeploymentStats;
@@ -50,8 +52,6 @@ export class Gateway {
   readonly secrets?: SecretStore;
   readonly credential?: TokenCredential;
   readonly serviceTls?: { readonly ca: Buffer };
-  /** Upstream credential failures repeat per request; one warning per minute is enough. */
-  readonly credentialWarning: RateLimitedWarning;
   /** Whether the cursor and health are shared with other instances. */
   readonly shared: boolean;
 
@@ -65,14 +65,17 @@ export class Gateway {
     this.secrets = deps.secrets;
     this.credential = deps.credential;
     this.serviceTls = deps.serviceTls;
-    this.credentialWarning = new RateLimitedWarning(this.logger, 60_000, this.now);
     this.keys = new ProxyKeyRing(deps.config.proxyKeys);
-    this.upstream = deps.upstream ?? new NodeHttpUpstream();
     const secrets = deps.secrets;
-    this.upstreamAuth = deps.upstreamAuth ?? new KeyOrTokenAuth(
-      deps.credential ? new TokenCache(deps.credential, undefined, this.now) : undefined,
-      secrets ? () => secrets.azureOpenAIKey : undefined,
-    );
+    this.azure = new AzureOpenAI({
+      client: deps.upstream ?? new NodeHttpUpstream(),
+      auth: deps.upstreamAuth ?? new KeyOrTokenAuth(
+        deps.credential ? new TokenCache(deps.credential, undefined, this.now) : undefined,
+        secrets ? () => secrets.azureOpenAIKey : undefined,
+      ),
+      credentialWarning: new RateLimitedWarning(this.logger, 60_000, this.now),
+      headersTimeoutMs: deps.config.upstreamHeadersTimeoutMs,
+    });
     this.balancer = new Balancer({
       cursor: deps.cursor ?? new LocalCursor(),
       health: deps.health ?? new HealthView(this.now),
@@ -81,6 +84,13 @@ export class Gateway {
       now: this.now,
       failureCooldownMs: deps.config.failureCooldownMs,
     });
+  }
+
+  /** The deployments that serve a model, or OpenAI's 404. */
+  pool(model: string): readonly Deployment[] {
+    const pool = this.config.models.get(model);
+    if (pool === undefined) throw modelNotFound(model);
+    return pool;
   }
 
   /** Settings that are wrong, Key Vault's included. */
@@ -113,6 +123,6 @@ export class Gateway {
 
   close(): void {
     for (const fn of this.closers.splice(0)) fn();
-    this.upstream.close();
+    this.azure.close();
   }
 }

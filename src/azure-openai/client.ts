@@ -1,6 +1,7 @@
+/** @module The HTTP client that carries requests to Azure OpenAI. */
 import http from 'node:http';
 import https from 'node:https';
-import { ClientGone } from './http';
+import { ClientGone } from '../core/http';
 
 /**
  * The HTTP client that talks to Azure OpenAI. node:http with keep-alive agents
@@ -8,7 +9,10 @@ import { ClientGone } from './http';
  * the response body stream straight through without a web-stream conversion.
  */
 export interface UpstreamCall {
-  readonly url: URL;
+  /** Scheme, host and port, e.g. https://<resource>.openai.azure.com */
+  readonly origin: string;
+  /** Path and query. */
+  readonly path: string;
   readonly method: 'GET' | 'POST';
   readonly headers: http.OutgoingHttpHeaders;
   readonly body?: Buffer | readonly Buffer[];
@@ -48,6 +52,8 @@ export interface AgentOptions {
 export class NodeHttpUpstream implements UpstreamClient {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
+  /** Parsed once per origin: a handful of resources serve every request. */
+  private readonly origins = new Map<string, URL>();
 
   constructor(options: AgentOptions = {}) {
     const common = {
@@ -63,17 +69,22 @@ export class NodeHttpUpstream implements UpstreamClient {
   send(call: UpstreamCall): Promise<UpstreamReply> {
     return new Promise((resolve, reject) => {
       if (call.gone.happened) return reject(new UpstreamFailure('aborted'));
-      const secure = call.url.protocol === 'https:';
+      let origin = this.origins.get(call.origin);
+      if (origin === undefined) {
+        origin = new URL(call.origin);
+        this.origins.set(call.origin, origin);
+      }
+      const secure = origin.protocol === 'https:';
       const body = call.body;
       const length = body === undefined ? 0 : Buffer.isBuffer(body) ? body.length : sum(body as readonly Buffer[]);
       const headers: http.OutgoingHttpHeaders = { ...call.headers };
       if (call.method !== 'GET') headers['content-length'] = length;
 
       const request = (secure ? https : http).request({
-        protocol: call.url.protocol,
-        hostname: call.url.hostname,
-        port: call.url.port || undefined,
-        path: call.url.pathname + call.url.search,
+        protocol: origin.protocol,
+        hostname: origin.hostname,
+        port: origin.port || undefined,
+        path: call.path,
         method: call.method,
         headers,
         agent: secure ? this.httpsAgent : this.httpAgent,

@@ -1,4 +1,4 @@
-import { SkipReason } from './health';
+import { SkipReason } from './cooldowns';
 
 export type Outcome = 'ok' | SkipReason;
 

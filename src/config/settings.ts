@@ -1,3 +1,4 @@
+/** @module Every setting the gateway reads, declared once. */
 /**
  * Every setting the gateway reads, declared once. Configuration parsing, the
  * local settings example, /health and the deployment template's tests all
@@ -26,6 +27,8 @@ export const SETTINGS = [
   { name: 'AzureWebJobsStorage', description: 'The Functions storage account; also holds the balancer table unless BALANCER_STORAGE_CONNECTION is set.', secret: true, optional: true },
   { name: 'AzureWebJobsStorage__accountName', description: 'Identity-based form of AzureWebJobsStorage: the storage account name.', optional: true },
   { name: 'BALANCER_STORAGE_CONNECTION', description: 'Storage for the shared round-robin cursor and deployment health (connection string); overrides AzureWebJobsStorage.', secret: true, optional: true },
+  { name: 'AzureWebJobsStorage__tableServiceUri', description: 'Identity-based form of AzureWebJobsStorage: the table service URI.', optional: true },
+  { name: 'BALANCER_STORAGE_CONNECTION__accountName', description: 'Identity-based form of BALANCER_STORAGE_CONNECTION: the storage account name.', optional: true },
   { name: 'BALANCER_STORAGE_CONNECTION__tableServiceUri', description: 'Identity-based form of BALANCER_STORAGE_CONNECTION: the table service URI.', optional: true },
   { name: 'BALANCER_TABLE', description: 'Table holding the balancer state (default gatewaybalancer).', optional: true },
   { name: 'BALANCER_BLOCK_SIZE', description: 'About how many cursor positions an instance reserves per storage write (default 16).', optional: true },
@@ -41,9 +44,12 @@ export const SETTINGS = [
   { name: 'WEBPUBSUB_EVENT_AUDIENCE', description: 'With WEBPUBSUB_ENDPOINT: the audience of the Entra ID token Web PubSub sends with each event.', optional: true },
   { name: 'WEBPUBSUB_EVENT_ISSUER', description: 'With WEBPUBSUB_ENDPOINT: the token issuer (default https://login.microsoftonline.com/<AZURE_TENANT_ID>/v2.0).', optional: true },
   { name: 'AZURE_TENANT_ID', description: 'The Entra ID tenant, for checking Web PubSub event tokens in identity mode.', optional: true },
+  { name: 'PORT', description: 'Local host only (npm start): the port to listen on (default 7071).', optional: true },
+  { name: 'HOST', description: 'Local host only (npm start): the address to listen on (default 127.0.0.1; 0.0.0.0 to accept other machines).', optional: true },
   { name: 'WEBPUBSUB_HUB', description: 'The Web PubSub hub realtime sessions use (default realtime).', optional: true },
 ] as const satisfies readonly SettingSpec[];
 
 export type SettingName = (typeof SETTINGS)[number]['name'];
 
-export type Env = Readonly<Record<string, string | undefined>>;
+/** The environment, typed by setting name: a misspelt setting fails to compile. */
+export type Env = Readonly<Partial<Record<SettingName, string>>>;

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { TryRecord } from './balancer';
-import { Usage } from './usage';
+import { TryRecord } from '../balancer/balancer';
+import { Usage } from '../bodies/usage';
 
 /** What one request did, filled in as it goes and logged as one line when it ends. */
 export class RequestContext {

@@ -1,5 +1,5 @@
 import { odata, RestError, TableClient, TableEntityResult } from '@azure/data-tables';
-import { Cooldown, SkipReason } from './health';
+import { Cooldown, SkipReason } from './cooldowns';
 import { Buckets } from './stats';
 
 /**

@@ -1,13 +1,13 @@
-import { Deployment } from './config';
+import type { PoolMember } from './balancer';
 
 /**
  * A pool's rotation: each deployment appears `weight` times per cycle, spread
  * out within the rotation (smooth weighted round-robin) rather than bunched.
  */
-export function weightedSchedule(pool: readonly Deployment[]): readonly Deployment[] {
+export function weightedSchedule<D extends PoolMember>(pool: readonly D[]): readonly D[] {
   const total = pool.reduce((n, d) => n + d.weight, 0);
   const current = pool.map(() => 0);
-  const schedule: Deployment[] = [];
+  const schedule: D[] = [];
   for (let k = 0; k < total; k++) {
     let best = 0;
     for (let i = 0; i < pool.length; i++) {

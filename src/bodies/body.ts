@@ -1,6 +1,6 @@
-import { GatewayRequest } from './http';
+import { GatewayRequest } from '../core/http';
 import { Readable } from 'node:stream';
-import { badRequest, clientClosed, GatewayError, payloadTooLarge, wrongContentType } from './errors';
+import { badRequest, clientClosed, GatewayError, payloadTooLarge, wrongContentType } from '../core/errors';
 
 /**
  * Reads the whole request body, refusing it with 413 as soon as it passes the

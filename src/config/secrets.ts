@@ -1,7 +1,7 @@
 import { ConfigProblem } from './config';
-import { ProxyKeyRing } from './auth';
+import { ProxyKeyRing } from '../core/auth';
 import { splitKeys } from './config';
-import { Logger, RateLimitedWarning, describeError } from './log';
+import { Logger, RateLimitedWarning, describeError } from '../core/log';
 
 /** What the gateway needs of Key Vault: @azure/keyvault-secrets' SecretClient fits it. */
 export interface SecretReader {

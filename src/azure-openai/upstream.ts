@@ -1,0 +1,87 @@
+/** @module Azure OpenAI as the gateway sees it: try one deployment (authenticate, send, classify), over HTTP or the realtime socket. */
+import type { OutgoingHttpHeaders } from 'node:http';
+import { AttemptResult } from '../balancer/balancer';
+import { GatewayError } from '../core/errors';
+import { ClientGone } from '../core/http';
+import { RateLimitedWarning, describeError } from '../core/log';
+import { UpstreamAuth } from './auth';
+import { UpstreamClient, UpstreamFailure, UpstreamReply } from './client';
+import { Deployment } from './deployment';
+import { UpstreamSocket, openRealtimeSocket } from './realtime-socket';
+import { classifyReply, operationPath, realtimeUrl } from './wire';
+
+/** One HTTP request for a deployment; only the body may differ between deployments (the v1 form's model). */
+export interface OperationRequest<T> {
+  /** e.g. "chat/completions" */
+  readonly operation: string;
+  readonly method?: 'GET' | 'POST';
+  readonly headers: OutgoingHttpHeaders;
+  body?(deployment: Deployment): Buffer | readonly Buffer[];
+  readonly gone: ClientGone;
+  /** The client's answer from a 2xx reply. */
+  onSuccess(reply: UpstreamReply): T | Promise<T>;
+  /** The client's answer for an error that is the client's to fix. */
+  onClientError(error: GatewayError): T;
+}
+
+export interface AzureOpenAIOptions {
+  readonly client: UpstreamClient;
+  readonly auth: UpstreamAuth;
+  /** Credential failures repeat per request; one warning per interval is enough. */
+  readonly credentialWarning: RateLimitedWarning;
+  readonly headersTimeoutMs: number;
+}
+
+/** Longest the gateway waits for Azure's realtime handshake before trying the next deployment. */
+const REALTIME_HANDSHAKE_MS = 15_000;
+
+export class AzureOpenAI {
+  constructor(private readonly options: AzureOpenAIOptions) {}
+
+  get client(): UpstreamClient {
+    return this.options.client;
+  }
+
+  /** Sends one request to one deployment and sorts its answer for the balancer. */
+  async send<T>(d: Deployment, request: OperationRequest<T>): Promise<AttemptResult<T>> {
+    const auth = await this.authHeader(d);
+    if (auth === undefined) return { kind: 'retry', reason: 'rejected' };
+    let reply: UpstreamReply;
+    try {
+      reply = await this.options.client.send({
+        origin: d.endpoint,
+        path: operationPath(d, request.operation),
+        method: request.method ?? 'POST',
+        headers: { ...request.headers, [auth[0]]: auth[1] },
+        body: request.body?.(d),
+        gone: request.gone,
+        headersTimeoutMs: this.options.headersTimeoutMs,
+      });
+    } catch (err) {
+      if (err instanceof UpstreamFailure && err.kind !== 'aborted') return { kind: 'retry', reason: err.kind };
+      throw err;
+    }
+    return classifyReply(reply, d, request.onSuccess, request.onClientError);
+  }
+
+  /** Opens Azure's realtime socket on one deployment. */
+  async openRealtime(d: Deployment): Promise<AttemptResult<UpstreamSocket>> {
+    const auth = await this.authHeader(d);
+    if (auth === undefined) return { kind: 'retry', reason: 'rejected' };
+    return openRealtimeSocket(realtimeUrl(d), auth, Math.min(REALTIME_HANDSHAKE_MS, this.options.headersTimeoutMs));
+  }
+
+  /** The header that authenticates to a deployment, or undefined (warned) when none can be had: another deployment may still serve. */
+  private async authHeader(d: Deployment): Promise<readonly [string, string] | undefined> {
+    try {
+      return await this.options.auth.header(d);
+    } catch (err) {
+      this.options.credentialWarning.warn({ msg: 'could not authenticate to a deployment; check the managed identity or its key', deployment: d.label, error: describeError(err) });
+      return undefined;
+    }
+  }
+
+  close(): void {
+    this.options.client.close();
+  }
+}
