@@ -1,46 +1,28 @@
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AZURE_KEY, Harness, PROXY_KEY, eventually, startHarness } from '../support/harness';
+import { describe, expect, it } from 'vitest';
+import { AZURE_KEY, PROXY_KEY, eventually } from '../support/harness';
+import { harnessForFile } from '../support/suite';
 
-let h: Harness;
-const bodies: string[] = [];
-
-beforeAll(async () => {
-  h = await startHarness();
-});
-afterAll(async () => {
-  // Nothing secret may appear in anything a client or the log saw in this file.
-  const seen = [...bodies, ...h.logger.lines].join('\n');
-  expect(seen).not.toContain(AZURE_KEY);
-  expect(seen).not.toContain(PROXY_KEY);
-  expect(seen).not.toContain(h.simUrl);
-  await h.close();
-});
-
-async function raw(path: string, init: RequestInit): Promise<Response & { text(): Promise<string> }> {
-  const res = await fetch(`${h.url}${path}`, init);
-  const text = await res.text();
-  bodies.push(text);
-  return Object.assign(res, { text: async () => text });
-}
+const suite = harnessForFile();
+const raw = (path: string, init: RequestInit = {}) => suite.raw(path, init);
 
 describe('chat completions through the openai SDK', () => {
   it('returns a whole completion with usage and a request id', async () => {
-    const { data, response } = await h.client.chat.completions
+    const { data, response } = await suite.h.client.chat.completions
       .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello, how are you?' }] })
       .withResponse();
-    bodies.push(JSON.stringify(data));
+    suite.saw(JSON.stringify(data));
     expect(data.choices[0].message.content).toBe('Simulated reply to: Hello, how are you?');
     expect(data.usage?.total_tokens).toBeGreaterThan(0);
     expect(response.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
-    const call = h.sim.calls.at(-1)!;
+    const call = suite.h.sim.calls.at(-1)!;
     expect(call.headers['api-key']).toBe(AZURE_KEY);
     expect(call.headers.authorization).toBeUndefined();
     expect(call.apiVersion).toBe('2025-04-01-preview');
   });
 
   it('streams chunks with usage in the last one and drops Azure\'s empty prompt-filter chunk', async () => {
-    const stream = await h.client.chat.completions.create({
+    const stream = await suite.h.client.chat.completions.create({
       model: 'gpt-4o-mini',
       stream: true,
       stream_options: { include_usage: true },
@@ -48,7 +30,7 @@ describe('chat completions through the openai SDK', () => {
     });
     const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
     for await (const chunk of stream) chunks.push(chunk);
-    bodies.push(JSON.stringify(chunks));
+    suite.saw(JSON.stringify(chunks));
     const usageChunk = chunks.at(-1)!;
     expect(usageChunk.choices).toEqual([]);
     expect(usageChunk.usage?.completion_tokens).toBe(6);
@@ -60,13 +42,13 @@ describe('chat completions through the openai SDK', () => {
   });
 
   it('delivers the first chunk before the simulator has sent the last one', async () => {
-    const release = h.sim.holdStreams();
+    const release = suite.h.sim.holdStreams();
     try {
-      const stream = await h.client.chat.completions.create({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'stream please' }] });
+      const stream = await suite.h.client.chat.completions.create({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'stream please' }] });
       const it = stream[Symbol.asyncIterator]();
       const first = await it.next();
       expect(first.value.choices[0].delta.role).toBe('assistant');
-      const call = h.sim.calls.at(-1)!;
+      const call = suite.h.sim.calls.at(-1)!;
       expect(call.finished).toBe(false);
       release();
       let rest = 0;
@@ -78,10 +60,10 @@ describe('chat completions through the openai SDK', () => {
   });
 
   it('cancels the upstream stream when the client aborts mid-stream', async () => {
-    h.sim.streamIntervalMs = 20;
+    suite.h.sim.streamIntervalMs = 20;
     try {
       const controller = new AbortController();
-      const stream = await h.client.chat.completions.create(
+      const stream = await suite.h.client.chat.completions.create(
         { model: 'gpt-4o-mini', stream: true, max_tokens: 500, messages: [{ role: 'user', content: 'a long one' }] },
         { signal: controller.signal },
       );
@@ -93,11 +75,11 @@ describe('chat completions through the openai SDK', () => {
         }
       })().catch(() => {});
       expect(seen).toBeLessThan(100);
-      const call = h.sim.calls.at(-1)!;
+      const call = suite.h.sim.calls.at(-1)!;
       await eventually(() => call.aborted, 2000, 'the simulator to see the stream cancelled');
       expect(call.finished).toBe(false);
     } finally {
-      h.sim.streamIntervalMs = 0;
+      suite.h.sim.streamIntervalMs = 0;
     }
   });
 
@@ -105,7 +87,7 @@ describe('chat completions through the openai SDK', () => {
     const body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"exact bytes"}],"temperature":0.25}';
     const res = await raw('/v1/chat/completions', { method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body });
     expect(res.status).toBe(200);
-    const call = h.sim.calls.at(-1)!;
+    const call = suite.h.sim.calls.at(-1)!;
     expect(call.body.toString()).toBe(body);
     expect(JSON.stringify(call.headers)).not.toContain(PROXY_KEY);
   });

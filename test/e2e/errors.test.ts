@@ -1,32 +1,14 @@
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AZURE_KEY, Harness, PROXY_KEY, eventually, startHarness } from '../support/harness';
+import { describe, expect, it } from 'vitest';
+import { PROXY_KEY, eventually } from '../support/harness';
+import { harnessForFile } from '../support/suite';
 
-let h: Harness;
-const bodies: string[] = [];
-
-beforeAll(async () => {
-  h = await startHarness();
-});
-afterAll(async () => {
-  // Nothing secret may appear in anything a client or the log saw in this file.
-  const seen = [...bodies, ...h.logger.lines].join('\n');
-  expect(seen).not.toContain(AZURE_KEY);
-  expect(seen).not.toContain(PROXY_KEY);
-  expect(seen).not.toContain(h.simUrl);
-  await h.close();
-});
-
-async function raw(path: string, init: RequestInit): Promise<Response & { text(): Promise<string> }> {
-  const res = await fetch(`${h.url}${path}`, init);
-  const text = await res.text();
-  bodies.push(text);
-  return Object.assign(res, { text: async () => text });
-}
+const suite = harnessForFile();
+const raw = (path: string, init: RequestInit = {}) => suite.raw(path, init);
 
 describe('errors the openai SDK raises as its typed errors', () => {
   it('a wrong proxy key is an AuthenticationError (401)', async () => {
-    const bad = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: 'not-a-key', maxRetries: 0 });
+    const bad = new OpenAI({ baseURL: `${suite.h.url}/v1`, apiKey: 'not-a-key', maxRetries: 0 });
     const err = await bad.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
     expect(err.status).toBe(401);
@@ -48,26 +30,26 @@ describe('errors the openai SDK raises as its typed errors', () => {
   });
 
   it('an unknown model is a NotFoundError (404, model_not_found)', async () => {
-    const err = await h.client.chat.completions.create({ model: 'gpt-9', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+    const err = await suite.h.client.chat.completions.create({ model: 'gpt-9', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.NotFoundError);
     expect(err.code).toBe('model_not_found');
     expect(err.message).toContain('gpt-9');
   });
 
   it('a request without a model is a BadRequestError naming the parameter', async () => {
-    const err = await h.client.chat.completions.create({ messages: [{ role: 'user', content: 'x' }] } as never).catch((e) => e);
+    const err = await suite.h.client.chat.completions.create({ messages: [{ role: 'user', content: 'x' }] } as never).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err.param).toBe('model');
   });
 
   it('malformed JSON is a 400 that says to send valid JSON, and nothing reaches Azure', async () => {
-    const before = h.sim.calls.length;
+    const before = suite.h.sim.calls.length;
     const res = await raw('/v1/chat/completions', { method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body: '{"model": "gpt-4o-mini",' });
     expect(res.status).toBe(400);
     const body = JSON.parse(await res.text());
     expect(body.error).toMatchObject({ type: 'invalid_request_error', param: null });
     expect(body.error.message).toMatch(/valid JSON/);
-    expect(h.sim.calls.length).toBe(before);
+    expect(suite.h.sim.calls.length).toBe(before);
   });
 
   it('a form-encoded body (curl -d without a content type) is a 400 that names the right type', async () => {
@@ -77,17 +59,17 @@ describe('errors the openai SDK raises as its typed errors', () => {
   });
 
   it('a content-filter block is a BadRequestError with code content_filter and no Azure detail', async () => {
-    h.sim.setBehaviour('chat-a', { mode: 'block' });
-    h.sim.setBehaviour('chat-b', { mode: 'block' });
+    suite.h.sim.setBehaviour('chat-a', { mode: 'block' });
+    suite.h.sim.setBehaviour('chat-b', { mode: 'block' });
     try {
-      const err = await h.client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'something blocked' }] }).catch((e) => e);
+      const err = await suite.h.client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'something blocked' }] }).catch((e) => e);
       expect(err).toBeInstanceOf(OpenAI.BadRequestError);
       expect(err.code).toBe('content_filter');
       expect(err.message).toContain('violence');
       expect(err.message).not.toMatch(/https?:|ResponsibleAIPolicyViolation|innererror/);
       expect(err.error).not.toHaveProperty('innererror');
     } finally {
-      h.sim.reset();
+      suite.h.sim.reset();
     }
   });
 
