@@ -4,10 +4,10 @@ import { Buckets, DeploymentStats } from './stats';
 import { CursorSource, HealthPublisher } from './balancer';
 import { Cooldown, HealthView } from './cooldowns';
 import { Logger, RateLimitedWarning, describeError } from '../core/log';
-import { TableBalancerStore } from './table-store';
+import { BalancerStore } from './store';
 
 export interface SharedStateOptions {
-  readonly store: TableBalancerStore;
+  readonly store: BalancerStore;
   /** This instance's recent counts, shared every few seconds for /health/deployments. */
   readonly stats?: DeploymentStats;
   readonly health: HealthView;
@@ -69,7 +69,7 @@ export interface SharedStats {
 }
 
 /**
- * The cursor and health view shared by every instance through Table Storage,
+ * The cursor and health view shared by every instance through a store (Table Storage in Azure),
  * kept off the request path: an instance reserves a block of cursor positions
  * with one conditional write and hands them out locally, reserving the next
  * block when half of the current one is gone.
@@ -210,7 +210,7 @@ export class SharedBalancerState implements CursorSource, HealthPublisher, Share
     } catch (err) {
       this.offlineUntil = this.now() + (this.options.retryMs ?? 5000);
       this.wasOffline = true;
-      this.options.store.forgetTable();
+      this.options.store.forget();
       this.warning.warn({ msg: 'balancer storage unavailable; balancing on this instance alone until it answers', error: describeError(err) });
       throw err;
     } finally {

@@ -1,18 +1,7 @@
 import { odata, RestError, TableClient, TableEntityResult } from '@azure/data-tables';
 import { Cooldown, SkipReason } from './cooldowns';
 import { Buckets } from './stats';
-
-/**
- * The balancer's shared state in one Azure Table: a cursor entity per model
- * pool (partition "cursor") and a cooldown entity per deployment (partition
- * "health"). Cursor moves use optimistic concurrency on the entity's ETag.
- */
-export interface Reservation {
-  /** First position of the reserved block. */
-  readonly start: number;
-  /** Conditional writes that lost a race before this one won. */
-  readonly conflicts: number;
-}
+import { BalancerStore, Reservation } from './store';
 
 const CURSOR = 'cursor';
 const HEALTH = 'health';
@@ -32,7 +21,13 @@ interface HealthEntity {
   reason: string;
 }
 
-export class TableBalancerStore {
+/**
+ * The balancer's shared state in one Azure Table: a cursor entity per model
+ * pool (partition "cursor"), a cooldown entity per deployment (partition
+ * "health") and each instance's recent counts (partition "stats"). Cursor
+ * moves use optimistic concurrency on the entity's ETag.
+ */
+export class TableBalancerStore implements BalancerStore {
   private tableReady?: Promise<void>;
 
   constructor(private readonly table: TableClient) {}
@@ -125,7 +120,7 @@ export class TableBalancerStore {
   }
 
   /** After storage was lost (an emulator restarted empty), the table may need creating again. */
-  forgetTable(): void {
+  forget(): void {
     this.tableReady = undefined;
   }
 }

@@ -1,0 +1,29 @@
+/** @module What the shared cursor and health need of a store: Table Storage in Azure, memory in unit tests. */
+import { Cooldown } from './cooldowns';
+import { Buckets } from './stats';
+
+export interface Reservation {
+  /** First position of the reserved block. */
+  readonly start: number;
+  /** Conditional writes that lost a race before this one won. */
+  readonly conflicts: number;
+}
+
+/**
+ * Where instances share a pool's rotation, cooldowns and recent counts. Every
+ * call may fail or be cut short by its signal; the caller then balances on
+ * its own until the store answers again.
+ */
+export interface BalancerStore {
+  /** Moves the pool's cursor forward by `size` and returns where the block starts: no two callers get overlapping blocks. */
+  reserve(poolKey: string, size: number, signal: AbortSignal): Promise<Reservation>;
+  publishCooldown(deploymentId: string, cooldown: Cooldown, signal: AbortSignal): Promise<void>;
+  /** Cooldowns still in force at `now`, as every instance published them. */
+  readCooldowns(now: number, signal: AbortSignal): Promise<Map<string, Cooldown>>;
+  /** Replaces this instance's recent counts for the given deployments. */
+  writeStats(instanceId: string, stats: Map<string, Buckets>, signal: AbortSignal): Promise<void>;
+  /** Every instance's recent counts, per deployment. */
+  readStats(signal: AbortSignal): Promise<Map<string, Buckets[]>>;
+  /** The store could not be reached: forget what was assumed about it (a table that may need creating again). */
+  forget(): void;
+}
