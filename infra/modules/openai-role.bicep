@@ -2,7 +2,7 @@
 param principalId string
 param openAiAccountName string
 
-var cognitiveServicesOpenAIUser = '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd'
+var cognitiveServicesOpenAIUser = loadJsonContent('../roles.json').cognitiveServicesOpenAIUser.id
 
 resource openAi 'Microsoft.CognitiveServices/accounts@2023-05-01' existing = {
   name: openAiAccountName

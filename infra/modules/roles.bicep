@@ -1,18 +1,12 @@
-// Exactly the roles the gateway's identity needs on the resources of this template
-// (src/core/azure-roles.ts lists them with why).
+// Exactly the roles the gateway's identity needs on the resources of this template.
+// The role ids, with why each is needed, live in infra/roles.json (the tests read the same file).
 param principalId string
 param storageName string
 param keyVaultName string
 param webPubSubName string
 param insightsName string
 
-var roles = {
-  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
-  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
-  webPubSubServiceOwner: '12cf5a90-567b-43ae-8102-96cf46c7d9b4'
-  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
-}
+var roles = loadJsonContent('../roles.json')
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageName
@@ -31,51 +25,51 @@ resource insights 'Microsoft.Insights/components@2020-02-02' existing = {
 }
 
 resource blobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, principalId, roles.storageBlobDataOwner)
+  name: guid(storage.id, principalId, roles.storageBlobDataOwner.id)
   scope: storage
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner.id)
   }
 }
 
 resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, principalId, roles.storageTableDataContributor)
+  name: guid(storage.id, principalId, roles.storageTableDataContributor.id)
   scope: storage
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor.id)
   }
 }
 
 resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, principalId, roles.keyVaultSecretsUser)
+  name: guid(vault.id, principalId, roles.keyVaultSecretsUser.id)
   scope: vault
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser.id)
   }
 }
 
 resource pubSubOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(webPubSub.id, principalId, roles.webPubSubServiceOwner)
+  name: guid(webPubSub.id, principalId, roles.webPubSubServiceOwner.id)
   scope: webPubSub
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.webPubSubServiceOwner)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.webPubSubServiceOwner.id)
   }
 }
 
 resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(insights.id, principalId, roles.monitoringMetricsPublisher)
+  name: guid(insights.id, principalId, roles.monitoringMetricsPublisher.id)
   scope: insights
   properties: {
     principalId: principalId
     principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher.id)
   }
 }

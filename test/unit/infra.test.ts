@@ -1,7 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REQUIRED_ROLES } from '../../src/config/azure-roles';
 import { SETTINGS } from '../../src/config/settings';
 
 const root = path.resolve(__dirname, '../..');
@@ -9,6 +8,8 @@ const infra = path.join(root, 'infra');
 const read = (p: string) => readFileSync(path.join(root, p), 'utf8');
 const bicepFiles = ['infra/main.bicep', ...readdirSync(path.join(infra, 'modules')).map((f) => `infra/modules/${f}`)];
 const allBicep = bicepFiles.map(read).join('\n');
+/** The roles the gateway's identity needs: one data file, read by the Bicep (loadJsonContent) and here. */
+const roles = JSON.parse(read('infra/roles.json')) as Record<string, { id: string; name: string; why: string }>;
 
 /**
  * API versions Azure documents for each resource type this template uses
@@ -65,10 +66,18 @@ describe('the deployment template', () => {
     expect(read('infra/modules/keyvault.bicep')).toMatch(/enableRbacAuthorization: true/);
   });
 
-  it('assigns every role the code needs', () => {
-    for (const role of REQUIRED_ROLES) expect(allBicep, role.name).toContain(`'${role.id}'`);
+  it('assigns every role in infra/roles.json, once, with the ids taken from that file and nowhere else', () => {
     const assignments = allBicep.match(/Microsoft\.Authorization\/roleAssignments@/g) ?? [];
-    expect(assignments.length).toBe(REQUIRED_ROLES.length);
+    expect(assignments.length).toBe(Object.keys(roles).length);
+    for (const [key, role] of Object.entries(roles)) {
+      expect(role.id, key).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      expect(role.why, key).toBeTruthy();
+      expect(allBicep, `${role.name} is not assigned`).toMatch(new RegExp(`\\.${key}\\.id\\b`));
+      expect(allBicep, `${role.name}'s id is copied into a template`).not.toContain(role.id);
+    }
+    for (const file of bicepFiles.filter((f) => read(f).includes('roleAssignments@'))) {
+      expect(read(file), file).toContain("loadJsonContent('../roles.json')");
+    }
   });
 
   it('has a parameters file that matches the template\'s parameters', () => {
