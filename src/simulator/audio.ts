@@ -1,13 +1,8 @@
-import { createHash } from 'node:crypto';
 import http from 'node:http';
-import busboy from 'busboy';
 import { AzureOpenAISimulator, SimCall } from './server';
+import { ReceivedUpload, parseUpload } from './uploads';
 
-/** What the simulator received in a multipart upload, for tests to compare with what the client sent. */
-export interface ReceivedUpload {
-  readonly fields: [string, string][];
-  readonly file?: { field: string; filename: string; mimeType: string; size: number; sha256: string };
-}
+export type { ReceivedUpload } from './uploads';
 
 const SPEECH_TYPES: Record<string, string> = {
   mp3: 'audio/mpeg', opus: 'audio/opus', aac: 'audio/aac', flac: 'audio/flac', wav: 'audio/wav', pcm: 'audio/pcm',
@@ -20,28 +15,6 @@ export function installAudio(sim: AzureOpenAISimulator): void {
   sim.handle('audio/speech', speak);
 }
 
-async function parseUpload(call: SimCall, req: http.IncomingMessage): Promise<ReceivedUpload> {
-  const fields: [string, string][] = [];
-  let file: ReceivedUpload['file'];
-  await new Promise<void>((resolve, reject) => {
-    const bb = busboy({ headers: req.headers });
-    bb.on('field', (name, value) => fields.push([name, value]));
-    bb.on('file', (field, stream, info) => {
-      const hash = createHash('sha256');
-      let size = 0;
-      stream.on('data', (c: Buffer) => {
-        hash.update(c);
-        size += c.length;
-      });
-      stream.on('end', () => (file = { field, filename: info.filename ?? '', mimeType: info.mimeType, size, sha256: hash.digest('hex') }));
-    });
-    bb.on('close', resolve);
-    bb.on('error', reject);
-    bb.end(call.body);
-  });
-  return { fields, file };
-}
-
 async function transcribe(sim: AzureOpenAISimulator, call: SimCall, req: http.IncomingMessage, res: http.ServerResponse, task: 'transcribe' | 'translate'): Promise<void> {
   let upload: ReceivedUpload;
   try {
@@ -49,7 +22,6 @@ async function transcribe(sim: AzureOpenAISimulator, call: SimCall, req: http.In
   } catch {
     return sim.send(call, res, 400, { error: { code: 'invalidPayload', message: 'The request body is not valid multipart/form-data.' } });
   }
-  (call as SimCall & { upload?: ReceivedUpload }).upload = upload;
   if (!upload.file) return sim.send(call, res, 400, { error: { code: 'invalidPayload', message: "Missing required 'file' field." } });
   const field = (n: string) => upload.fields.filter(([k]) => k === n).map(([, v]) => v);
   const text = `Simulated ${task === 'translate' ? 'translation' : 'transcript'} of ${upload.file.filename} (${upload.file.size} bytes, sha256 ${upload.file.sha256.slice(0, 12)}).`;

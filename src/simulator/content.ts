@@ -159,3 +159,8 @@ export function contentFilterError() {
     },
   };
 }
+
+/** Azure's image content-filter error: its own shape, with `created` beside `error` (Azure dall-e.md). */
+export function imageContentFilterError() {
+  return { created: Math.floor(Date.now() / 1000), error: { code: 'contentFilter', message: 'Your task failed as a result of our safety system.' } };
+}

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
-import { chatChunks, chatCompletion, completion, completionChunks, contentFilterError, embeddings } from './content';
+import { chatChunks, chatCompletion, completion, completionChunks, contentFilterError, embeddings, imageContentFilterError } from './content';
 
 /**
  * A local stand-in for Azure OpenAI: Azure's URL shapes, api-key and Bearer
@@ -28,8 +28,13 @@ export type BehaviourRule = Behaviour & {
 };
 
 export interface SimCall {
+  readonly method: string;
+  /** The deployment named in the path or body; empty for calls on the resource itself (a stored response). */
   readonly deployment: string;
+  /** The path after the form's prefix: "chat/completions", "responses/resp_1/cancel". */
   readonly operation: string;
+  /** The query string as sent, without the leading "?". */
+  readonly query: string;
   readonly form: 'dated' | 'v1';
   readonly apiVersion: string | null;
   readonly auth: 'key' | 'bearer' | 'none';
@@ -53,6 +58,8 @@ export interface SimulatorOptions {
   readonly deployments?: readonly string[];
   /** Milliseconds between streamed events (default 0). */
   readonly streamIntervalMs?: number;
+  /** How long a background response takes to complete, in milliseconds (default 1000). */
+  readonly backgroundMs?: number;
 }
 
 type OperationHandler = (sim: AzureOpenAISimulator, call: SimCall, req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void;
@@ -72,6 +79,7 @@ export class AzureOpenAISimulator {
   /** Off for long benchmark runs, where the record would only grow. */
   recordCalls = true;
   private releaseHeld?: () => void;
+  private readonly closers: (() => void)[] = [];
 
   constructor(readonly options: SimulatorOptions = {}) {
     this.streamIntervalMs = options.streamIntervalMs ?? 0;
@@ -81,9 +89,25 @@ export class AzureOpenAISimulator {
     this.operations.set('embeddings', (sim, call, _req, res) => sim.answerJson(call, res, embeddings));
   }
 
-  /** Adds or replaces an operation (audio, speech) without this module knowing its details. */
+  /**
+   * Adds or replaces an operation (audio, speech) without this module knowing
+   * its details; a name ending in "/" takes every operation under it
+   * ("responses/" serves "responses/{id}/cancel").
+   */
   handle(operation: string, handler: OperationHandler): void {
     this.operations.set(operation, handler);
+  }
+
+  /** Runs when the simulator closes: for timers an operation keeps (background responses). */
+  onClose(fn: () => void): void {
+    this.closers.push(fn);
+  }
+
+  private handlerFor(operation: string): OperationHandler | undefined {
+    const exact = this.operations.get(operation);
+    if (exact) return exact;
+    const slash = operation.indexOf('/');
+    return slash > 0 ? this.operations.get(operation.slice(0, slash + 1)) : undefined;
   }
 
   async start(port = 0, host = '127.0.0.1'): Promise<string> {
@@ -112,6 +136,7 @@ export class AzureOpenAISimulator {
   }
 
   async close(): Promise<void> {
+    for (const fn of this.closers.splice(0)) fn();
     this.gate?.open();
     this.realtime?.close();
     for (const s of this.sockets) s.destroy();
@@ -153,28 +178,20 @@ export class AzureOpenAISimulator {
     if (url.pathname.startsWith('/_simulator/')) return this.control(url, req, res);
 
     const body = await readAll(req);
-    const dated = /^\/openai\/deployments\/([^/]+)\/(.+)$/.exec(url.pathname);
-    const v1 = /^\/openai\/v1\/(.+)$/.exec(url.pathname);
-    if (!dated && !v1) return azureError(res, 404, '404', 'Resource not found');
-
-    let deployment: string;
-    let operation: string;
-    if (dated) {
-      deployment = decodeURIComponent(dated[1]);
-      operation = dated[2];
-      if (!url.searchParams.get('api-version')) {
-        return azureError(res, 404, '404', 'Resource not found');
-      }
-    } else {
-      operation = v1![1];
-      deployment = modelFromBody(req, body) ?? modelFromMultipart(req, body) ?? '';
-    }
+    const form = azureForm(url.pathname);
+    // Azure answers a path it does not know, or a dated path without api-version, with a bare 404.
+    if (!form || (form.kind !== 'v1' && !url.searchParams.get('api-version'))) return azureError(res, 404, '404', 'Resource not found');
+    const { operation } = form;
+    // Stored responses live on the resource: only their creation names a deployment, in `model`.
+    const deployment = form.kind === 'deployment' ? form.deployment : modelFromBody(req, body) ?? modelFromMultipart(req, body) ?? '';
     const authorization = req.headers.authorization;
     const bearer = authorization?.startsWith('Bearer ') ? authorization.slice(7) : undefined;
     const call: SimCall = {
+      method: req.method ?? 'GET',
       deployment,
       operation,
-      form: dated ? 'dated' : 'v1',
+      query: url.search.slice(1),
+      form: form.kind === 'v1' ? 'v1' : 'dated',
       apiVersion: url.searchParams.get('api-version'),
       auth: req.headers['api-key'] !== undefined ? 'key' : bearer !== undefined ? 'bearer' : 'none',
       bearer,
@@ -194,10 +211,15 @@ export class AzureOpenAISimulator {
     if (!this.authorized(req, bearer)) {
       return this.send(call, res, 401, { error: { code: '401', message: 'Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.' } });
     }
-    if (this.options.deployments && !this.options.deployments.includes(deployment)) {
+    const onResource = form.kind === 'resource' || operation === 'responses' || operation.startsWith('responses/');
+    if (this.options.deployments && deployment && !this.options.deployments.includes(deployment)) {
+      if (onResource) {
+        // What Azure answers a Responses call whose model names no deployment (BerriAI/litellm#13419).
+        return this.send(call, res, 400, { error: { message: `The requested model '${deployment}' with deployment name ${deployment} does not exist.`, type: 'invalid_request_error', param: 'model', code: 'model_not_found' } });
+      }
       return this.send(call, res, 404, { error: { code: 'DeploymentNotFound', message: 'The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.' } });
     }
-    const handler = this.operations.get(operation);
+    const handler = this.handlerFor(operation);
     if (!handler) return this.send(call, res, 404, { error: { code: '404', message: 'Resource not found' } });
 
     const rule = this.takeRule(deployment);
@@ -218,7 +240,7 @@ export class AzureOpenAISimulator {
       case 'hang':
         return; // The socket stays open with no answer until the client gives up.
       case 'block':
-        return this.send(call, res, 400, contentFilterError());
+        return this.send(call, res, 400, operation.startsWith('images/') ? imageContentFilterError() : contentFilterError());
       case 'reset':
         (call as { resetAfter?: number }).resetAfter = rule.afterEvents ?? 1;
         break;
@@ -282,25 +304,36 @@ export class AzureOpenAISimulator {
     const body = this.parse(call, res);
     if (!body) return;
     if (body.stream !== true) return this.answerJson(call, res, whole);
+    await this.writeEvents(call, res, events(body));
+  }
+
+  /**
+   * Writes server-sent events one at a time, as Azure does: a held stream
+   * stops after its first two events until released, so a test can see the
+   * first arrive before the last exists; a 'reset' rule breaks the connection
+   * midway. Resolves with whether every event was written.
+   */
+  async writeEvents(call: SimCall, res: http.ServerResponse, all: readonly string[], holdAt = 2): Promise<boolean> {
     call.status = 200;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'apim-request-id': 'sim' });
     const resetAfter = (call as { resetAfter?: number }).resetAfter;
-    const all = events(body);
     for (let i = 0; i < all.length; i++) {
-      if (res.destroyed) return;
+      if (res.destroyed) return false;
       if (resetAfter !== undefined && i === resetAfter) {
         // Let what was written reach the client first: the break comes mid-stream, not before it.
         await sleep(20);
-        return void res.destroy();
+        res.destroy();
+        return false;
       }
-      // Hold after the first content event so a test can see it arrive before the last one exists.
-      if (i === 2 && this.gate) await this.gate.promise;
+      if (i === holdAt && this.gate) await this.gate.promise;
       if (i > 0 && this.streamIntervalMs > 0) await sleep(this.streamIntervalMs);
+      if (res.destroyed) return false;
       const flowing = res.write(all[i]);
       call.sent = i + 1;
       if (!flowing) await new Promise((r) => res.once('drain', r));
     }
     res.end();
+    return true;
   }
 
   private async control(url: URL, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -325,6 +358,25 @@ export class AzureOpenAISimulator {
       res.writeHead(404).end();
     }
   }
+}
+
+type AzureForm =
+  /** /openai/deployments/{d}/{operation}?api-version= */
+  | { kind: 'deployment'; deployment: string; operation: string }
+  /** /openai/v1/{operation}: the GA form, the deployment in the body's model */
+  | { kind: 'v1'; operation: string }
+  /** /openai/responses...?api-version=: the dated form of calls on the resource, no deployment segment */
+  | { kind: 'resource'; operation: string };
+
+function azureForm(pathname: string): AzureForm | undefined {
+  const dated = /^\/openai\/deployments\/([^/]+)\/(.+)$/.exec(pathname);
+  if (dated) return { kind: 'deployment', deployment: decodeURIComponent(dated[1]), operation: dated[2] };
+  const v1 = /^\/openai\/v1\/(.+)$/.exec(pathname);
+  if (v1) return { kind: 'v1', operation: v1[1] };
+  // The preview Responses API (api-version 2025-03-01-preview and later) lives here (Azure responses.md, older revision).
+  const resource = /^\/openai\/(responses(?:\/.+)?)$/.exec(pathname);
+  if (resource) return { kind: 'resource', operation: resource[1] };
+  return undefined;
 }
 
 function modelFromBody(req: http.IncomingMessage, body: Buffer): string | undefined {
