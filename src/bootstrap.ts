@@ -43,7 +43,7 @@ export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): G
   if (secrets === undefined && config.keyVault !== undefined) {
     const { SecretClient } = require('@azure/keyvault-secrets') as typeof import('@azure/keyvault-secrets');
     const kv = config.keyVault;
-    secrets = new SecretStore(new SecretClient(kv.url, identity()), { proxyKeys: kv.proxyKeysSecret, azureOpenAIKey: kv.azureOpenAIKeySecret }, kv.refreshMs, logger, now);
+    secrets = new SecretStore(new SecretClient(kv.url, identity()), { proxyKeys: kv.proxyKeysSecret, namedKeys: kv.namedKeysSecret, azureOpenAIKey: kv.azureOpenAIKeySecret }, kv.refreshMs, logger, now, new Set(config.models.keys()));
   }
   return new Gateway({ ...shared, ...overrides, config, logger, credential, secrets });
 }

@@ -1,6 +1,7 @@
 /** @module Settings parsed and validated once, at start, into a frozen configuration. */
 import { DEFAULT_API_VERSION, Deployment, DeploymentDefaults, DeploymentOverrides, labelled, makeDeployment } from '../azure-openai/deployment';
 import { Env, SettingName } from './settings';
+import { KeyEntry, parseNamedKeys } from '../keys/parse';
 
 /** A storage account reached by connection string, or by URI with the managed identity. */
 export type StorageTarget = { readonly connectionString: string } | { readonly tableServiceUri: string };
@@ -8,6 +9,7 @@ export type StorageTarget = { readonly connectionString: string } | { readonly t
 export interface KeyVaultSettings {
   readonly url: string;
   readonly proxyKeysSecret: string;
+  readonly namedKeysSecret: string;
   readonly azureOpenAIKeySecret: string;
   readonly refreshMs: number;
 }
@@ -28,7 +30,10 @@ export interface ConfigProblem {
 }
 
 export interface GatewayConfig {
+  /** PROXY_API_KEY: unnamed keys with no limits. */
   readonly proxyKeys: readonly string[];
+  /** PROXY_KEYS: named keys with their models and limits (empty when Key Vault holds the keys). */
+  readonly namedKeys: readonly KeyEntry[];
   readonly models: ReadonlyMap<string, readonly Deployment[]>;
   readonly maxRequestBodyBytes: number;
   readonly maxAudioFileBytes: number;
@@ -60,7 +65,6 @@ export function loadConfig(env: Env): GatewayConfig {
 
   const keyVault = keyVaultSettings(env, problem);
   const proxyKeys = keyVault ? [] : splitKeys(env.PROXY_API_KEY);
-  if (proxyKeys.length === 0 && !keyVault) problem('PROXY_API_KEY', 'is not set: clients cannot be authenticated. Set one or more comma-separated keys.');
 
   const legacy = parseLegacyUrl(env.AZURE_OPENAI_URL, problem);
   const apiVersion = nonEmpty(env.AZURE_OPENAI_API_VERSION) ?? legacy?.apiVersion ?? DEFAULT_API_VERSION;
@@ -78,9 +82,21 @@ export function loadConfig(env: Env): GatewayConfig {
     problem('MODEL_DEPLOYMENTS', 'is not set: no model can be served. Set it (or AZURE_OPENAI_URL) to map model names to Azure deployments.');
   }
 
+  let namedKeys: readonly KeyEntry[] = [];
+  const rawNamed = keyVault ? undefined : nonEmpty(env.PROXY_KEYS);
+  if (rawNamed !== undefined) {
+    const parsed = parseNamedKeys(rawNamed, 'PROXY_KEYS', '', new Set(models.keys()));
+    namedKeys = parsed.entries;
+    problems.push(...parsed.problems);
+  }
+  if (proxyKeys.length === 0 && namedKeys.length === 0 && !keyVault && rawNamed === undefined) {
+    problem('PROXY_API_KEY', 'is not set: clients cannot be authenticated. Set one or more comma-separated keys, or named keys in PROXY_KEYS.');
+  }
+
   const all = [...models.values()].flat();
   return Object.freeze({
     proxyKeys: Object.freeze(proxyKeys),
+    namedKeys: Object.freeze(namedKeys),
     models,
     maxRequestBodyBytes: positiveInt('MAX_REQUEST_BODY_BYTES', env, 20 * MiB, problem),
     maxAudioFileBytes: positiveInt('MAX_AUDIO_FILE_BYTES', env, 25 * MiB, problem),
@@ -246,7 +262,7 @@ function keyVaultSettings(env: Env, problem: Report): KeyVaultSettings | undefin
   if (raw === undefined) return undefined;
   const url = parseEndpoint('KEY_VAULT_URL', raw, problem);
   if (url === undefined) return undefined;
-  const secretName = (name: 'PROXY_API_KEY_SECRET_NAME' | 'AZURE_OPENAI_API_KEY_SECRET_NAME', fallback: string) => {
+  const secretName = (name: 'PROXY_API_KEY_SECRET_NAME' | 'PROXY_KEYS_SECRET_NAME' | 'AZURE_OPENAI_API_KEY_SECRET_NAME', fallback: string) => {
     const value = nonEmpty(env[name]) ?? fallback;
     if (!/^[0-9A-Za-z-]{1,127}$/.test(value)) {
       problem(name, `is "${value}"; a Key Vault secret name is 1 to 127 letters, digits and dashes.`);
@@ -257,6 +273,7 @@ function keyVaultSettings(env: Env, problem: Report): KeyVaultSettings | undefin
   return {
     url,
     proxyKeysSecret: secretName('PROXY_API_KEY_SECRET_NAME', 'proxy-api-key'),
+    namedKeysSecret: secretName('PROXY_KEYS_SECRET_NAME', 'proxy-keys'),
     azureOpenAIKeySecret: secretName('AZURE_OPENAI_API_KEY_SECRET_NAME', 'azure-openai-api-key'),
     refreshMs: positiveInt('SECRETS_REFRESH_MS', env, 300_000, problem),
   };

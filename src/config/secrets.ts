@@ -2,6 +2,8 @@ import { ConfigProblem } from './config';
 import { ProxyKeyRing } from '../core/auth';
 import { splitKeys } from './config';
 import { Logger, RateLimitedWarning, describeError } from '../core/log';
+import { parseNamedKeys } from '../keys/parse';
+import { ProxyKey } from '../keys/proxy-key';
 
 /** What the gateway needs of Key Vault: @azure/keyvault-secrets' SecretClient fits it. */
 export interface SecretReader {
@@ -9,23 +11,28 @@ export interface SecretReader {
 }
 
 export interface SecretNames {
+  /** Unnamed proxy keys, comma-separated. */
   readonly proxyKeys: string;
   readonly azureOpenAIKey: string;
+  /** Named keys, as PROXY_KEYS; unset = not read. */
+  readonly namedKeys?: string;
 }
 
 /** An early refresh for an unknown proxy key happens at most this often per instance. */
 export const EARLY_REFRESH_MS = 30_000;
 
 /**
- * The proxy keys and the Azure OpenAI key, read from Key Vault and re-read
- * every refresh interval in the background, so a rotated secret takes effect
- * on every instance without a restart. When Key Vault cannot be read later,
- * the last good values keep serving with one warning; when it cannot be read
- * at start, nothing is served with a guessed key and /health says why.
+ * The proxy keys (unnamed and named) and the Azure OpenAI key, read from Key
+ * Vault and re-read every refresh interval in the background, so a rotated
+ * secret takes effect on every instance without a restart. When Key Vault
+ * cannot be read later, the last good values keep serving with one warning;
+ * when it cannot be read at start, nothing is served with a guessed key and
+ * /health says why. Bad named-key entries are left out and named on /health.
  */
 export class SecretStore {
   private ring = new ProxyKeyRing([]);
   private azureKey: string | undefined;
+  private badEntries: readonly ConfigProblem[] = [];
   private loaded = false;
   private loadedAt = -Infinity;
   private earlyAt = -Infinity;
@@ -40,6 +47,8 @@ export class SecretStore {
     private readonly refreshMs: number,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
+    /** The models the gateway serves, to flag named keys that list others. */
+    private readonly servedModels?: ReadonlySet<string>,
   ) {
     this.warning = new RateLimitedWarning(logger, 10 * 60_000, now);
     this.ready = this.refresh();
@@ -55,19 +64,29 @@ export class SecretStore {
     return this.loaded ? undefined : this.failure;
   }
 
+  /** Named-key entries of the last secret read that were left out, by name and field. */
+  get entryProblems(): readonly ConfigProblem[] {
+    return this.badEntries;
+  }
+
   get azureOpenAIKey(): string | undefined {
     return this.azureKey;
   }
 
-  /** Whether the key is one of the current proxy keys; an unknown key may trigger one early refresh. */
-  async accepts(key: string): Promise<boolean> {
+  get keys(): ProxyKeyRing {
+    return this.ring;
+  }
+
+  /** The identity of one of the current proxy keys; an unknown key may trigger one early refresh. */
+  async identify(key: string): Promise<ProxyKey | undefined> {
     this.refreshIfDue();
-    if (this.ring.matches(key)) return true;
+    const known = this.ring.identify(key);
+    if (known !== undefined) return known;
     const now = this.now();
-    if (now - this.earlyAt < EARLY_REFRESH_MS) return false;
+    if (now - this.earlyAt < EARLY_REFRESH_MS) return undefined;
     this.earlyAt = now;
     await this.refresh();
-    return this.ring.matches(key);
+    return this.ring.identify(key);
   }
 
   refreshIfDue(): void {
@@ -83,13 +102,22 @@ export class SecretStore {
 
   private async load(): Promise<void> {
     try {
-      const [proxy, azure] = await Promise.all([
-        this.read(this.names.proxyKeys, true),
+      const namedSecret = this.names.namedKeys;
+      const [proxy, named, azure] = await Promise.all([
+        this.read(this.names.proxyKeys, namedSecret === undefined),
+        namedSecret === undefined ? undefined : this.read(namedSecret, false),
         this.read(this.names.azureOpenAIKey, false),
       ]);
+      if (proxy === undefined && named === undefined) {
+        throw new SecretProblem(`has neither a secret named "${this.names.proxyKeys}" nor one named "${namedSecret}". Create one (comma-separated keys, or named keys as in PROXY_KEYS).`);
+      }
       const keys = splitKeys(proxy);
-      if (keys.length === 0) throw new SecretProblem(`the secret "${this.names.proxyKeys}" holds no key. Store one or more comma-separated proxy keys in it.`);
-      this.ring = new ProxyKeyRing(keys);
+      const parsed = named?.trim() ? parseNamedKeys(named, 'PROXY_KEYS', `(Key Vault secret "${namedSecret}") `, this.servedModels) : { entries: [], problems: [] };
+      this.badEntries = parsed.problems;
+      if (keys.length === 0 && parsed.entries.length === 0) {
+        throw new SecretProblem(`holds no usable proxy key in "${this.names.proxyKeys}"${namedSecret ? ` or "${namedSecret}"` : ''}. Store comma-separated keys, or named keys as in PROXY_KEYS.`);
+      }
+      this.ring = new ProxyKeyRing(keys, parsed.entries);
       this.azureKey = azure?.trim() || undefined;
       if (this.loaded && this.failure) this.logger.log('info', { msg: 'Key Vault readable again' });
       this.loaded = true;

@@ -14,7 +14,8 @@ export interface SettingSpec {
 }
 
 export const SETTINGS = [
-  { name: 'PROXY_API_KEY', description: 'Comma-separated keys clients may use (Bearer or api-key header).', secret: true, optional: true },
+  { name: 'PROXY_API_KEY', description: 'Comma-separated keys clients may use (Bearer or api-key header); unnamed and unlimited.', secret: true, optional: true },
+  { name: 'PROXY_KEYS', description: 'Named keys: JSON array of { name, key | keySha256, models?, rpm?, tpm?, tokensPerDay?, tokensPerMonth?, admin? }.', secret: true, optional: true },
   { name: 'AZURE_OPENAI_ENDPOINT', description: 'Default Azure OpenAI resource, e.g. https://<resource>.openai.azure.com', optional: true },
   { name: 'AZURE_OPENAI_API_KEY', description: 'Key for the default resource; when unset the managed identity is used.', secret: true, optional: true },
   { name: 'AZURE_OPENAI_API_VERSION', description: 'Default api-version sent upstream.', optional: true },
@@ -36,6 +37,7 @@ export const SETTINGS = [
   { name: 'BALANCER_STORAGE_TIMEOUT_MS', description: 'Longest a balancer storage call may take before the instance balances alone (default 1000).', optional: true },
   { name: 'KEY_VAULT_URL', description: 'When set, the proxy keys and the Azure OpenAI key are read from this Key Vault with the managed identity.', optional: true },
   { name: 'PROXY_API_KEY_SECRET_NAME', description: 'Key Vault secret holding the proxy keys (default proxy-api-key).', optional: true },
+  { name: 'PROXY_KEYS_SECRET_NAME', description: 'Key Vault secret holding the named keys, as PROXY_KEYS (default proxy-keys); absent secret = none.', optional: true },
   { name: 'AZURE_OPENAI_API_KEY_SECRET_NAME', description: 'Key Vault secret holding the Azure OpenAI key (default azure-openai-api-key); absent secret = managed identity.', optional: true },
   { name: 'SECRETS_REFRESH_MS', description: 'How often Key Vault secrets are re-read (default 300000).', optional: true },
   { name: 'AZURE_CLIENT_ID', description: 'Client id of a user-assigned managed identity, when the app uses one.', optional: true },

@@ -1,33 +1,42 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import { GatewayRequest } from './http';
 import { unauthorized } from './errors';
+import { digestOf, KeyEntry } from '../keys/parse';
+import { ProxyKey, UNNAMED_KEY } from '../keys/proxy-key';
 
 /**
- * The proxy keys clients may present. Keys are compared as SHA-256 digests with
- * timingSafeEqual against every configured key, so neither the position of the
- * first wrong character nor which key matched shows in the timing.
+ * The proxy keys clients may present, each with the identity it stands for.
+ * Keys are compared as SHA-256 digests with timingSafeEqual against every
+ * configured key, so neither the position of the first wrong character nor
+ * which key matched shows in the timing. Named keys come first: a key listed
+ * both named and unnamed is the named one, limits and all.
  */
 export class ProxyKeyRing {
-  private readonly digests: readonly Buffer[];
+  private readonly entries: readonly KeyEntry[];
 
-  constructor(keys: readonly string[]) {
-    this.digests = keys.map(digest);
+  constructor(unnamed: readonly string[], named: readonly KeyEntry[] = []) {
+    this.entries = [...named, ...unnamed.map((k) => ({ digest: digestOf(k), key: UNNAMED_KEY }))];
   }
 
   get size(): number {
-    return this.digests.length;
+    return this.entries.length;
   }
 
-  matches(presented: string): boolean {
-    const candidate = digest(presented);
-    let found = false;
-    for (const d of this.digests) found = timingSafeEqual(candidate, d) || found;
+  /** The identity of a presented key, or undefined when no configured key matches. */
+  identify(presented: string): ProxyKey | undefined {
+    const candidate = digestOf(presented);
+    let found: ProxyKey | undefined;
+    for (const e of this.entries) {
+      const equal = timingSafeEqual(candidate, e.digest);
+      if (equal && found === undefined) found = e.key;
+    }
     return found;
   }
-}
 
-function digest(key: string): Buffer {
-  return createHash('sha256').update(key, 'utf8').digest();
+  /** A named key by its name, for work that outlives its request (a realtime session's usage). */
+  named(name: string): ProxyKey | undefined {
+    return this.entries.find((e) => e.key.name === name)?.key;
+  }
 }
 
 /** The key from `Authorization: Bearer <key>` (OpenAI style) or `api-key: <key>` (Azure style). */
@@ -41,11 +50,13 @@ export function presentedKey(req: GatewayRequest): string | undefined {
   return apiKey ? apiKey : undefined;
 }
 
-/** Throws OpenAI's 401 unless the request carries a key the ring accepts. */
-export function authenticate(req: GatewayRequest, ring: { matches(key: string): boolean }): void {
+/** The identity of the request's key; OpenAI's 401 when it carries none, or one nobody configured. */
+export function authenticate(req: GatewayRequest, identify: (key: string) => ProxyKey | undefined): ProxyKey {
   const key = presentedKey(req);
   if (key === undefined) {
     throw unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or as an 'api-key' header.");
   }
-  if (!ring.matches(key)) throw unauthorized('Incorrect API key provided. Check the proxy key your client sends.');
+  const identity = identify(key);
+  if (identity === undefined) throw unauthorized('Incorrect API key provided. Check the proxy key your client sends.');
+  return identity;
 }

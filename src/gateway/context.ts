@@ -1,11 +1,14 @@
 import { performance } from 'node:perf_hooks';
 import { TryRecord } from '../balancer/balancer';
 import { Usage } from '../bodies/usage';
+import { ProxyKey } from '../keys/proxy-key';
 
 /** What one request did, filled in as it goes and logged as one line when it ends. */
 export class RequestContext {
   readonly startedAt = performance.now();
   model: string | undefined;
+  /** Whose proxy key the request carried, once authenticated. */
+  key: ProxyKey | undefined;
   readonly tries: TryRecord[] = [];
   usage: Usage | undefined;
   /** Milliseconds from arrival to response headers. */

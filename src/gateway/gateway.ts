@@ -7,6 +7,7 @@ import { Deployment } from '../azure-openai/deployment';
 import { AzureOpenAI } from '../azure-openai/upstream';
 import { SecretStore } from '../config/secrets';
 import { ProxyKeyRing, authenticate, presentedKey } from '../core/auth';
+import { ProxyKey } from '../keys/proxy-key';
 import { Balancer, CursorSource, HealthPublisher, LocalCursor } from '../balancer/balancer';
 import { HealthView } from '../balancer/cooldowns';
 import { SharedView } from '../balancer/shared-state';
@@ -37,7 +38,6 @@ export interface GatewayDeps {
 }
 
 const NO_KEYS = 'The gateway cannot check proxy keys right now (none configured, or Key Vault unreadable). Its operator should check /health.';
-const NO_MATCH = { matches: () => false };
 
 /** Everything a request handler needs, built once per process (or per instance in tests). */
 export class Gateway {
@@ -65,7 +65,7 @@ export class Gateway {
     this.secrets = deps.secrets;
     this.credential = deps.credential;
     this.serviceTls = deps.serviceTls;
-    this.keys = new ProxyKeyRing(deps.config.proxyKeys);
+    this.keys = new ProxyKeyRing(deps.config.proxyKeys, deps.config.namedKeys);
     const secrets = deps.secrets;
     this.azure = new AzureOpenAI({
       client: deps.upstream ?? new NodeHttpUpstream(),
@@ -86,32 +86,46 @@ export class Gateway {
     });
   }
 
-  /** The deployments that serve a model, or OpenAI's 404. */
-  pool(model: string): readonly Deployment[] {
+  /**
+   * The deployments that serve a model, or OpenAI's 404. A model the key may
+   * not use gets the very same 404, so keys cannot find out what else exists.
+   */
+  pool(model: string, key?: ProxyKey): readonly Deployment[] {
     const pool = this.config.models.get(model);
-    if (pool === undefined) throw modelNotFound(model);
+    if (pool === undefined || (key !== undefined && !key.mayUse(model))) throw modelNotFound(model);
     return pool;
   }
 
   /** Settings that are wrong, Key Vault's included. */
   problems(): ConfigProblem[] {
+    const problems = [...this.config.problems];
     const fromVault = this.secrets?.problem;
-    return fromVault ? [...this.config.problems, fromVault] : [...this.config.problems];
+    if (fromVault) problems.push(fromVault);
+    if (this.secrets) problems.push(...this.secrets.entryProblems);
+    return problems;
   }
 
-  /** Throws OpenAI's 401 (or a 503 when no key can be checked) unless the request carries a proxy key. */
-  async authenticate(req: GatewayRequest): Promise<void> {
+  private readonly identifyKey = (key: string) => this.keys.identify(key);
+
+  /** The identity of the request's proxy key: OpenAI's 401 without one (or a 503 when no key can be checked). */
+  async authenticate(req: GatewayRequest): Promise<ProxyKey> {
     const secrets = this.secrets;
     if (secrets === undefined) {
       if (this.keys.size === 0) throw unavailable(NO_KEYS);
-      return authenticate(req, this.keys);
+      return authenticate(req, this.identifyKey);
     }
     if (!secrets.usable) {
       await secrets.ready;
       if (!secrets.usable) throw unavailable(NO_KEYS);
     }
     const key = presentedKey(req);
-    if (key === undefined || !(await secrets.accepts(key))) authenticate(req, NO_MATCH);
+    const identity = key === undefined ? undefined : await secrets.identify(key);
+    return authenticate(req, () => identity);
+  }
+
+  /** A named key as now configured (Key Vault's current secret included), for a session that outlives its request. */
+  namedKey(name: string): ProxyKey | undefined {
+    return (this.secrets?.keys ?? this.keys).named(name);
   }
 
   private readonly closers: (() => void)[] = [];

@@ -19,7 +19,7 @@ export async function serve(route: Route, req: GatewayRequest, gateway: Gateway,
   const ctx = new RequestContext(incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : randomUUID(), route.name);
   let res: GatewayResponse;
   try {
-    if (route.auth) await gateway.authenticate(req);
+    if (route.auth) ctx.key = await gateway.authenticate(req);
     res = await route.handler(req, gateway, ctx);
   } catch (err) {
     res = errorResponse(err, ctx, logger);
@@ -52,6 +52,7 @@ function logRequest(logger: Logger, req: GatewayRequest, ctx: RequestContext, st
     requestId: ctx.requestId,
     route: ctx.route,
     method: req.method,
+    key: ctx.key?.name,
     model: ctx.model,
     deployment: answered?.deployment,
     tried: ctx.tries.length,

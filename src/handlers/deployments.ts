@@ -2,13 +2,15 @@ import { Cooldown } from '../balancer/cooldowns';
 import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
 import { Buckets, sumRecent, WINDOW_MINUTES } from '../balancer/stats';
+import { RequestContext } from '../gateway/context';
 
 /**
  * GET /health/deployments (proxy key required): each deployment's state as
  * every instance sees it through the shared store, with recent counts. Names
- * of deployments only; never an endpoint or a key.
+ * of deployments only; never an endpoint or a key. A named key with `models`
+ * sees only those models' deployments.
  */
-export async function deploymentsHealth(_req: GatewayRequest, gateway: Gateway): Promise<GatewayResponse> {
+export async function deploymentsHealth(_req: GatewayRequest, gateway: Gateway, ctx: RequestContext): Promise<GatewayResponse> {
   const now = gateway.now();
   let cooldowns: Map<string, Cooldown>;
   let recent: Map<string, Buckets[]>;
@@ -23,6 +25,7 @@ export async function deploymentsHealth(_req: GatewayRequest, gateway: Gateway):
   }
   const data = [];
   for (const [model, pool] of gateway.config.models) {
+    if (ctx.key && !ctx.key.mayUse(model)) continue;
     for (const d of pool) {
       const cooling = cooldowns.get(d.id) ?? gateway.balancer.health.get(d.id);
       const counts = sumRecent(recent.get(d.id) ?? [], now);

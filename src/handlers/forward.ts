@@ -29,7 +29,7 @@ export interface ForwardSpec {
  */
 export async function forward(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, model: string, spec: ForwardSpec): Promise<GatewayResponse> {
   ctx.model = model;
-  const pool = gateway.pool(model);
+  const pool = gateway.pool(model, ctx.key);
   const request: OperationRequest<GatewayResponse> = {
     operation: spec.operation,
     headers: {

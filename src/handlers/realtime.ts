@@ -26,7 +26,7 @@ export function realtimeHubOf(gateway: Gateway): RealtimeHub {
 export const realtimeSessions: Handler = async (req, gateway, ctx) => {
   const { value } = await readJsonObject(req, gateway.config.maxRequestBodyBytes);
   ctx.model = typeof value.model === 'string' ? value.model : undefined;
-  return realtimeHubOf(gateway).startSession(value.model);
+  return realtimeHubOf(gateway).startSession(value.model, ctx.key);
 };
 
 /** /realtime/events: where Web PubSub posts the sessions' events. */

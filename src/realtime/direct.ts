@@ -35,8 +35,8 @@ export class DirectRealtime {
     };
     let azure: UpstreamSocket;
     try {
-      await this.gateway.authenticate(request);
-      const model = requireRealtimeModel(this.gateway, url.searchParams.get('model'));
+      const key = await this.gateway.authenticate(request);
+      const model = requireRealtimeModel(this.gateway, url.searchParams.get('model'), key);
       azure = await connectRealtime(this.gateway, model, []);
     } catch (err) {
       return refuse(socket, err);

@@ -11,6 +11,7 @@ import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
 import { describeError } from '../core/log';
 import { connectRealtime, requireRealtimeModel } from './upstream';
 import { Relay, errorEvent } from './relay';
+import { ProxyKey } from '../keys/proxy-key';
 
 /**
  * Realtime sessions over Azure Web PubSub. The client's socket ends at Web
@@ -83,8 +84,8 @@ export class RealtimeHub {
     return this.owned.size;
   }
 
-  async startSession(model: unknown): Promise<GatewayResponse> {
-    const name = requireRealtimeModel(this.gateway, model);
+  async startSession(model: unknown, key: ProxyKey | undefined): Promise<GatewayResponse> {
+    const name = requireRealtimeModel(this.gateway, model, key);
     const id = `sess_${randomBytes(12).toString('base64url')}`;
     const userId = `${SESSION_PREFIX}${id}.${Buffer.from(name).toString('base64url')}`;
     const { url } = await this.service.getClientAccessToken({ userId, expirationTimeInMinutes: TOKEN_MINUTES });

@@ -3,11 +3,12 @@ import { TryRecord } from '../balancer/balancer';
 import { UpstreamSocket } from '../azure-openai/realtime-socket';
 import { badRequest } from '../core/errors';
 import { Gateway } from '../gateway/gateway';
+import { ProxyKey } from '../keys/proxy-key';
 
-/** Realtime models are named so: sessions for other models are refused before any socket exists. */
-export function requireRealtimeModel(gateway: Gateway, model: unknown): string {
+/** Realtime models are named so: sessions for other models (or models the key may not use) are refused before any socket exists. */
+export function requireRealtimeModel(gateway: Gateway, model: unknown, key: ProxyKey | undefined): string {
   if (typeof model !== 'string' || model === '') throw badRequest('You must provide a model parameter.', 'model', 'missing_required_parameter');
-  gateway.pool(model);
+  gateway.pool(model, key);
   if (!model.includes('realtime')) throw badRequest(`The model \`${model}\` is not a realtime model; use one whose name contains "realtime".`, 'model', 'invalid_model');
   return model;
 }

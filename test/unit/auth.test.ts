@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ProxyKeyRing, presentedKey } from '../../src/core/auth';
 import { ClientGone, GatewayRequest } from '../../src/core/http';
+import { UNNAMED_KEY } from '../../src/keys/proxy-key';
 
 const req = (headers: Record<string, string>): GatewayRequest => ({
   method: 'GET', path: '/', query: '', params: {}, body: [], gone: new ClientGone(),
@@ -10,10 +11,10 @@ const req = (headers: Record<string, string>): GatewayRequest => ({
 describe('proxy keys', () => {
   it('accepts any of several keys and nothing else', () => {
     const ring = new ProxyKeyRing(['alpha', 'beta']);
-    expect(ring.matches('alpha')).toBe(true);
-    expect(ring.matches('beta')).toBe(true);
-    expect(ring.matches('alph')).toBe(false);
-    expect(ring.matches('')).toBe(false);
+    expect(ring.identify('alpha')).toBe(UNNAMED_KEY);
+    expect(ring.identify('beta')).toBe(UNNAMED_KEY);
+    expect(ring.identify('alph')).toBeUndefined();
+    expect(ring.identify('')).toBeUndefined();
   });
 
   it('reads the key from Bearer auth (any case) or from api-key', () => {

@@ -1,0 +1,129 @@
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SecretStore } from '../../src/config/secrets';
+import { MemoryLogger } from '../../src/core/log';
+import { useSharedUpstream } from '../support/shared-upstream';
+import { KeyVaultStandIn, TestCredential } from '../support/key-vault';
+import { AZURE_KEY, Harness, PROXY_KEY, eventually, startHarness } from '../support/harness';
+
+const upstream = useSharedUpstream();
+const running = upstream.running;
+
+const TEAM_KEY = 'team-a-key-5d4c3b2a1f0e';
+const OPS_KEY = 'ops-key-a1b2c3d4e5f6';
+const MODELS = { 'gpt-4o-mini': ['chat-a', 'chat-b'], 'text-embedding-3-small': ['embed'], o3: ['reasoning'] };
+
+/** Everything any client saw in this file, and every gateway's log: no key value may be in it. */
+const seen: string[] = [];
+afterAll(() => {
+  const all = seen.join('\n');
+  for (const key of [TEAM_KEY, OPS_KEY, PROXY_KEY]) expect(all).not.toContain(key);
+});
+
+async function gateway(keys: unknown[], env: Record<string, string> = {}): Promise<Harness> {
+  const h = await startHarness({ sharedSimulator: upstream.sim, env: () => ({ MODEL_DEPLOYMENTS: JSON.stringify(MODELS), PROXY_KEYS: JSON.stringify(keys), ...env }) });
+  running.push(h);
+  const close = h.close.bind(h);
+  return Object.assign(h, { close: async () => { seen.push(...h.logger.lines); await close(); } });
+}
+
+async function call(h: Harness, key: string, path: string, init: RequestInit = {}): Promise<{ status: number; headers: Headers; body: Record<string, any> }> {
+  const res = await fetch(`${h.url}${path}`, { ...init, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...init.headers } });
+  const text = await res.text();
+  seen.push(text, JSON.stringify([...res.headers]));
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : {} };
+}
+
+const chat = (h: Harness, key: string, model = 'gpt-4o-mini', extra: Record<string, unknown> = {}) =>
+  call(h, key, '/v1/chat/completions', { method: 'POST', body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], ...extra }) });
+
+describe('named keys and the models they may use', () => {
+  it('a model outside the key\'s list is a 404 exactly like a model that does not exist', async () => {
+    const h = await gateway([{ name: 'team-a', key: TEAM_KEY, models: ['gpt-4o-mini'] }]);
+    expect((await chat(h, TEAM_KEY)).status).toBe(200);
+    const outside = await chat(h, TEAM_KEY, 'o3');
+    const missing = await chat(h, TEAM_KEY, 'no-such');
+    expect(outside.status).toBe(404);
+    expect(missing.status).toBe(404);
+    expect(outside.body).toEqual(JSON.parse(JSON.stringify(missing.body).replaceAll('no-such', 'o3')));
+    expect(outside.body.error).toMatchObject({ code: 'model_not_found', param: 'model' });
+    expect(upstream.sim.callsTo('reasoning')).toHaveLength(0);
+    const sdk = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: TEAM_KEY, maxRetries: 0 });
+    await expect(sdk.embeddings.create({ model: 'text-embedding-3-small', input: 'x' })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+  });
+
+  it('/v1/models lists only the key\'s models; /v1/models/{id} and /health/deployments hide the rest', async () => {
+    const h = await gateway([{ name: 'team-a', key: TEAM_KEY, models: ['gpt-4o-mini', 'o3'] }]);
+    const sdk = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: TEAM_KEY, maxRetries: 0 });
+    const ids: string[] = [];
+    for await (const m of sdk.models.list()) ids.push(m.id);
+    expect(ids.sort()).toEqual(['gpt-4o-mini', 'o3']);
+    expect((await sdk.models.retrieve('o3')).id).toBe('o3');
+    const hidden = await call(h, TEAM_KEY, '/v1/models/text-embedding-3-small');
+    const absent = await call(h, TEAM_KEY, '/v1/models/nothing-here');
+    expect(hidden.status).toBe(404);
+    expect(hidden.body).toEqual(JSON.parse(JSON.stringify(absent.body).replaceAll('nothing-here', 'text-embedding-3-small')));
+    const deployments = await call(h, TEAM_KEY, '/health/deployments');
+    expect(new Set(deployments.body.data.map((d: { model: string }) => d.model))).toEqual(new Set(['gpt-4o-mini', 'o3']));
+    // PROXY_API_KEY keeps working, unnamed, with every model.
+    expect((await call(h, PROXY_KEY, '/v1/models')).body.data).toHaveLength(3);
+  });
+
+  it('each request\'s log line names its key, never the key itself', async () => {
+    const h = await gateway([{ name: 'team-a', key: TEAM_KEY }]);
+    await chat(h, TEAM_KEY);
+    await chat(h, PROXY_KEY);
+    await chat(h, 'not-a-key');
+    const lines = h.logger.entries().filter((e) => e.msg === 'request');
+    expect(lines.map((l) => [l.status, l.key])).toEqual([[200, 'team-a'], [200, undefined], [401, undefined]]);
+  });
+
+  it('reports bad entries on /health by name and field, never with a key, and serves the good ones', async () => {
+    const h = await gateway([{ name: 'team-a', key: TEAM_KEY }, { name: 'team-b', key: OPS_KEY, rpm: 'ten' }, { key: 'nameless-key-77' }]);
+    const health = await (await fetch(`${h.url}/health`)).json();
+    seen.push(JSON.stringify(health));
+    expect(health.status).toBe('misconfigured');
+    expect(health.problems).toEqual([
+      { setting: 'PROXY_KEYS', message: expect.stringMatching(/^entry "team-b": "rpm"/) },
+      { setting: 'PROXY_KEYS', message: expect.stringMatching(/^entry 3: "name"/) },
+    ]);
+    expect(JSON.stringify(health)).not.toContain('nameless-key-77');
+    expect((await chat(h, TEAM_KEY)).status).toBe(200);
+    // A key whose entry is wrong is not let in unlimited.
+    expect((await chat(h, OPS_KEY)).status).toBe(401);
+  });
+});
+
+describe('named keys in Key Vault', () => {
+  let vault: KeyVaultStandIn;
+  beforeAll(async () => {
+    vault = new KeyVaultStandIn();
+    await vault.start();
+  });
+  afterAll(async () => vault.close());
+
+  it('reads the proxy-keys secret and takes a rotated one without a restart; bad entries show on /health', async () => {
+    vault.set('proxy-keys', JSON.stringify([{ name: 'team-a', key: TEAM_KEY, models: ['gpt-4o-mini'] }]));
+    vault.set('azure-openai-api-key', AZURE_KEY);
+    const logger = new MemoryLogger();
+    const secrets = new SecretStore(vault.client(), { proxyKeys: 'proxy-api-key', namedKeys: 'proxy-keys', azureOpenAIKey: 'azure-openai-api-key' }, 200, logger, Date.now, new Set(Object.keys(MODELS)));
+    const h = await startHarness({
+      sharedSimulator: upstream.sim,
+      env: (sim) => ({ PROXY_API_KEY: '', AZURE_OPENAI_ENDPOINT: sim, KEY_VAULT_URL: vault.url, MODEL_DEPLOYMENTS: JSON.stringify(MODELS) }),
+      deps: { secrets, logger, credential: new TestCredential('https://cognitiveservices.azure.com/.default') },
+    });
+    running.push(h);
+    expect((await chat(h, TEAM_KEY)).status).toBe(200);
+    expect((await chat(h, TEAM_KEY, 'o3')).status).toBe(404);
+    expect((await chat(h, OPS_KEY)).status).toBe(401);
+
+    vault.set('proxy-keys', JSON.stringify([{ name: 'team-a', key: TEAM_KEY, models: ['gpt-4o-mini', 'o3'] }, { name: 'ops', key: OPS_KEY, admin: true }, { name: 'broken', key: 'broken-key-99', tpm: 0 }]));
+    // Refreshes run in the background, started by requests once the interval has passed.
+    await eventually(async () => (await chat(h, TEAM_KEY, 'o3')).status === 200, 3000, 'the rotated secret');
+    expect((await chat(h, OPS_KEY)).status).toBe(200);
+    const health = await (await fetch(`${h.url}/health`)).json();
+    seen.push(JSON.stringify(health), ...logger.lines);
+    expect(health.problems).toEqual([{ setting: 'PROXY_KEYS', message: expect.stringMatching(/^\(Key Vault secret "proxy-keys"\) entry "broken": "tpm"/) }]);
+    expect(JSON.stringify(health)).not.toContain('broken-key-99');
+  });
+});
