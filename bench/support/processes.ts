@@ -52,7 +52,7 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
 /** The Azure OpenAI simulator in a process of its own: the upstream both paths of a benchmark call. */
 export async function startSimulatorProcess(apiKey: string): Promise<{ url: string; stop(): Promise<void> }> {
   const main = path.resolve(__dirname, '../../src/simulator/main.js');
-  const child = spawn(process.execPath, [main], { env: { PATH: process.env.PATH ?? '', SIM_API_KEY: apiKey }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [main], { env: { PATH: process.env.PATH ?? '', SIM_API_KEY: apiKey, SIM_CONTROL: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (c) => {

@@ -1,11 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { SIM_MODELS } from './models';
 
 /**
  * Response bodies shaped like Azure OpenAI's, content-filter annotations
  * included, with deterministic text so tests can check what came through.
  */
-export const SIM_MODEL = 'gpt-4o-2024-08-06';
-const FINGERPRINT = 'fp_sim0001';
+
+/** The chat model the simulator reports where a reply names one. */
+export const SIM_MODEL = SIM_MODELS['gpt-4o'].reported;
 
 export const SAFE_FILTER = {
   hate: { filtered: false, severity: 'safe' },
@@ -47,79 +49,45 @@ export function replyWords(prompt: string, maxTokens: unknown): string[] {
   return words;
 }
 
-export function chatCompletion(body: Record<string, unknown>) {
-  const prompt = lastUserText(body.messages);
-  const words = replyWords(prompt, body.max_tokens ?? body.max_completion_tokens);
-  const promptTokens = countTokens(prompt) + 7;
-  return {
-    choices: [{
-      content_filter_results: SAFE_FILTER,
-      finish_reason: 'stop',
-      index: 0,
-      logprobs: null,
-      message: { annotations: [], content: words.join(' '), refusal: null, role: 'assistant' },
-    }],
-    created: Math.floor(Date.now() / 1000),
-    id: newId('chatcmpl'),
-    model: SIM_MODEL,
-    object: 'chat.completion',
-    prompt_filter_results: promptFilterResults(),
-    system_fingerprint: FINGERPRINT,
-    usage: { completion_tokens: words.length, prompt_tokens: promptTokens, total_tokens: words.length + promptTokens },
-  };
-}
-
-/** The server-sent events of a streamed chat completion, in Azure's order. */
-export function chatChunks(body: Record<string, unknown>): string[] {
-  const prompt = lastUserText(body.messages);
-  const words = replyWords(prompt, body.max_tokens ?? body.max_completion_tokens);
-  const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
-  const id = newId('chatcmpl');
-  const created = Math.floor(Date.now() / 1000);
-  const chunk = (choices: unknown[], usage: unknown = includeUsage ? null : undefined) =>
-    JSON.stringify({ choices, created, id, model: SIM_MODEL, object: 'chat.completion.chunk', system_fingerprint: FINGERPRINT, usage });
-  const events = [
-    JSON.stringify({ choices: [], created: 0, id: '', model: '', object: '', prompt_filter_results: promptFilterResults() }),
-    chunk([{ content_filter_results: {}, delta: { content: '', refusal: null, role: 'assistant' }, finish_reason: null, index: 0, logprobs: null }]),
-    ...words.map((w, i) => chunk([{ content_filter_results: SAFE_FILTER, delta: { content: i === 0 ? w : ` ${w}` }, finish_reason: null, index: 0, logprobs: null }])),
-    chunk([{ content_filter_results: {}, delta: {}, finish_reason: 'stop', index: 0, logprobs: null }]),
-  ];
-  if (includeUsage) {
-    const promptTokens = countTokens(prompt) + 7;
-    events.push(chunk([], { completion_tokens: words.length, prompt_tokens: promptTokens, total_tokens: words.length + promptTokens }));
-  }
-  return [...events.map((e) => `data: ${e}\n\n`), 'data: [DONE]\n\n'];
-}
-
-export function completion(body: Record<string, unknown>) {
+/** The choices' texts of a legacy completion: `n` of them, each after the first saying which it is. */
+function completionTexts(body: Record<string, unknown>): string[][] {
   const prompt = Array.isArray(body.prompt) ? body.prompt.join(' ') : String(body.prompt ?? '');
   const words = replyWords(prompt, body.max_tokens);
-  const promptTokens = countTokens(prompt);
+  const n = typeof body.n === 'number' ? body.n : 1;
+  return Array.from({ length: n }, (_, i) => (i === 0 ? words : [`(choice ${i + 1})`, ...words]));
+}
+
+function promptTokens(body: Record<string, unknown>): number {
+  return countTokens(Array.isArray(body.prompt) ? body.prompt.join(' ') : String(body.prompt ?? ''));
+}
+
+export function completion(body: Record<string, unknown>, model: string) {
+  const texts = completionTexts(body);
+  const completionTokens = texts.reduce((sum, t) => sum + t.length, 0);
+  const prompt = promptTokens(body);
   return {
-    choices: [{ content_filter_results: SAFE_FILTER, finish_reason: 'stop', index: 0, logprobs: null, text: words.join(' ') }],
+    choices: texts.map((words, index) => ({ content_filter_results: SAFE_FILTER, finish_reason: 'stop', index, logprobs: null, text: words.join(' ') })),
     created: Math.floor(Date.now() / 1000),
     id: newId('cmpl'),
-    model: 'gpt-35-turbo-instruct',
+    model,
     object: 'text_completion',
     prompt_filter_results: promptFilterResults(),
-    usage: { completion_tokens: words.length, prompt_tokens: promptTokens, total_tokens: words.length + promptTokens },
+    usage: { completion_tokens: completionTokens, prompt_tokens: prompt, total_tokens: completionTokens + prompt },
   };
 }
 
-export function completionChunks(body: Record<string, unknown>): string[] {
-  const prompt = Array.isArray(body.prompt) ? body.prompt.join(' ') : String(body.prompt ?? '');
-  const words = replyWords(prompt, body.max_tokens);
+export function completionChunks(body: Record<string, unknown>, model: string): string[] {
   const id = newId('cmpl');
   const created = Math.floor(Date.now() / 1000);
-  const events = [
-    JSON.stringify({ choices: [], created: 0, id: '', model: '', object: '', prompt_filter_results: promptFilterResults() }),
-    ...words.map((w, i) => JSON.stringify({ choices: [{ content_filter_results: SAFE_FILTER, finish_reason: i === words.length - 1 ? 'stop' : null, index: 0, logprobs: null, text: i === 0 ? w : ` ${w}` }], created, id, model: 'gpt-35-turbo-instruct', object: 'text_completion' })),
-  ];
+  const events = [JSON.stringify({ choices: [], created: 0, id: '', model: '', object: '', prompt_filter_results: promptFilterResults() })];
+  completionTexts(body).forEach((words, index) => {
+    words.forEach((w, i) => events.push(JSON.stringify({ choices: [{ content_filter_results: SAFE_FILTER, finish_reason: i === words.length - 1 ? 'stop' : null, index, logprobs: null, text: i === 0 ? w : ` ${w}` }], created, id, model, object: 'text_completion' })));
+  });
   return [...events.map((e) => `data: ${e}\n\n`), 'data: [DONE]\n\n'];
 }
 
 /** Deterministic unit-ish vectors derived from the input text. */
-export function embeddings(body: Record<string, unknown>) {
+export function embeddings(body: Record<string, unknown>, model: string) {
   const inputs = Array.isArray(body.input) ? body.input : [body.input];
   const dims = typeof body.dimensions === 'number' && body.dimensions > 0 ? Math.min(body.dimensions, 3072) : 1536;
   const base64 = body.encoding_format === 'base64';
@@ -135,7 +103,7 @@ export function embeddings(body: Record<string, unknown>) {
     }
     return { object: 'embedding', index, embedding: base64 ? Buffer.from(vector.buffer).toString('base64') : Array.from(vector) };
   });
-  return { object: 'list', data, model: 'text-embedding-3-small', usage: { prompt_tokens: tokens, total_tokens: tokens } };
+  return { object: 'list', data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } };
 }
 
 export function contentFilterError() {

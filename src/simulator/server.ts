@@ -1,6 +1,9 @@
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
-import { chatChunks, chatCompletion, completion, completionChunks, contentFilterError, embeddings, imageContentFilterError } from './content';
+import { chatChunks, chatCompletion } from './chat';
+import { completion, completionChunks, contentFilterError, embeddings, imageContentFilterError } from './content';
+import { AzureOperation, SimModel, SimModelName, modelOf, operationNotSupported } from './models';
+import { chatRequestProblem, completionsRequestProblem, embeddingsRequestProblem } from './requests';
 
 /**
  * A local stand-in for Azure OpenAI: Azure's URL shapes, api-key and Bearer
@@ -60,7 +63,27 @@ export interface SimulatorOptions {
   readonly streamIntervalMs?: number;
   /** How long a background response takes to complete, in milliseconds (default 1000). */
   readonly backgroundMs?: number;
+  /** The model behind each deployment; unset ones are guessed from their names (see models.ts). */
+  readonly models?: Readonly<Record<string, SimModelName>>;
+  /**
+   * Serve the HTTP control surface (/_simulator/…: behaviours, calls, hold,
+   * release, reset) to loopback clients. Off unless asked for: tests drive
+   * the simulator in-process, and only the benchmark's separate process needs it.
+   */
+  readonly control?: boolean;
 }
+
+/** One of the JSON operations the simulator answers itself: which Azure operation it is, its 400s, and its answers. */
+interface JsonOperation {
+  readonly operation: AzureOperation;
+  problem(body: Record<string, unknown>): unknown;
+  whole(body: Record<string, unknown>, model: string): unknown;
+  events?(body: Record<string, unknown>, model: string): string[];
+}
+
+const CHAT: JsonOperation = { operation: 'chatCompletion', problem: chatRequestProblem, whole: chatCompletion, events: chatChunks };
+const COMPLETIONS: JsonOperation = { operation: 'completion', problem: completionsRequestProblem, whole: completion, events: completionChunks };
+const EMBEDDINGS: JsonOperation = { operation: 'embeddings', problem: embeddingsRequestProblem, whole: embeddings };
 
 type OperationHandler = (sim: AzureOpenAISimulator, call: SimCall, req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void;
 
@@ -84,9 +107,9 @@ export class AzureOpenAISimulator {
   constructor(readonly options: SimulatorOptions = {}) {
     this.streamIntervalMs = options.streamIntervalMs ?? 0;
     this.apiKeys = new Set(options.apiKey ? [options.apiKey] : []);
-    this.operations.set('chat/completions', (sim, call, _req, res) => sim.answerJsonOrStream(call, res, chatCompletion, chatChunks));
-    this.operations.set('completions', (sim, call, _req, res) => sim.answerJsonOrStream(call, res, completion, completionChunks));
-    this.operations.set('embeddings', (sim, call, _req, res) => sim.answerJson(call, res, embeddings));
+    this.operations.set('chat/completions', (sim, call, _req, res) => sim.answerOperation(call, res, CHAT));
+    this.operations.set('completions', (sim, call, _req, res) => sim.answerOperation(call, res, COMPLETIONS));
+    this.operations.set('embeddings', (sim, call, _req, res) => sim.answerOperation(call, res, EMBEDDINGS));
   }
 
   /**
@@ -175,7 +198,7 @@ export class AzureOpenAISimulator {
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://simulator');
-    if (url.pathname.startsWith('/_simulator/')) return this.control(url, req, res);
+    if (url.pathname.startsWith('/_simulator/') && this.options.control && isLoopback(req.socket.remoteAddress)) return this.control(url, req, res);
 
     const body = await readAll(req);
     const form = azureForm(url.pathname);
@@ -287,9 +310,33 @@ export class AzureOpenAISimulator {
     return undefined;
   }
 
-  answerJson(call: SimCall, res: http.ServerResponse, make: (body: Record<string, unknown>) => unknown): void {
+  /** The model the deployment runs, as Azure would report it. */
+  modelOf(deployment: string): SimModel {
+    return modelOf(deployment, this.options.models);
+  }
+
+  /**
+   * A chat, completions or embeddings request answered as Azure would: 400
+   * when the deployment's model does not serve the operation or the request is
+   * invalid, else the answer, streamed when asked.
+   */
+  async answerOperation(call: SimCall, res: http.ServerResponse, op: JsonOperation): Promise<void> {
     const body = this.parse(call, res);
     if (!body) return;
+    const model = this.modelOf(call.deployment);
+    if (!model.operations.includes(op.operation)) return this.send(call, res, 400, operationNotSupported(op.operation, model));
+    const problem = op.problem(body);
+    if (problem) return this.send(call, res, 400, problem);
+    if (op.events && body.stream === true) return void (await this.writeEvents(call, res, op.events(body, model.reported)));
+    return this.answerParsed(call, res, body, (b) => op.whole(b, model.reported));
+  }
+
+  answerJson(call: SimCall, res: http.ServerResponse, make: (body: Record<string, unknown>) => unknown): void {
+    const body = this.parse(call, res);
+    if (body) this.answerParsed(call, res, body, make);
+  }
+
+  private answerParsed(call: SimCall, res: http.ServerResponse, body: Record<string, unknown>, make: (body: Record<string, unknown>) => unknown): void {
     if ((call as { resetAfter?: number }).resetAfter !== undefined) {
       call.status = 200;
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -303,7 +350,7 @@ export class AzureOpenAISimulator {
   async answerJsonOrStream(call: SimCall, res: http.ServerResponse, whole: (b: Record<string, unknown>) => unknown, events: (b: Record<string, unknown>) => string[]): Promise<void> {
     const body = this.parse(call, res);
     if (!body) return;
-    if (body.stream !== true) return this.answerJson(call, res, whole);
+    if (body.stream !== true) return this.answerParsed(call, res, body, whole);
     await this.writeEvents(call, res, events(body));
   }
 
@@ -377,6 +424,10 @@ function azureForm(pathname: string): AzureForm | undefined {
   const resource = /^\/openai\/(responses(?:\/.+)?)$/.exec(pathname);
   if (resource) return { kind: 'resource', operation: resource[1] };
   return undefined;
+}
+
+function isLoopback(address: string | undefined): boolean {
+  return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
 }
 
 function modelFromBody(req: http.IncomingMessage, body: Buffer): string | undefined {

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { AzureEventFilter } from '../../src/bodies/sse';
-import { chatChunks } from '../../src/simulator/content';
+import { chatChunks } from '../../src/simulator/chat';
 import { Usage } from '../../src/bodies/usage';
 
 async function filtered(pieces: Buffer[]): Promise<{ text: string; usage?: Usage }> {
@@ -14,7 +14,7 @@ async function filtered(pieces: Buffer[]): Promise<{ text: string; usage?: Usage
 }
 
 describe('the Azure event filter', () => {
-  const events = chatChunks({ stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] });
+  const events = chatChunks({ stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] }, 'gpt-4o-2024-08-06');
   const whole = Buffer.from(events.join(''));
   const expected = events.slice(1).join('');
 

@@ -1,0 +1,160 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { SAFE_FILTER, countTokens, lastUserText, newId, promptFilterResults, replyWords } from './content';
+import { FunctionTool, functionTools } from './requests';
+import { sampleOf } from './schema';
+
+/**
+ * Chat completions as Azure's chat models answer them, whole or streamed:
+ * `n` choices, tool calls (for `tools`/`tool_choice`), token log
+ * probabilities (`logprobs`/`top_logprobs`), and JSON that fits
+ * `response_format` (json_object, or json_schema's schema). The text is
+ * deterministic, so tests can check what came through.
+ */
+const FINGERPRINT = 'fp_sim0001';
+
+interface ToolCall {
+  readonly id: string;
+  readonly name: string;
+  readonly arguments: string;
+}
+
+/** What one choice says: text (split into tokens) or tool calls. */
+type Answer = { readonly kind: 'text'; readonly tokens: readonly string[] } | { readonly kind: 'tools'; readonly calls: readonly ToolCall[] };
+
+interface Plan {
+  readonly answers: readonly Answer[];
+  readonly logprobs: boolean;
+  readonly topLogprobs: number;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+}
+
+function plan(body: Record<string, unknown>): Plan {
+  const n = typeof body.n === 'number' ? body.n : 1;
+  const answers: Answer[] = [];
+  for (let i = 0; i < n; i++) answers.push(answer(body, i));
+  const completionTokens = answers.reduce((sum, a) => sum + (a.kind === 'text' ? a.tokens.length : a.calls.reduce((s, c) => s + countTokens(c.arguments) + 3, 0)), 0);
+  return {
+    answers,
+    logprobs: body.logprobs === true,
+    topLogprobs: typeof body.top_logprobs === 'number' ? body.top_logprobs : 0,
+    promptTokens: countTokens(lastUserText(body.messages)) + 7,
+    completionTokens,
+  };
+}
+
+function answer(body: Record<string, unknown>, index: number): Answer {
+  const calls = toolCalls(body);
+  if (calls) return { kind: 'tools', calls };
+  const prompt = lastUserText(body.messages);
+  const format = body.response_format as { type?: string; json_schema?: { schema?: unknown } } | undefined;
+  if (format?.type === 'json_schema') return { kind: 'text', tokens: jsonTokens(sampleOf(format.json_schema?.schema ?? {})) };
+  if (format?.type === 'json_object') return { kind: 'text', tokens: jsonTokens({ reply: replyWords(prompt, undefined).join(' ') }) };
+  const last = (body.messages as { role?: string; content?: unknown }[]).at(-1);
+  const words = last?.role === 'tool'
+    ? `Simulated reply using the tool result: ${typeof last.content === 'string' ? last.content : JSON.stringify(last.content)}`.split(/\s+/)
+    : replyWords(prompt, body.max_tokens ?? body.max_completion_tokens);
+  // Choices after the first say which they are, so a client can tell them apart.
+  const tokens = index === 0 ? words : [`(choice ${index + 1})`, ...words];
+  return { kind: 'text', tokens: tokens.map((w, i) => (i === 0 ? w : ` ${w}`)) };
+}
+
+/**
+ * The tool calls a model would make: none once the last message is a tool's
+ * result, or when tool_choice is "none"; the named function when tool_choice
+ * names one; otherwise each function the user's words mention (one, unless
+ * parallel_tool_calls is left on), or the first function.
+ */
+function toolCalls(body: Record<string, unknown>): ToolCall[] | undefined {
+  const tools = functionTools(body);
+  const choice = body.tool_choice as string | { function: { name: string } } | undefined;
+  const messages = body.messages as { role?: string }[];
+  if (tools.length === 0 || choice === 'none' || messages.at(-1)?.role === 'tool') return undefined;
+  let chosen: FunctionTool[];
+  if (typeof choice === 'object' && choice !== null) {
+    chosen = tools.filter((t) => t.name === choice.function.name);
+  } else {
+    const said = lastUserText(body.messages).toLowerCase();
+    const mentioned = tools.filter((t) => said.includes(t.name.toLowerCase()));
+    chosen = mentioned.length === 0 ? [tools[0]] : body.parallel_tool_calls === false ? mentioned.slice(0, 1) : mentioned;
+  }
+  return chosen.map((t) => ({ id: `call_${randomBytes(12).toString('base64url')}`, name: t.name, arguments: JSON.stringify(sampleOf(t.parameters ?? { type: 'object', properties: {} })) }));
+}
+
+/** JSON text cut into small pieces, as a model emits it token by token. */
+function jsonTokens(value: unknown): string[] {
+  return JSON.stringify(value).match(/.{1,6}/gs) ?? [];
+}
+
+/** A token's log probability: deterministic, between -0.5 and 0. */
+function logprobOf(token: string): number {
+  return -createHash('sha1').update(token).digest()[0] / 512;
+}
+
+function tokenLogprobs(tokens: readonly string[], top: number) {
+  return tokens.map((token) => {
+    const logprob = logprobOf(token);
+    const alternatives = [{ token, logprob }];
+    for (let k = 1; k < top; k++) alternatives.push({ token: `${token}~${k}`, logprob: logprob - k });
+    return { token, logprob, bytes: [...Buffer.from(token)], top_logprobs: alternatives.slice(0, top).map((a) => ({ ...a, bytes: [...Buffer.from(a.token)] })) };
+  });
+}
+
+function finishReason(a: Answer): string {
+  return a.kind === 'tools' ? 'tool_calls' : 'stop';
+}
+
+function message(a: Answer) {
+  if (a.kind === 'tools') {
+    return { annotations: [], content: null, refusal: null, role: 'assistant', tool_calls: a.calls.map((c) => ({ function: { arguments: c.arguments, name: c.name }, id: c.id, type: 'function' })) };
+  }
+  return { annotations: [], content: a.tokens.join(''), refusal: null, role: 'assistant' };
+}
+
+export function chatCompletion(body: Record<string, unknown>, model: string) {
+  const p = plan(body);
+  return {
+    choices: p.answers.map((a, index) => ({
+      content_filter_results: SAFE_FILTER,
+      finish_reason: finishReason(a),
+      index,
+      logprobs: p.logprobs && a.kind === 'text' ? { content: tokenLogprobs(a.tokens, p.topLogprobs), refusal: null } : null,
+      message: message(a),
+    })),
+    created: Math.floor(Date.now() / 1000),
+    id: newId('chatcmpl'),
+    model,
+    object: 'chat.completion',
+    prompt_filter_results: promptFilterResults(),
+    system_fingerprint: FINGERPRINT,
+    usage: { completion_tokens: p.completionTokens, prompt_tokens: p.promptTokens, total_tokens: p.completionTokens + p.promptTokens },
+  };
+}
+
+/** The server-sent events of a streamed chat completion, in Azure's order, each choice after the one before. */
+export function chatChunks(body: Record<string, unknown>, model: string): string[] {
+  const p = plan(body);
+  const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+  const id = newId('chatcmpl');
+  const created = Math.floor(Date.now() / 1000);
+  const chunk = (choices: unknown[], usage: unknown = includeUsage ? null : undefined) =>
+    JSON.stringify({ choices, created, id, model, object: 'chat.completion.chunk', system_fingerprint: FINGERPRINT, usage });
+  const events = [JSON.stringify({ choices: [], created: 0, id: '', model: '', object: '', prompt_filter_results: promptFilterResults() })];
+  p.answers.forEach((a, index) => {
+    const delta = (d: unknown, logprobs: unknown = null, filter: unknown = SAFE_FILTER) => chunk([{ content_filter_results: filter, delta: d, finish_reason: null, index, logprobs }]);
+    if (a.kind === 'tools') {
+      events.push(delta({ content: null, refusal: null, role: 'assistant' }, null, {}));
+      a.calls.forEach((c, k) => {
+        events.push(delta({ tool_calls: [{ function: { arguments: '', name: c.name }, id: c.id, index: k, type: 'function' }] }, null, {}));
+        for (const piece of c.arguments.match(/.{1,8}/gs) ?? []) events.push(delta({ tool_calls: [{ function: { arguments: piece }, index: k }] }, null, {}));
+      });
+    } else {
+      events.push(delta({ content: '', refusal: null, role: 'assistant' }, p.logprobs ? { content: [], refusal: null } : null, {}));
+      const logprobs = p.logprobs ? tokenLogprobs(a.tokens, p.topLogprobs) : [];
+      a.tokens.forEach((t, i) => events.push(delta({ content: t }, p.logprobs ? { content: [logprobs[i]], refusal: null } : null)));
+    }
+    events.push(chunk([{ content_filter_results: {}, delta: {}, finish_reason: finishReason(a), index, logprobs: null }]));
+  });
+  if (includeUsage) events.push(chunk([], { completion_tokens: p.completionTokens, prompt_tokens: p.promptTokens, total_tokens: p.completionTokens + p.promptTokens }));
+  return [...events.map((e) => `data: ${e}\n\n`), 'data: [DONE]\n\n'];
+}

@@ -1,0 +1,62 @@
+/**
+ * The model behind each simulated deployment, and which of Azure's operations
+ * it serves. On Azure a deployment is one model, and calling an operation the
+ * model does not support is refused (see operationNotSupported below), so the
+ * simulator must know what each deployment is.
+ */
+
+/** Azure's names for operations, as its OperationNotSupported message spells them. */
+export type AzureOperation = 'chatCompletion' | 'completion' | 'embeddings';
+
+export interface SimModel {
+  /** The base model name Azure puts in its messages, e.g. "gpt-35-turbo". */
+  readonly name: string;
+  /** What a reply's `model` field says (Azure reports the model version). */
+  readonly reported: string;
+  readonly operations: readonly AzureOperation[];
+}
+
+export const SIM_MODELS = {
+  'gpt-4o': { name: 'gpt-4o', reported: 'gpt-4o-2024-08-06', operations: ['chatCompletion'] },
+  'text-embedding-3-small': { name: 'text-embedding-3-small', reported: 'text-embedding-3-small', operations: ['embeddings'] },
+  'gpt-35-turbo-instruct': { name: 'gpt-35-turbo-instruct', reported: 'gpt-35-turbo-instruct', operations: ['completion'] },
+  whisper: { name: 'whisper', reported: 'whisper', operations: [] },
+  'gpt-4o-mini-tts': { name: 'gpt-4o-mini-tts', reported: 'gpt-4o-mini-tts', operations: [] },
+  'gpt-4o-mini-realtime-preview': { name: 'gpt-4o-mini-realtime-preview', reported: 'gpt-4o-mini-realtime-preview', operations: [] },
+} as const satisfies Record<string, SimModel>;
+
+export type SimModelName = keyof typeof SIM_MODELS;
+
+/**
+ * The model a deployment runs: as configured, else guessed from the
+ * deployment's name the way people name them ("…-embedding-…", "…-instruct",
+ * "whisper…"), else a chat model.
+ */
+export function modelOf(deployment: string, configured?: Readonly<Record<string, SimModelName>>): SimModel {
+  const named = configured?.[deployment];
+  if (named) return SIM_MODELS[named];
+  const d = deployment.toLowerCase();
+  if (d.includes('embed')) return SIM_MODELS['text-embedding-3-small'];
+  if (d.includes('instruct') || d.includes('davinci') || d.includes('babbage')) return SIM_MODELS['gpt-35-turbo-instruct'];
+  if (d.includes('whisper')) return SIM_MODELS.whisper;
+  if (d.includes('tts')) return SIM_MODELS['gpt-4o-mini-tts'];
+  if (d.includes('realtime')) return SIM_MODELS['gpt-4o-mini-realtime-preview'];
+  return SIM_MODELS['gpt-4o'];
+}
+
+/**
+ * Azure's 400 for an operation the deployment's model does not serve, e.g.
+ * embeddings on a chat deployment. Observed bodies (status 400, no type or
+ * param): "The embeddings operation does not work with the specified model,
+ * gpt-35-turbo. …" (OpenHands/OpenHands#1003), "The chatCompletion operation …
+ * text-embedding-3-large" (langchain-ai/langmem#13), "The completion operation
+ * … gpt-35-turbo" (Azure-Samples/azure-search-openai-demo-csharp#158).
+ */
+export function operationNotSupported(operation: AzureOperation, model: SimModel) {
+  return {
+    error: {
+      code: 'OperationNotSupported',
+      message: `The ${operation} operation does not work with the specified model, ${model.name}. Please choose different model and try again. You can learn more about which models can be used with each operation here: https://go.microsoft.com/fwlink/?linkid=2197993.`,
+    },
+  };
+}

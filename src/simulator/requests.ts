@@ -1,0 +1,154 @@
+import { strictSchemaProblem } from './schema';
+
+/**
+ * Azure's 400s for invalid chat, completions and embeddings requests, checked
+ * before anything is generated. Azure's chat validation speaks OpenAI's words
+ * (status 400, type invalid_request_error, the parameter named in `param`);
+ * each rule names where the answer was documented or observed. Where the exact
+ * text is undocumented the simulator still refuses: the harsher thing.
+ */
+export interface AzureValidationError {
+  error: { message: string; type: 'invalid_request_error'; param: string | null; code: string | null };
+}
+
+const invalid = (message: string, param: string | null, code: string | null = null): AzureValidationError =>
+  ({ error: { message, type: 'invalid_request_error', param, code } });
+
+/**
+ * "Missing required parameter: 'messages[1].function_call.name'." came from
+ * Azure's chat endpoint in langchain-ai/langgraphjs#405; OpenAI's validator
+ * words every missing parameter that way, with code missing_required_parameter.
+ */
+const missing = (param: string) => invalid(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter');
+
+const ROLES = ['system', 'assistant', 'user', 'function', 'tool', 'developer'];
+
+export function chatRequestProblem(body: Record<string, unknown>): AzureValidationError | undefined {
+  const messages = body.messages;
+  if (messages === undefined || messages === null) return missing('messages');
+  if (!Array.isArray(messages)) return invalid(`Invalid type for 'messages': expected an array of objects, but got ${typeName(messages)} instead.`, 'messages', 'invalid_type');
+  // Observed through Azure.AI.OpenAI in microsoft/agent-framework#2384.
+  if (messages.length === 0) return invalid("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.", 'messages', 'empty_array');
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i] as Record<string, unknown> | null;
+    if (typeof m !== 'object' || m === null || Array.isArray(m)) return invalid(`Invalid type for 'messages[${i}]': expected an object, but got ${typeName(m)} instead.`, `messages[${i}]`, 'invalid_type');
+    if (m.role === undefined) return missing(`messages[${i}].role`);
+    if (typeof m.role !== 'string' || !ROLES.includes(m.role)) {
+      return invalid(`Invalid value: '${String(m.role)}'. Supported values are: ${ROLES.map((r) => `'${r}'`).join(', ')}.`, `messages[${i}].role`, 'invalid_value');
+    }
+  }
+  return nProblem(body.n) ?? logprobsProblem(body) ?? toolsProblem(body) ?? responseFormatProblem(body);
+}
+
+export function completionsRequestProblem(body: Record<string, unknown>): AzureValidationError | undefined {
+  if (body.prompt === undefined || body.prompt === null) return missing('prompt');
+  return nProblem(body.n);
+}
+
+export function embeddingsRequestProblem(body: Record<string, unknown>): AzureValidationError | undefined {
+  const input = body.input;
+  if (input === undefined || input === null) return missing('input');
+  if (typeof input !== 'string' && !Array.isArray(input)) return invalid(`Invalid type for 'input': expected a string or an array, but got ${typeName(input)} instead.`, 'input', 'invalid_type');
+  // Azure's embeddings reference: at most 2048 inputs per request.
+  if (Array.isArray(input) && (input.length === 0 || input.length > 2048)) {
+    return invalid(`Invalid 'input': array of ${input.length} items. Expected between 1 and 2048 inputs.`, 'input', 'invalid_value');
+  }
+  return undefined;
+}
+
+/** `n`: 1 to 128 choices (Azure's chat completions reference, "n": minimum 1, maximum 128). */
+function nProblem(n: unknown): AzureValidationError | undefined {
+  if (n === undefined || n === null) return undefined;
+  if (!Number.isInteger(n)) return invalid(`Invalid type for 'n': expected an integer, but got ${typeName(n)} instead.`, 'n', 'invalid_type');
+  if ((n as number) < 1) return invalid(`Invalid 'n': integer below minimum value. Expected a value >= 1, but got ${n} instead.`, 'n', 'integer_below_min_value');
+  if ((n as number) > 128) return invalid(`Invalid 'n': integer above maximum value. Expected a value <= 128, but got ${n} instead.`, 'n', 'integer_above_max_value');
+  return undefined;
+}
+
+/**
+ * `top_logprobs`: 0 to 20, and only with `logprobs: true` (Azure's chat
+ * completions reference: "logprobs must be set to true if this parameter is used").
+ */
+function logprobsProblem(body: Record<string, unknown>): AzureValidationError | undefined {
+  const top = body.top_logprobs;
+  if (top === undefined || top === null) return undefined;
+  if (!Number.isInteger(top) || (top as number) < 0 || (top as number) > 20) {
+    return invalid(`Invalid 'top_logprobs': expected an integer from 0 to 20, but got ${JSON.stringify(top)} instead.`, 'top_logprobs', 'invalid_value');
+  }
+  if (body.logprobs !== true) return invalid("Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used.", 'top_logprobs', 'invalid_value');
+  return undefined;
+}
+
+export interface FunctionTool {
+  readonly name: string;
+  readonly parameters?: unknown;
+  readonly strict?: boolean;
+}
+
+/** The function tools of a request (validated first). */
+export function functionTools(body: Record<string, unknown>): FunctionTool[] {
+  return Array.isArray(body.tools) ? body.tools.map((t: { function: FunctionTool }) => t.function) : [];
+}
+
+function toolsProblem(body: Record<string, unknown>): AzureValidationError | undefined {
+  const tools = body.tools;
+  if (tools !== undefined && tools !== null) {
+    if (!Array.isArray(tools)) return invalid(`Invalid type for 'tools': expected an array of objects, but got ${typeName(tools)} instead.`, 'tools', 'invalid_type');
+    for (let i = 0; i < tools.length; i++) {
+      const t = tools[i] as { type?: unknown; function?: { name?: unknown; parameters?: unknown; strict?: unknown } } | null;
+      if (t?.type !== 'function') return invalid(`Invalid value: '${String(t?.type)}'. Supported values are: 'function'.`, `tools[${i}].type`, 'invalid_value');
+      if (typeof t.function?.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(t.function.name)) {
+        return t.function?.name === undefined ? missing(`tools[${i}].function.name`) : invalid(`Invalid 'tools[${i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.`, `tools[${i}].function.name`, 'invalid_value');
+      }
+      if (t.function.strict === true) {
+        const problem = strictSchemaProblem(t.function.parameters ?? {});
+        if (problem) return invalid(`Invalid schema for function '${t.function.name}': ${problem}`, `tools[${i}].function.parameters`, 'invalid_function_parameters');
+      }
+    }
+  }
+  const choice = body.tool_choice;
+  if (choice === undefined || choice === null) return undefined;
+  // OpenAI's answer to tool_choice without tools; Azure's text is undocumented, so it refuses as OpenAI does.
+  if (!Array.isArray(tools) || tools.length === 0) return invalid("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.", 'tool_choice');
+  if (typeof choice === 'string') {
+    return ['none', 'auto', 'required'].includes(choice) ? undefined : invalid(`Invalid value: '${choice}'. Supported values are: 'none', 'auto', and 'required'.`, 'tool_choice', 'invalid_value');
+  }
+  const name = (choice as { function?: { name?: unknown } }).function?.name;
+  if (typeof name !== 'string') return missing('tool_choice.function.name');
+  if (!functionTools(body).some((f) => f.name === name)) return invalid(`Invalid value for 'tool_choice': no function named '${name}' was specified in 'tools'.`, 'tool_choice', 'invalid_value');
+  return undefined;
+}
+
+function responseFormatProblem(body: Record<string, unknown>): AzureValidationError | undefined {
+  const format = body.response_format as { type?: unknown; json_schema?: { name?: unknown; schema?: unknown; strict?: unknown } } | undefined | null;
+  if (format === undefined || format === null) return undefined;
+  switch (format.type) {
+    case 'text':
+      return undefined;
+    case 'json_object':
+      // Azure (gpt-4.1, api-version 2025-01-01-preview) in openai/openai-agents-js#71; body as in mem0ai/mem0#3559.
+      if (!JSON.stringify(body.messages).toLowerCase().includes('json')) {
+        return invalid("'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.", 'messages');
+      }
+      return undefined;
+    case 'json_schema': {
+      // "Missing required parameter: 'response_format.json_schema'" from Azure (portkey.ai error library, azure-openai #10482).
+      if (!format.json_schema) return missing('response_format.json_schema');
+      if (typeof format.json_schema.name !== 'string') return missing('response_format.json_schema.name');
+      if (format.json_schema.strict === true) {
+        const problem = strictSchemaProblem(format.json_schema.schema ?? {});
+        if (problem) return invalid(`Invalid schema for response_format '${format.json_schema.name}': ${problem}`, 'response_format');
+      }
+      return undefined;
+    }
+    default:
+      return invalid(`Invalid value: '${String(format.type)}'. Supported values are: 'text', 'json_object', and 'json_schema'.`, 'response_format.type', 'invalid_value');
+  }
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return 'an object';
+  return `a ${typeof v}`;
+}
