@@ -57,15 +57,15 @@ export async function readJsonObject(req: GatewayRequest, limit: number): Promis
     throw wrongContentType(`Content-Type "${type.split(';')[0]}" is not accepted here; send a JSON body with Content-Type: application/json.`);
   }
   const raw = await readBody(req.body, limit);
-  if (raw.length === 0) throw badRequest('The request body is empty; send a JSON object.');
+  if (raw.length === 0) throw badRequest('The request body is empty; send a JSON object.', null, 'empty_body');
   let value: unknown;
   try {
     value = JSON.parse(raw.toString('utf8'));
   } catch {
-    throw badRequest('We could not parse the JSON body of your request. Send valid JSON with Content-Type: application/json.');
+    throw badRequest('We could not parse the JSON body of your request. Send valid JSON with Content-Type: application/json.', null, 'invalid_json');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw badRequest('The request body must be a JSON object.');
+    throw badRequest('The request body must be a JSON object.', null, 'invalid_body');
   }
   return { raw, value: value as Record<string, unknown> };
 }

@@ -49,13 +49,13 @@ export async function readMultipart(req: GatewayRequest, limits: MultipartLimits
   };
 
   parser.on('field', (name, value, info) => {
-    if (info.valueTruncated) fail(badRequest(`The field "${name}" is longer than ${limits.fieldBytes} bytes.`, name));
+    if (info.valueTruncated) fail(badRequest(`The field "${name}" is longer than ${limits.fieldBytes} bytes.`, name, 'field_too_long'));
     else fields.push([name, value]);
   });
   parser.on('file', (name, stream, info) => {
     if (file !== undefined) {
       stream.resume();
-      return fail(badRequest('Send one file per request.', name));
+      return fail(badRequest('Send one file per request.', name, 'too_many_files'));
     }
     const upload: UploadedFile = { field: name, filename: info.filename ?? 'audio', mimeType: info.mimeType, chunks: [], size: 0 };
     file = upload;
@@ -67,13 +67,13 @@ export async function readMultipart(req: GatewayRequest, limits: MultipartLimits
     // A cut-off body errors the file stream as well as the parser; the parser's error reports it.
     stream.on('error', () => {});
   });
-  parser.on('filesLimit', () => fail(badRequest('Send one file per request.', 'file')));
-  parser.on('fieldsLimit', () => fail(badRequest('The upload has too many fields.')));
-  parser.on('partsLimit', () => fail(badRequest('The upload has too many parts.')));
+  parser.on('filesLimit', () => fail(badRequest('Send one file per request.', 'file', 'too_many_files')));
+  parser.on('fieldsLimit', () => fail(badRequest('The upload has too many fields.', null, 'too_many_fields')));
+  parser.on('partsLimit', () => fail(badRequest('The upload has too many parts.', null, 'too_many_parts')));
   const closed = new Promise<void>((resolve) => {
     parser.on('close', resolve);
     parser.on('error', () => {
-      fail(badRequest('The multipart body is malformed or ended early. Send the complete upload.'));
+      fail(badRequest('The multipart body is malformed or ended early. Send the complete upload.', null, 'invalid_multipart'));
       resolve();
     });
   });

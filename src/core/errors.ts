@@ -40,7 +40,8 @@ export class GatewayError extends Error {
   }
 }
 
-export const badRequest = (message: string, param: string | null = null, code: string | null = null) =>
+/** A request the client must fix; the code names what is wrong, for the client and for the log line. */
+export const badRequest = (message: string, param: string | null, code: string) =>
   new GatewayError(400, message, 'invalid_request_error', code, param);
 
 export const unauthorized = (message: string) =>

@@ -1,5 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { TryRecord } from '../balancer/balancer';
+import { GatewayError } from '../core/errors';
+import { GatewayResponse } from '../core/http';
 import { Usage } from '../bodies/usage';
 import { ProxyKey } from '../keys/proxy-key';
 
@@ -19,6 +21,15 @@ export class RequestContext {
     readonly requestId: string,
     readonly route: string,
   ) {}
+
+  /**
+   * The client's answer for an error, its code kept for the log line: the
+   * error's own code, or its type when Azure sent none.
+   */
+  fail(error: GatewayError): GatewayResponse {
+    this.errorCode = error.code ?? error.type;
+    return error.toResponse();
+  }
 
   elapsedMs(): number {
     return performance.now() - this.startedAt;

@@ -35,6 +35,8 @@ export interface GatewayDeps {
   readonly secrets?: SecretStore;
   /** Extra trust for Azure service endpoints (a test's own certificate authority). */
   readonly serviceTls?: { readonly ca: Buffer };
+  /** The host also serves /v1/realtime as a direct WebSocket (the local host does; Functions cannot). */
+  readonly directRealtime?: boolean;
 }
 
 const NO_KEYS = 'The gateway cannot check proxy keys right now (none configured, or Key Vault unreadable). Its operator should check /health.';
@@ -54,6 +56,7 @@ export class Gateway {
   readonly serviceTls?: { readonly ca: Buffer };
   /** Whether the cursor and health are shared with other instances. */
   readonly shared: boolean;
+  readonly directRealtime: boolean;
 
   constructor(deps: GatewayDeps) {
     this.shared = deps.cursor !== undefined && !(deps.cursor instanceof LocalCursor);
@@ -65,6 +68,7 @@ export class Gateway {
     this.secrets = deps.secrets;
     this.credential = deps.credential;
     this.serviceTls = deps.serviceTls;
+    this.directRealtime = deps.directRealtime ?? false;
     this.keys = new ProxyKeyRing(deps.config.proxyKeys, deps.config.namedKeys);
     const secrets = deps.secrets;
     this.azure = new AzureOpenAI({

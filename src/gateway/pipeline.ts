@@ -41,8 +41,7 @@ export function errorResponse(err: unknown, ctx: RequestContext, logger: Logger)
   if (!(err instanceof GatewayError)) {
     logger.log('error', { msg: 'unhandled error', requestId: ctx.requestId, route: ctx.route, error: describeError(err) });
   }
-  ctx.errorCode = error.code ?? String(error.status);
-  return error.toResponse();
+  return ctx.fail(error);
 }
 
 function logRequest(logger: Logger, req: GatewayRequest, ctx: RequestContext, status: number, streamError: unknown): void {

@@ -16,7 +16,7 @@ export function audioUpload(operation: 'audio/transcriptions' | 'audio/translati
     const form = await readMultipart(req, { fileBytes: gateway.config.maxAudioFileBytes, fieldBytes: 256 * 1024 });
     const model = requireModel({ model: fieldValue(form, 'model') });
     if (form.file === undefined) throw badRequest('No audio file was uploaded. Send it as the "file" field.', 'file', 'missing_required_parameter');
-    if (form.file.size === 0) throw badRequest('The uploaded audio file is empty.', 'file');
+    if (form.file.size === 0) throw badRequest('The uploaded audio file is empty.', 'file', 'empty_file');
     const boundary = `gateway-${randomBytes(12).toString('hex')}`;
     const plain = encodeMultipart(form, boundary);
     return forward(req, gateway, ctx, model, {

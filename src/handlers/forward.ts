@@ -40,7 +40,7 @@ export async function forward(req: GatewayRequest, gateway: Gateway, ctx: Reques
     body: spec.body,
     gone: req.gone,
     onSuccess: spec.respond,
-    onClientError: (error) => error.toResponse(),
+    onClientError: (error) => ctx.fail(error),
   };
   try {
     return await gateway.balancer.dispatch(model, pool, (d) => gateway.azure.send(d, request), ctx.tries);

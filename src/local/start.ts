@@ -62,7 +62,7 @@ export async function startLocalHost(options: StartOptions): Promise<LocalHost> 
   } else {
     notes.push('upstream: Azure OpenAI');
   }
-  const gateway = createGateway(env, options.deps);
+  const gateway = createGateway(env, { directRealtime: true, ...options.deps });
   notes.push(gateway.shared ? 'balancer: shared through Table Storage' : 'balancer: in-process cursor (no AzureWebJobsStorage or BALANCER_STORAGE_CONNECTION set)');
   notes.push(`models: ${[...gateway.config.models.keys()].join(', ') || 'none'}`);
   if (gateway.config.problems.length > 0) notes.push(`configuration problems: ${gateway.config.problems.length} (see GET /health)`);

@@ -54,6 +54,14 @@ describe('npm start on a fresh machine', () => {
     expect(JSON.parse(line!)).toMatchObject({ route: 'chatCompletions', model: 'gpt-4-04-14-uplyf', status: 200 });
   });
 
+  it('says where its direct realtime socket is, on whatever port it was given, when Web PubSub is not set', async () => {
+    const cwd = mkdtempSync(path.join(tmpdir(), 'gw-'));
+    const { url } = await startProcess({ PORT: '0' }, cwd);
+    const res = await fetch(`${url}/v1/realtime/sessions`, { method: 'POST', headers: { authorization: 'Bearer your-proxy-api-key', 'content-type': 'application/json' }, body: '{"model":"gpt-4o-mini-realtime-preview"}' });
+    expect(res.status).toBe(503);
+    expect((await res.json()).error.message).toContain(`ws://${new URL(url).host}/v1/realtime`);
+  });
+
   it('reads local.settings.json Values as func start does, with the environment taking precedence', async () => {
     const cwd = mkdtempSync(path.join(tmpdir(), 'gw-'));
     writeFileSync(path.join(cwd, 'local.settings.json'), JSON.stringify({ IsEncrypted: false, Values: { PROXY_API_KEY: 'from-file', PORT: '1' } }));

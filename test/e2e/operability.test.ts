@@ -40,6 +40,25 @@ describe('one structured log line per request', () => {
   });
 });
 
+describe('the log line of an error names its code', () => {
+  it('a content-filter block is logged as content_filter, malformed JSON as invalid_json, an unknown model as model_not_found', async () => {
+    const h = await instance('ops5');
+    upstream.sim.setBehaviour('chat-a', { mode: 'block' });
+    upstream.sim.setBehaviour('chat-b', { mode: 'block' });
+    const blocked = await h.client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'something blocked' }] }).catch((e) => e);
+    expect(blocked.status).toBe(400);
+    const post = (body: string) => fetch(`${h.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body });
+    expect((await post('{"model": "gpt-4o-mini",')).status).toBe(400);
+    expect((await post('{"model": "gpt-9", "messages": []}')).status).toBe(404);
+    // Azure's own 400 with no code: logged by its type, never as a bare status.
+    upstream.sim.reset();
+    expect((await post('{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}')).status).toBe(400);
+    expect(requestLines(h).map((l) => [l.status, l.error])).toEqual([
+      [400, 'content_filter'], [400, 'invalid_json'], [404, 'model_not_found'], [400, 'invalid_request_error'],
+    ]);
+  });
+});
+
 describe('GET /health/deployments', () => {
   it('needs a proxy key', async () => {
     const h = await instance('ops3');

@@ -47,7 +47,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...options.env?.(simUrl),
   };
   const logger = new MemoryLogger();
-  const gateway = createGateway(env, { logger, ...options.deps });
+  const gateway = createGateway(env, { logger, directRealtime: true, ...options.deps });
   const server = new LocalServer(gateway, routeTable);
   const url = await server.listen(0);
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: PROXY_KEY, maxRetries: 0 });
