@@ -6,41 +6,138 @@ const CRLF2 = Buffer.from('\r\n\r\n');
 const EMPTY_CHOICES = [Buffer.from('"choices":[]'), Buffer.from('"choices": []')];
 
 /**
+ * The most of one event the filter holds while waiting for its end. Azure's
+ * chunks are a few hundred bytes; the Responses API's `response.completed`
+ * carries the whole answer (images included), a few megabytes at most. An
+ * event past this size cannot be a chunk the filter drops, so it streams on
+ * unexamined instead of being held.
+ */
+export const MAX_HELD_EVENT_BYTES = 16 * 1024 * 1024;
+
+/**
  * Passes Azure's server-sent events through as bytes, one whole event at a
  * time, dropping only the chunks whose `choices` is empty and that carry no
  * usage: Azure's prompt_filter_results chunk, on which strict OpenAI clients
  * that read choices[0] crash. The usage chunk (also empty choices) is kept.
+ *
+ * Linear in the bytes that pass: each byte is searched once for the blank
+ * line that ends its event, and an unfinished event is kept as the chunks it
+ * came in, joined once when it ends.
  */
 export class AzureEventFilter extends Transform {
-  private carry: Buffer | null = null;
+  /** The unfinished event's bytes, as they arrived. */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  /** True while an event too large to hold streams through unexamined. */
+  private passing = false;
+  /** Set by endWithEvent: the event that ends the stream. */
+  private lastEvent: string | undefined;
 
   /** onUsage hears the token counts when the stream's usage chunk passes. */
-  constructor(private readonly onUsage?: (usage: Usage) => void) {
+  constructor(
+    private readonly onUsage?: (usage: Usage) => void,
+    private readonly maxHeldBytes = MAX_HELD_EVENT_BYTES,
+  ) {
     super();
   }
 
+  /**
+   * Ends the stream after the events already passed with one more event (the
+   * gateway's word that the upstream broke off). A partly received event is
+   * dropped rather than sent half, so the client can parse every event it gets.
+   */
+  endWithEvent(event: string): void {
+    this.lastEvent = event;
+    this.end();
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    const buf = this.carry === null ? chunk : Buffer.concat([this.carry, chunk]);
-    let start = 0;
-    let keptFrom = 0;
+    let from = 0;
+    if (this.heldBytes > 0) {
+      const end = this.endAcross(chunk);
+      if (end < 0) {
+        this.hold(chunk);
+        return done();
+      }
+      this.finishHeld(chunk.subarray(0, end));
+      from = end;
+    }
+    // Whole events inside this chunk go on as slices of it, dropped ones cut out.
+    let start = from;
+    let keptFrom = from;
     for (;;) {
-      const end = eventEnd(buf, start);
+      const end = eventEnd(chunk, start);
       if (end < 0) break;
-      if (this.isDropped(buf, start, end)) {
-        if (start > keptFrom) this.push(buf.subarray(keptFrom, start));
+      if (this.isDropped(chunk, start, end)) {
+        if (start > keptFrom) this.push(chunk.subarray(keptFrom, start));
         keptFrom = end;
       }
       start = end;
     }
-    if (start > keptFrom) this.push(buf.subarray(keptFrom, start));
-    this.carry = start < buf.length ? buf.subarray(start) : null;
+    if (start > keptFrom) this.push(chunk.subarray(keptFrom, start));
+    if (start < chunk.length) this.hold(chunk.subarray(start));
     done();
   }
 
   override _flush(done: TransformCallback): void {
-    if (this.carry !== null) this.push(this.carry);
-    this.carry = null;
+    if (this.lastEvent !== undefined) {
+      // An event half passed through is closed off, so the last event stands on its own.
+      if (this.passing) this.push(LF2);
+      this.push(this.lastEvent);
+    } else if (!this.passing) {
+      for (const part of this.held) this.push(part);
+    }
+    this.held = [];
+    this.heldBytes = 0;
     done();
+  }
+
+  /** Keeps the start of an unfinished event, or streams it on once it is too large to hold. */
+  private hold(part: Buffer): void {
+    if (this.passing) {
+      this.push(part);
+      this.keepTail([...this.held, part]);
+      return;
+    }
+    this.held.push(part);
+    this.heldBytes += part.length;
+    if (this.heldBytes > this.maxHeldBytes) {
+      for (const p of this.held) this.push(p);
+      this.passing = true;
+      this.keepTail(this.held);
+    }
+  }
+
+  /** While passing, only the last bytes sent are kept: a blank line may start in them. */
+  private keepTail(parts: readonly Buffer[]): void {
+    const tail = lastBytes(parts, CRLF2.length - 1);
+    this.held = [tail];
+    this.heldBytes = tail.length;
+  }
+
+  /** The held event ends with `rest`: examine it whole, or finish streaming it. */
+  private finishHeld(rest: Buffer): void {
+    if (this.passing) {
+      this.push(rest);
+      this.passing = false;
+    } else {
+      const event = this.held.length === 0 ? rest : Buffer.concat([...this.held, rest], this.heldBytes + rest.length);
+      if (!this.isDropped(event, 0, event.length)) this.push(event);
+    }
+    this.held = [];
+    this.heldBytes = 0;
+  }
+
+  /**
+   * Where in `chunk` the held event ends, or -1: the blank line may start in
+   * the last bytes held, so those are searched together with the chunk's first.
+   */
+  private endAcross(chunk: Buffer): number {
+    const tail = lastBytes(this.held, CRLF2.length - 1);
+    const probe = Buffer.concat([tail, chunk.subarray(0, CRLF2.length - 1)]);
+    const across = eventEnd(probe, 0);
+    if (across >= 0) return across - tail.length;
+    return eventEnd(chunk, 0);
   }
 
   private isDropped(buf: Buffer, start: number, end: number): boolean {
@@ -62,4 +159,17 @@ function eventEnd(buf: Buffer, from: number): number {
   const crlf = buf.indexOf(CRLF2, from);
   if (crlf >= 0 && (lf < 0 || crlf < lf)) return crlf + CRLF2.length;
   return lf < 0 ? -1 : lf + LF2.length;
+}
+
+/** The last `n` bytes across a list of buffers. */
+function lastBytes(parts: readonly Buffer[], n: number): Buffer {
+  const picked: Buffer[] = [];
+  let size = 0;
+  for (let i = parts.length - 1; i >= 0 && size < n; i--) {
+    const p = parts[i];
+    const take = Math.min(p.length, n - size);
+    picked.unshift(p.subarray(p.length - take));
+    size += take;
+  }
+  return picked.length === 1 ? picked[0] : Buffer.concat(picked);
 }

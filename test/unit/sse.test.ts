@@ -45,3 +45,45 @@ describe('the Azure event filter', () => {
     expect(text).toBe('data: {"choices":[{"index":0}]}\n\ndata: [DO');
   });
 });
+
+describe('the Azure event filter on hostile input', () => {
+  it('scans an event without a blank line in linear time, holding at most its cap', async () => {
+    const piece = Buffer.alloc(64 * 1024, 'a');
+    const filter = new AzureEventFilter(undefined, 1024 * 1024);
+    const started = performance.now();
+    let out = 0;
+    filter.on('data', (c: Buffer) => (out += c.length));
+    const pieces = 48 * 16;
+    for (let i = 0; i < pieces; i++) filter.write(piece);
+    filter.end(Buffer.from('\n\ndata: {"choices":[{"index":0}]}\n\n'));
+    await new Promise((r) => filter.once('end', r));
+    expect(out).toBe(pieces * piece.length + 35);
+    // 48 MB: the quadratic scan took tens of seconds here.
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  it('passes an event larger than its cap through whole, then filters the next ones again', async () => {
+    const big = `data: {"choices":[{"delta":{"content":"${'x'.repeat(5000)}"}}]}\n\n`;
+    const empty = 'data: {"choices":[],"prompt_filter_results":[]}\n\n';
+    const after = 'data: {"choices":[{"index":0}]}\n\n';
+    const whole = Buffer.from(big + empty + after);
+    for (const cut of [1, 7, 100, 4999, whole.length - big.length + 1]) {
+      let usage: Usage | undefined;
+      const filter = new AzureEventFilter((u) => (usage = u), 1000);
+      Readable.from([whole.subarray(0, cut), whole.subarray(cut)]).pipe(filter);
+      let text = '';
+      for await (const c of filter) text += c;
+      expect(text, `cut at ${cut}`).toBe(big + after);
+      expect(usage).toBeUndefined();
+    }
+  });
+
+  it('ends with the gateway\'s last event after whole events only, a half-received one dropped', async () => {
+    const filter = new AzureEventFilter();
+    filter.write(Buffer.from('data: {"choices":[{"index":0}]}\n\ndata: {"choi'));
+    filter.endWithEvent('data: {"error":{"message":"stalled"}}\n\n');
+    let text = '';
+    for await (const c of filter) text += c;
+    expect(text).toBe('data: {"choices":[{"index":0}]}\n\ndata: {"error":{"message":"stalled"}}\n\n');
+  });
+});
