@@ -2,8 +2,8 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-/** The gateway's local host in a process of its own, so its memory and CPU can be read apart. */
-export interface GatewayProcess {
+/** A server under test in a process of its own, so its memory and CPU can be read apart. */
+export interface ServiceProcess {
   readonly url: string;
   readonly child: ChildProcess;
   /** Kilobytes, from /proc: current resident set and its peak so far. */
@@ -13,9 +13,28 @@ export interface GatewayProcess {
   stop(): Promise<void>;
 }
 
-export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
-  const main = path.resolve(__dirname, '../../src/local/main.js');
-  const child = spawn(process.execPath, [main], { env: { PATH: process.env.PATH ?? '', PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Node flags for a measured process. BENCH_CPU_PROF=<dir> writes a V8 CPU
+ * profile of it there, <name>.cpuprofile, when it stops (open it in Chrome
+ * DevTools, or summarise it with `node dist/bench/profile.js <file>`).
+ */
+function profileFlags(name: string): string[] {
+  const dir = process.env.BENCH_CPU_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+}
+
+export function startGatewayProcess(env: Record<string, string>): Promise<ServiceProcess> {
+  return startService(path.resolve(__dirname, '../../src/local/main.js'), { PORT: '0', ...env }, profileFlags('gateway'));
+}
+
+/** The bench's calibration floor (support/thin-proxy.ts), started and measured like the gateway. */
+export function startThinProxyProcess(env: Record<string, string>): Promise<ServiceProcess> {
+  return startService(path.resolve(__dirname, 'thin-proxy.js'), env, profileFlags('floor'));
+}
+
+/** Starts `main` and waits for its "listening on <url>;" line; later output is drained unread. */
+async function startService(main: string, env: Record<string, string>, flags: string[]): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, [...flags, main], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     const onData = (c: Buffer) => {
@@ -29,7 +48,7 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
       }
     };
     child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`gateway exited with ${code}: ${out}`)));
+    child.once('exit', (code) => reject(new Error(`${path.basename(main)} exited with ${code}: ${out}`)));
   });
   const status = () => readFileSync(`/proc/${child.pid}/status`, 'utf8');
   const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status())?.[1] ?? 0);
@@ -49,7 +68,7 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
   };
 }
 
-/** The Azure OpenAI simulator in a process of its own: the upstream both paths of a benchmark call. */
+/** The Azure OpenAI simulator in a process of its own: the upstream every path of a benchmark calls. */
 export async function startSimulatorProcess(apiKey: string): Promise<{ url: string; stop(): Promise<void> }> {
   const main = path.resolve(__dirname, '../../src/simulator/main.js');
   const child = spawn(process.execPath, [main], { env: { PATH: process.env.PATH ?? '', SIM_API_KEY: apiKey, SIM_CONTROL: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
