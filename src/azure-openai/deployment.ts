@@ -28,6 +28,7 @@ export interface DeploymentOverrides {
   apiKey?: string;
   apiVersion?: string;
   weight?: number;
+  priority?: number;
 }
 
 export function makeDeployment(name: string, defaults: DeploymentDefaults, o: DeploymentOverrides): Deployment {
@@ -45,6 +46,7 @@ export function makeDeployment(name: string, defaults: DeploymentDefaults, o: De
     apiKey,
     apiVersion: o.apiVersion ?? defaults.apiVersion,
     weight: o.weight ?? 1,
+    priority: o.priority ?? 1,
   });
 }
 

@@ -1,16 +1,19 @@
-/** @module Round-robin over a pool with failover: which member serves, and what happens when it cannot. */
+/** @module Round-robin over a pool with failover, by priority group: which member serves, and what happens when it cannot. */
 import { GatewayError, rateLimited, unavailable, upstreamFailed, upstreamTimeout } from '../core/errors';
 import { Cooldown, HealthView, SkipReason } from './cooldowns';
-import { weightedSchedule } from './schedule';
+import { PriorityGroup, priorityGroups } from './groups';
+import { affinityScore, hashKey } from './affinity';
 import { DeploymentStats } from './stats';
 
-/** What the balancer needs of a pool's member: a stable id, a name for logs, and its share. */
+/** What the balancer needs of a pool's member: a stable id, a name for logs, its share and its group. */
 export interface PoolMember {
-  /** Stable across instances and restarts; keys the shared cursor and cooldowns. */
+  /** Stable across instances and restarts; keys the shared cursor, cooldowns and affinity. */
   readonly id: string;
   /** What logs and operators see: never a resource name or URL. */
   readonly label: string;
   readonly weight: number;
+  /** Its priority group: 1 is served first; a higher number only while every better group is out. */
+  readonly priority: number;
 }
 
 /** Hands out positions in a pool's rotation. */
@@ -32,6 +35,8 @@ export class LocalCursor implements CursorSource {
 /** Receives cooldowns this instance observed, to share them with the others. */
 export interface HealthPublisher {
   publish(deploymentId: string, cooldown: Cooldown): void;
+  /** Called on every request: brings in the cooldowns others published, in the background, at most once per interval. */
+  refresh?(): void;
 }
 
 /** One line of a request's story: which deployment, and what happened there. */
@@ -41,6 +46,19 @@ export interface TryRecord {
   readonly outcome: 'ok' | 'answered' | 'cooling' | SkipReason;
   readonly status?: number;
   readonly reason?: SkipReason;
+  /** The deployment's priority group. */
+  readonly priority: number;
+  /** Set when the pool's best group could not serve the request, so it overflowed to this one. */
+  readonly spilled?: true;
+}
+
+/** What a request tells the balancer beyond its pool. */
+export interface DispatchHint {
+  /**
+   * Requests with the same key go to the same available member of the group
+   * (weighted rendezvous hashing), instead of taking the rotation's turn.
+   */
+  readonly affinityKey?: string;
 }
 
 export type AttemptResult<T> =
@@ -62,10 +80,13 @@ export interface BalancerOptions {
 /**
  * Round-robin over a model's deployments with failover: a deployment that is
  * throttled or failing is skipped for its cooldown, and each request tries
- * every deployment at most once before it gives up.
+ * every deployment at most once before it gives up. Deployments are served by
+ * priority group: a group is used only while every better group is out, and
+ * each group keeps its own rotation (or, given an affinity key, each key its
+ * own member of the group).
  */
 export class Balancer {
-  private readonly schedules = new WeakMap<readonly PoolMember[], readonly PoolMember[]>();
+  private readonly groups = new WeakMap<readonly PoolMember[], readonly PriorityGroup<PoolMember>[]>();
   private readonly now: () => number;
 
   constructor(private readonly options: BalancerOptions) {
@@ -81,33 +102,49 @@ export class Balancer {
     pool: readonly D[],
     attempt: (member: D) => Promise<AttemptResult<T>>,
     tries: TryRecord[],
+    hint?: DispatchHint,
   ): Promise<T> {
-    const schedule = this.scheduleOf(pool);
-    const next = this.options.cursor.next(poolKey, schedule.length);
-    const start = typeof next === 'number' ? next : await next;
-    const tried = new Set<D>();
-
-    for (let i = 0; i < schedule.length && tried.size < pool.length; i++) {
-      const deployment = schedule[(start + i) % schedule.length];
-      if (tried.has(deployment)) continue;
-      tried.add(deployment);
-
-      const cooling = this.options.health.get(deployment.id);
-      if (cooling !== undefined) {
-        tries.push({ deployment: deployment.label, outcome: 'cooling', reason: cooling.reason });
+    this.options.publisher?.refresh?.();
+    const groups = this.groupsOf(pool);
+    const keyHash = hint?.affinityKey === undefined ? undefined : hashKey(hint.affinityKey);
+    for (let g = 0; g < groups.length; g++) {
+      const group = groups[g];
+      const spilled = g > 0 ? true : undefined;
+      if (!this.anyAvailable(group)) {
+        // A wholly cooling group spends no turn of its rotation.
+        for (const d of group.members) tries.push({ deployment: d.label, outcome: 'cooling', reason: this.options.health.get(d.id)?.reason, priority: group.priority, spilled });
         continue;
       }
-      const result = await attempt(deployment);
-      if (result.kind === 'done') {
-        tries.push({ deployment: deployment.label, outcome: result.ok ? 'ok' : 'answered' });
-        this.options.stats?.record(deployment.id, 'ok');
-        return result.value;
+      let order: readonly D[];
+      if (keyHash === undefined) {
+        const next = this.options.cursor.next(poolKey + group.cursorSuffix, group.schedule.length);
+        order = rotationOrder(group, typeof next === 'number' ? next : await next);
+      } else {
+        order = affinityOrder(group, keyHash);
       }
-      tries.push({ deployment: deployment.label, outcome: result.reason, status: result.status });
-      this.options.stats?.record(deployment.id, result.reason);
-      this.coolDown(deployment, result.reason, result.retryAfterMs);
+      for (const deployment of order) {
+        const cooling = this.options.health.get(deployment.id);
+        if (cooling !== undefined) {
+          tries.push({ deployment: deployment.label, outcome: 'cooling', reason: cooling.reason, priority: group.priority, spilled });
+          continue;
+        }
+        const result = await attempt(deployment);
+        if (result.kind === 'done') {
+          tries.push({ deployment: deployment.label, outcome: result.ok ? 'ok' : 'answered', priority: group.priority, spilled });
+          this.options.stats?.record(deployment.id, 'ok');
+          return result.value;
+        }
+        tries.push({ deployment: deployment.label, outcome: result.reason, status: result.status, priority: group.priority, spilled });
+        this.options.stats?.record(deployment.id, result.reason);
+        this.coolDown(deployment, result.reason, result.retryAfterMs);
+      }
     }
     throw this.exhausted(pool, tries);
+  }
+
+  private anyAvailable(group: PriorityGroup<PoolMember>): boolean {
+    for (const d of group.members) if (this.options.health.get(d.id) === undefined) return true;
+    return false;
   }
 
   private coolDown(deployment: PoolMember, reason: SkipReason, retryAfterMs: number | undefined): void {
@@ -142,12 +179,33 @@ export class Balancer {
     return Math.max(1, Math.ceil(ms / 1000));
   }
 
-  private scheduleOf<D extends PoolMember>(pool: readonly D[]): readonly D[] {
-    let s = this.schedules.get(pool);
-    if (s === undefined) {
-      s = weightedSchedule(pool);
-      this.schedules.set(pool, s);
+  private groupsOf<D extends PoolMember>(pool: readonly D[]): readonly PriorityGroup<D>[] {
+    let groups = this.groups.get(pool);
+    if (groups === undefined) {
+      groups = priorityGroups(pool);
+      this.groups.set(pool, groups);
     }
-    return s as readonly D[];
+    return groups as readonly PriorityGroup<D>[];
   }
+}
+
+/** Each member of the group once, in the rotation's order from this request's turn. */
+function rotationOrder<D extends PoolMember>(group: PriorityGroup<D>, start: number): D[] {
+  const schedule = group.schedule;
+  const order: D[] = [];
+  for (let i = 0; i < schedule.length && order.length < group.members.length; i++) {
+    const member = schedule[(start + i) % schedule.length];
+    if (!order.includes(member)) order.push(member);
+  }
+  return order;
+}
+
+/**
+ * Every member of the group, best first for this key: the first available
+ * one takes it, so a key moves only while its member is out.
+ */
+function affinityOrder<D extends PoolMember>(group: PriorityGroup<D>, keyHash: number): D[] {
+  const scored = group.members.map((member, i) => ({ member, score: affinityScore(keyHash, group.memberHashes[i], member.weight) }));
+  scored.sort((a, b) => b.score - a.score);
+  return scored.map((s) => s.member);
 }

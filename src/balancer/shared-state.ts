@@ -109,7 +109,6 @@ export class SharedBalancerState implements CursorSource, HealthPublisher, Share
   }
 
   next(poolKey: string, cycle: number): number | Promise<number> {
-    this.refreshSoon();
     const pool = this.pool(poolKey, cycle);
     if (pool.next < pool.end) {
       const position = pool.next++;
@@ -182,7 +181,7 @@ export class SharedBalancerState implements CursorSource, HealthPublisher, Share
   }
 
   /** Other instances' cooldowns, read in the background at most once per refresh interval. */
-  private refreshSoon(): void {
+  refresh(): void {
     const now = this.now();
     if (now - this.lastStatsFlush >= STATS_FLUSH_REFRESHES * (this.options.refreshMs ?? 1000) && !this.offline()) void this.flushStats().catch(() => {});
     if (this.refreshing || now - this.lastRefresh < (this.options.refreshMs ?? 1000) || this.offline()) return;

@@ -83,3 +83,13 @@ export function requireModel(body: Record<string, unknown>): string {
   if (typeof model !== 'string') throw badRequest('The model parameter must be a string.', 'model', 'invalid_type');
   return model;
 }
+
+/**
+ * What ties a request to others that share its prompt's prefix: OpenAI's
+ * `prompt_cache_key`, or else the end user it names (`user`, which Azure
+ * combines with the prefix hash, or `safety_identifier`).
+ */
+export function promptCacheKey(body: Record<string, unknown>): string | undefined {
+  const key = body.prompt_cache_key ?? body.user ?? body.safety_identifier;
+  return typeof key === 'string' && key !== '' ? key : undefined;
+}

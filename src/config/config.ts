@@ -35,6 +35,8 @@ export interface GatewayConfig {
   /** PROXY_KEYS: named keys with their models and limits (empty when Key Vault holds the keys). */
   readonly namedKeys: readonly KeyEntry[];
   readonly models: ReadonlyMap<string, readonly Deployment[]>;
+  /** Models whose requests stick to a deployment by prompt_cache_key (or user, or safety_identifier). */
+  readonly promptCacheAffinity: ReadonlySet<string>;
   readonly maxRequestBodyBytes: number;
   readonly maxAudioFileBytes: number;
   readonly upstreamHeadersTimeoutMs: number;
@@ -73,8 +75,9 @@ export function loadConfig(env: Env): GatewayConfig {
 
   const defaults: DeploymentDefaults = { endpoint: defaultEndpoint, apiKey: defaultKey, apiVersion };
   let models: Map<string, Deployment[]>;
+  const promptCacheAffinity = new Set<string>();
   if (nonEmpty(env.MODEL_DEPLOYMENTS)) {
-    models = parseModelDeployments(env.MODEL_DEPLOYMENTS!, defaults, problem);
+    models = parseModelDeployments(env.MODEL_DEPLOYMENTS!, defaults, promptCacheAffinity, problem);
   } else if (legacy) {
     models = new Map([[legacy.deployment, [makeDeployment(legacy.deployment, defaults, {})]]]);
   } else {
@@ -98,6 +101,7 @@ export function loadConfig(env: Env): GatewayConfig {
     proxyKeys: Object.freeze(proxyKeys),
     namedKeys: Object.freeze(namedKeys),
     models,
+    promptCacheAffinity,
     maxRequestBodyBytes: positiveInt('MAX_REQUEST_BODY_BYTES', env, 20 * MiB, problem),
     maxAudioFileBytes: positiveInt('MAX_AUDIO_FILE_BYTES', env, 25 * MiB, problem),
     upstreamHeadersTimeoutMs: positiveInt('UPSTREAM_HEADERS_TIMEOUT_MS', env, 120_000, problem),
@@ -121,7 +125,9 @@ export function splitKeys(value: string | undefined): string[] {
 
 type Report = (setting: string, message: string) => void;
 
-function parseModelDeployments(raw: string, defaults: DeploymentDefaults, problem: Report): Map<string, Deployment[]> {
+const MAX_PRIORITY = 10;
+
+function parseModelDeployments(raw: string, defaults: DeploymentDefaults, promptCacheAffinity: Set<string>, problem: Report): Map<string, Deployment[]> {
   const models = new Map<string, Deployment[]>();
   const setting = 'MODEL_DEPLOYMENTS';
   let parsed: unknown;
@@ -137,10 +143,13 @@ function parseModelDeployments(raw: string, defaults: DeploymentDefaults, proble
     problem(setting, 'must be a JSON object mapping model names to lists of deployments.');
     return models;
   }
-  for (const [model, list] of Object.entries(parsed)) {
+  for (const [model, value] of Object.entries(parsed)) {
     const where = `model "${model}"`;
+    const options = isPlainObject(value) ? modelOptions(where, value, problem) : { deployments: value, cacheAffinity: false };
+    if (options === undefined) continue;
+    const list = options.deployments;
     if (!Array.isArray(list) || list.length === 0) {
-      problem(setting, `${where} must map to a non-empty list of deployments.`);
+      problem(setting, `${where} must map to a non-empty list of deployments (or to {"deployments": [...], "affinity": "prompt_cache_key"}).`);
       continue;
     }
     const pool: Deployment[] = [];
@@ -179,11 +188,41 @@ function parseModelDeployments(raw: string, defaults: DeploymentDefaults, proble
         }
         overrides.weight = entry.weight as number;
       }
+      if (entry.priority !== undefined) {
+        if (!Number.isInteger(entry.priority) || (entry.priority as number) < 1 || (entry.priority as number) > MAX_PRIORITY) {
+          return problem(setting, `${at} has "priority" ${JSON.stringify(entry.priority)}; use a whole number from 1 (served first) to ${MAX_PRIORITY}.`);
+        }
+        overrides.priority = entry.priority as number;
+      }
       pool.push(makeDeployment(name.trim(), defaults, overrides));
     });
     if (pool.length > 0) models.set(model, labelled(pool));
+    if (pool.length > 0 && options.cacheAffinity) promptCacheAffinity.add(model);
   }
   return models;
+}
+
+interface ModelOptions {
+  readonly deployments: unknown;
+  readonly cacheAffinity: boolean;
+}
+
+/**
+ * A model given as an object: its deployments, and how its requests choose
+ * among them. Undefined after reporting a problem.
+ */
+function modelOptions(where: string, options: Record<string, unknown>, problem: Report): ModelOptions | undefined {
+  const setting = 'MODEL_DEPLOYMENTS';
+  const unknown = Object.keys(options).filter((k) => k !== 'deployments' && k !== 'affinity');
+  if (unknown.length > 0) {
+    problem(setting, `${where} has ${unknown.map((k) => JSON.stringify(k)).join(', ')}; a model object takes only "deployments" and "affinity".`);
+    return undefined;
+  }
+  if (options.affinity !== undefined && options.affinity !== 'prompt_cache_key') {
+    problem(setting, `${where} has "affinity" ${JSON.stringify(options.affinity)}; the only affinity is "prompt_cache_key" (leave it out for plain rotation).`);
+    return undefined;
+  }
+  return { deployments: options.deployments, cacheAffinity: options.affinity === 'prompt_cache_key' };
 }
 
 function parseEndpoint(setting: string, raw: string | undefined, problem: Report): string | undefined {

@@ -54,6 +54,9 @@ function logRequest(logger: Logger, req: GatewayRequest, ctx: RequestContext, st
     key: ctx.key?.name,
     model: ctx.model,
     deployment: answered?.deployment,
+    // Which priority group served, and whether the pool's best group could not (PTU overflow).
+    priority: answered?.priority,
+    spilled: answered === undefined ? undefined : answered.spilled === true,
     tried: ctx.tries.length,
     tries: ctx.tries.length > 1 || (ctx.tries.length === 1 && !answered) ? ctx.tries : undefined,
     status,

@@ -6,9 +6,10 @@ import { RequestContext } from '../gateway/context';
 
 /**
  * GET /health/deployments (proxy key required): each deployment's state as
- * every instance sees it through the shared store, with recent counts. Names
- * of deployments only; never an endpoint or a key. A named key with `models`
- * sees only those models' deployments.
+ * every instance sees it through the shared store, with recent counts, its
+ * priority group and its model's affinity. Names of deployments only; never
+ * an endpoint or a key. A named key with `models` sees only those models'
+ * deployments.
  */
 export async function deploymentsHealth(_req: GatewayRequest, gateway: Gateway, ctx: RequestContext): Promise<GatewayResponse> {
   const now = gateway.now();
@@ -26,6 +27,7 @@ export async function deploymentsHealth(_req: GatewayRequest, gateway: Gateway, 
   const data = [];
   for (const [model, pool] of gateway.config.models) {
     if (ctx.key && !ctx.key.mayUse(model)) continue;
+    const affinity = gateway.config.promptCacheAffinity.has(model) ? 'prompt_cache_key' : undefined;
     for (const d of pool) {
       const cooling = cooldowns.get(d.id) ?? gateway.balancer.health.get(d.id);
       const counts = sumRecent(recent.get(d.id) ?? [], now);
@@ -34,6 +36,8 @@ export async function deploymentsHealth(_req: GatewayRequest, gateway: Gateway, 
         model,
         deployment: d.label,
         weight: d.weight,
+        priority: d.priority,
+        ...(affinity ? { affinity } : {}),
         state: cooling && cooling.until > now ? 'cooling' : 'healthy',
         ...(cooling && cooling.until > now ? { cooling_until: new Date(cooling.until).toISOString(), reason: cooling.reason } : {}),
         recent: { window_minutes: WINDOW_MINUTES, succeeded: ok, failed },

@@ -19,6 +19,8 @@ export interface ForwardSpec {
   /** Builds the client's response from a 2xx upstream reply. */
   respond(reply: UpstreamReply): GatewayResponse | Promise<GatewayResponse>;
   readonly accept?: string;
+  /** Keeps requests that share it on one deployment, for models that opt in to prompt-cache affinity. */
+  readonly affinityKey?: string;
 }
 
 /**
@@ -43,7 +45,8 @@ export async function forward(req: GatewayRequest, gateway: Gateway, ctx: Reques
     onClientError: (error) => ctx.fail(error),
   };
   try {
-    return await gateway.balancer.dispatch(model, pool, (d) => gateway.azure.send(d, request), ctx.tries);
+    const hint = spec.affinityKey !== undefined && gateway.config.promptCacheAffinity.has(model) ? { affinityKey: spec.affinityKey } : undefined;
+    return await gateway.balancer.dispatch(model, pool, (d) => gateway.azure.send(d, request), ctx.tries, hint);
   } catch (err) {
     // The client left before any answer: nobody will read this.
     if (err instanceof UpstreamFailure && err.kind === 'aborted') throw clientClosed();

@@ -1,4 +1,4 @@
-import { readJsonObject, requireModel } from '../bodies/body';
+import { promptCacheKey, readJsonObject, requireModel } from '../bodies/body';
 import { Deployment } from '../azure-openai/deployment';
 import { RequestContext } from '../gateway/context';
 import { Gateway } from '../gateway/gateway';
@@ -11,7 +11,9 @@ import { Handler } from '../gateway/route';
 /**
  * A JSON operation that Azure serves per deployment (chat, completions,
  * embeddings). The client's bytes are forwarded as they came; only the v1
- * upstream form, which names the deployment in `model`, needs a rewrite.
+ * upstream form, which names the deployment in `model`, needs a rewrite. The
+ * already-parsed body also gives the prompt-cache key, for models that route
+ * by it.
  */
 export function jsonOperation(operation: string): Handler {
   return async (req: GatewayRequest, gateway: Gateway, ctx: RequestContext): Promise<GatewayResponse> => {
@@ -22,6 +24,7 @@ export function jsonOperation(operation: string): Handler {
       operation,
       contentType: 'application/json',
       accept: streamed ? 'text/event-stream' : 'application/json',
+      affinityKey: promptCacheKey(value),
       body: (d: Deployment) => (usesModelField(d) ? Buffer.from(JSON.stringify({ ...value, model: d.deployment })) : raw),
       respond: (reply): GatewayResponse | Promise<GatewayResponse> => {
         const type = reply.headers['content-type'] ?? 'application/json';

@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import { TableClient } from '@azure/data-tables';
 import { describe, expect, it } from 'vitest';
-import { useSharedUpstream } from '../support/shared-upstream';
+import { sharingInstances, spread, useSharedUpstream } from '../support/shared-upstream';
 import { freePort } from '../support/azurite';
 import { AZURE_KEY, Harness, PROXY_KEY, eventually, startHarness } from '../support/harness';
 
@@ -15,18 +15,8 @@ const POOLS = {
 };
 
 /** `count` gateway instances sharing one simulator and one fresh table in Azurite. */
-async function instances(count: number, extra: Record<string, string> = {}): Promise<Harness[]> {
-  const name = `balancer${++table}`;
-  const list: Harness[] = [];
-  for (let i = 0; i < count; i++) {
-    const h = await startHarness({
-      sharedSimulator: upstream.sim,
-      env: () => ({ MODEL_DEPLOYMENTS: JSON.stringify(POOLS), BALANCER_STORAGE_CONNECTION: upstream.azurite.connectionString, BALANCER_TABLE: name, BALANCER_HEALTH_REFRESH_MS: '100', ...extra }),
-    });
-    list.push(h);
-    running.push(h);
-  }
-  return list;
+function instances(count: number, extra: Record<string, string> = {}): Promise<Harness[]> {
+  return sharingInstances(upstream, count, `balancer${++table}`, { MODEL_DEPLOYMENTS: JSON.stringify(POOLS), ...extra });
 }
 
 function chat(h: Harness, model = 'gpt-4o-mini') {
@@ -38,17 +28,12 @@ function chat(h: Harness, model = 'gpt-4o-mini') {
 }
 
 /** Sends n requests, each to a random instance, `parallel` at a time. */
-async function spread(hs: Harness[], n: number, model: string, parallel = 8): Promise<void> {
-  let sent = 0;
-  const worker = async () => {
-    while (sent < n) {
-      sent++;
-      const res = await chat(hs[Math.floor(Math.random() * hs.length)], model);
-      expect(res.status).toBe(200);
-      await res.arrayBuffer();
-    }
-  };
-  await Promise.all(Array.from({ length: parallel }, worker));
+function spreadChat(hs: Harness[], n: number, model: string, parallel = 8): Promise<void> {
+  return spread(hs, n, async (h) => {
+    const res = await chat(h, model);
+    await res.arrayBuffer();
+    return res.status;
+  }, parallel);
 }
 
 const served = (deployment: string) => upstream.sim.callsTo(deployment).filter((c) => c.status === 200).length;
@@ -58,10 +43,10 @@ describe('the shared round-robin', () => {
     it(`spreads 2,000 requests arriving at ${m} instances in random order within (2 x ${m} + 1) x weight of the fair share`, async () => {
       const hs = await instances(m);
       const n = 2000;
-      await spread(hs, n, 'gpt-4o-mini');
+      await spreadChat(hs, n, 'gpt-4o-mini');
       const bound = 2 * m + 1;
       for (const d of ['chat-a', 'chat-b']) expect(Math.abs(served(d) - n / 2), d).toBeLessThanOrEqual(bound);
-      await spread(hs, n, 'weighted');
+      await spreadChat(hs, n, 'weighted');
       expect(Math.abs(served('w-big') - n / 2)).toBeLessThanOrEqual(bound * 2);
       for (const d of ['w-one', 'w-two']) expect(Math.abs(served(d) - n / 4), d).toBeLessThanOrEqual(bound);
     });
@@ -77,7 +62,7 @@ describe('the shared round-robin', () => {
 
   it('keeps the cursor in the table, moved by conditional writes', async () => {
     const hs = await instances(2);
-    await spread(hs, 100, 'gpt-4o-mini');
+    await spreadChat(hs, 100, 'gpt-4o-mini');
     const client = TableClient.fromConnectionString(upstream.azurite.connectionString, `balancer${table}`, { allowInsecureConnection: true });
     const cursor = await client.getEntity<{ next: number }>('cursor', Buffer.from('gpt-4o-mini').toString('base64url'));
     expect(cursor.next).toBeGreaterThanOrEqual(100);
@@ -171,10 +156,10 @@ describe('failover', () => {
 describe('when storage goes away', () => {
   it('no request fails, one warning is logged, and sharing resumes when storage is back', async () => {
     const [a, b] = await instances(2, { BALANCER_STORAGE_TIMEOUT_MS: '300' });
-    await spread([a, b], 50, 'gpt-4o-mini', 4);
+    await spreadChat([a, b], 50, 'gpt-4o-mini', 4);
     await upstream.azurite.stop();
     try {
-      await spread([a, b], 200, 'gpt-4o-mini', 4);
+      await spreadChat([a, b], 200, 'gpt-4o-mini', 4);
       const warnings = (h: Harness) => h.logger.entries().filter((e) => e.level === 'warn');
       expect(warnings(a)).toHaveLength(1);
       expect(warnings(b)).toHaveLength(1);
@@ -183,7 +168,7 @@ describe('when storage goes away', () => {
       await upstream.azurite.start();
     }
     await eventually(async () => {
-      await spread([a, b], 20, 'gpt-4o-mini', 2);
+      await spreadChat([a, b], 20, 'gpt-4o-mini', 2);
       return [a, b].every((h) => h.logger.entries().some((e) => String(e.msg).includes('reachable again')));
     }, 15_000, 'sharing to resume');
     for (const h of [a, b]) expect(h.logger.entries().filter((e) => e.level === 'warn')).toHaveLength(1);

@@ -79,3 +79,148 @@ describe('the balancer', () => {
     expect(err.headers['retry-after']).toBe('10');
   });
 });
+
+describe('priority groups', () => {
+  const tiers = () => pool([{ deployment: 'ptu-a', priority: 1 }, { deployment: 'ptu-b', priority: 1 }, { deployment: 'paygo-a', priority: 2 }, { deployment: 'paygo-b', priority: 2 }]);
+
+  it('serves only the best group while it can, spills while all of it is throttled, and comes back when one recovers', async () => {
+    let t = 1_000_000;
+    const p = tiers();
+    const b = balancer(() => t);
+    const throttled = new Set<string>();
+    const calls: string[] = [];
+    const attempt = async (d: Deployment): Promise<Answer> => {
+      calls.push(d.deployment);
+      return throttled.has(d.deployment) ? { kind: 'retry', reason: '429', retryAfterMs: 2000 } : ok(d);
+    };
+    for (let i = 0; i < 6; i++) await b.dispatch('m', p, attempt, []);
+    expect(calls).toEqual(['ptu-a', 'ptu-b', 'ptu-a', 'ptu-b', 'ptu-a', 'ptu-b']);
+
+    calls.length = 0;
+    throttled.add('ptu-a').add('ptu-b');
+    const tries: TryRecord[] = [];
+    expect(await b.dispatch('m', p, attempt, tries)).toBe('paygo-a');
+    expect(tries).toEqual([
+      { deployment: 'ptu-a', outcome: '429', status: undefined, priority: 1, spilled: undefined },
+      { deployment: 'ptu-b', outcome: '429', status: undefined, priority: 1, spilled: undefined },
+      { deployment: 'paygo-a', outcome: 'ok', priority: 2, spilled: true },
+    ]);
+    for (let i = 0; i < 4; i++) await b.dispatch('m', p, attempt, []);
+    expect(calls).toEqual(['ptu-a', 'ptu-b', 'paygo-a', 'paygo-b', 'paygo-a', 'paygo-b', 'paygo-a']);
+
+    calls.length = 0;
+    throttled.clear();
+    t += 2000;
+    const back: TryRecord[] = [];
+    await b.dispatch('m', p, attempt, back);
+    expect(back).toEqual([{ deployment: 'ptu-b', outcome: 'ok', priority: 1, spilled: undefined }]);
+    await b.dispatch('m', p, attempt, []);
+    // The first group's rotation goes on from its last turn (the request that spilled took ptu-a's).
+    expect(calls).toEqual(['ptu-b', 'ptu-a']);
+  });
+
+  it('keeps a rotation per group, and spends no turn of a group that is wholly cooling', async () => {
+    const keys: string[] = [];
+    const local = new LocalCursor();
+    const cursor = { next: (key: string, cycle: number) => (keys.push(key), local.next(key)) };
+    const health = new HealthView(() => 1_000_000);
+    const b = new Balancer({ cursor, health, now: () => 1_000_000, failureCooldownMs: 10_000 });
+    const p = tiers();
+    await b.dispatch('m', p, async (d) => ok(d), []);
+    for (const d of p.slice(0, 2)) health.set(d.id, { until: 1_005_000, reason: '5xx' });
+    await b.dispatch('m', p, async (d) => ok(d), []);
+    await b.dispatch('m', p, async (d) => ok(d), []);
+    expect(keys).toEqual(['m', 'm#p2', 'm#p2']);
+  });
+
+  it('answers 429 only when every group is out, with the soonest recovery of any', async () => {
+    const p = tiers();
+    const b = balancer();
+    const retryAfter: Record<string, number> = { 'ptu-a': 9000, 'ptu-b': 8000, 'paygo-a': 6000, 'paygo-b': 4500 };
+    const tries: TryRecord[] = [];
+    const err = await b.dispatch('m', p, async (d) => ({ kind: 'retry', reason: '429', retryAfterMs: retryAfter[d.deployment] }), tries).catch((e) => e);
+    expect(err.status).toBe(429);
+    expect(err.headers['retry-after']).toBe('5');
+    expect(tries.map((t) => t.deployment)).toEqual(['ptu-a', 'ptu-b', 'paygo-a', 'paygo-b']);
+    const again: TryRecord[] = [];
+    expect((await b.dispatch('m', p, async (d) => ok(d), again).catch((e) => e)).status).toBe(429);
+    expect(again.map((t) => [t.outcome, t.priority])).toEqual([['cooling', 1], ['cooling', 1], ['cooling', 2], ['cooling', 2]]);
+  });
+});
+
+describe('prompt-cache affinity', () => {
+  const keyed = (b: Balancer, p: readonly Deployment[], key: string, attempt = async (d: Deployment) => ok(d)) =>
+    b.dispatch('m', p, attempt, [], { affinityKey: key });
+  const keys = Array.from({ length: 6000 }, (_, i) => `conversation-${i}`);
+
+  it('sends every request with one key to one member, the same on every instance, keys spread in proportion to weight', async () => {
+    const p = pool([{ deployment: 'big', weight: 2 }, 'a', 'b', { deployment: 'overflow', priority: 2 }]);
+    const one = balancer();
+    const other = balancer();
+    const counts = new Map<string, number>();
+    for (const key of keys) {
+      const served = await keyed(one, p, key);
+      expect(await keyed(one, p, key)).toBe(served);
+      expect(await keyed(other, p, key)).toBe(served);
+      counts.set(served, (counts.get(served) ?? 0) + 1);
+    }
+    expect(counts.get('overflow')).toBeUndefined();
+    expect(counts.get('big')! / keys.length).toBeCloseTo(0.5, 1);
+    for (const d of ['a', 'b']) expect(Math.abs(counts.get(d)! / keys.length - 0.25), d).toBeLessThan(0.03);
+  });
+
+  it("moves only a cooling member's keys, spread over the rest of the group, and brings them back when it recovers", async () => {
+    let t = 1_000_000;
+    const p = pool(['a', 'b', 'c', { deployment: 'overflow', priority: 2 }]);
+    const b = balancer(() => t);
+    const before = new Map<string, string>();
+    for (const key of keys) before.set(key, await keyed(b, p, key));
+
+    // The first request of one of a's keys finds it throttled: that request and the rest of a's keys move.
+    const first = keys.find((k) => before.get(k) === 'a')!;
+    const calls: string[] = [];
+    const aThrottled = async (d: Deployment): Promise<Answer> => (calls.push(d.deployment), d.deployment === 'a' ? { kind: 'retry', reason: '429', retryAfterMs: 30_000 } : ok(d));
+    const movedTo = await keyed(b, p, first, aThrottled);
+    expect(calls).toEqual(['a', movedTo]);
+
+    const moved = new Map<string, number>();
+    for (const key of keys) {
+      const now = await keyed(b, p, key, aThrottled);
+      if (before.get(key) === 'a') moved.set(now, (moved.get(now) ?? 0) + 1);
+      else expect(now, key).toBe(before.get(key));
+    }
+    expect(calls.filter((d) => d === 'a')).toHaveLength(1);
+    expect([...moved.keys()].sort()).toEqual(['b', 'c']);
+    expect(Math.abs(moved.get('b')! - moved.get('c')!)).toBeLessThan(0.2 * (moved.get('b')! + moved.get('c')!));
+    expect((await keyed(b, p, first, aThrottled))).toBe(movedTo);
+
+    t += 30_000;
+    for (const key of keys) expect(await keyed(b, p, key), key).toBe(before.get(key));
+  });
+
+  it('spills keyed requests to the next group only when all of the best group is out, and they stick there too', async () => {
+    const p = pool(['a', 'b', { deployment: 'x', priority: 2 }, { deployment: 'y', priority: 2 }]);
+    const health = new HealthView(() => 1_000_000);
+    const b = new Balancer({ cursor: new LocalCursor(), health, now: () => 1_000_000, failureCooldownMs: 10_000 });
+    health.set(p[0].id, { until: 1_010_000, reason: '429' });
+    for (const key of keys.slice(0, 50)) expect(['b']).toContain(await keyed(b, p, key));
+    health.set(p[1].id, { until: 1_010_000, reason: '429' });
+    const spilled = new Set<string>();
+    for (const key of keys.slice(0, 50)) {
+      const tries: TryRecord[] = [];
+      const served = await b.dispatch('m', p, async (d) => ok(d), tries, { affinityKey: key });
+      expect(await keyed(b, p, key)).toBe(served);
+      expect(tries.at(-1)).toMatchObject({ priority: 2, spilled: true });
+      spilled.add(served);
+    }
+    expect([...spilled].sort()).toEqual(['x', 'y']);
+  });
+
+  it('without a key, requests take the rotation as before', async () => {
+    const p = pool(['a', 'b']);
+    const b = balancer();
+    const served = [];
+    for (let i = 0; i < 4; i++) served.push(await b.dispatch('m', p, async (d) => ok(d), [], {}));
+    expect(served).toEqual(['a', 'b', 'a', 'b']);
+  });
+});

@@ -28,6 +28,22 @@ describe('configuration', () => {
     expect(c.needsIdentity).toBe(true);
   });
 
+  it('takes a priority per deployment (1 unless given) and a model object that opts in to prompt-cache affinity', () => {
+    const c = loadConfig({
+      ...base,
+      MODEL_DEPLOYMENTS: JSON.stringify({
+        tiers: [{ deployment: 'ptu', priority: 1 }, { deployment: 'paygo', priority: 2, weight: 3 }, 'plain'],
+        cached: { deployments: ['c1', { deployment: 'c2', priority: 2 }], affinity: 'prompt_cache_key' },
+        listed: { deployments: ['l1'] },
+      }),
+    });
+    expect(c.problems).toEqual([]);
+    expect(c.models.get('tiers')!.map((d) => [d.deployment, d.priority, d.weight])).toEqual([['ptu', 1, 1], ['paygo', 2, 3], ['plain', 1, 1]]);
+    expect(c.models.get('cached')!.map((d) => [d.deployment, d.priority])).toEqual([['c1', 1], ['c2', 2]]);
+    expect(c.models.get('listed')!.map((d) => d.deployment)).toEqual(['l1']);
+    expect([...c.promptCacheAffinity]).toEqual(['cached']);
+  });
+
   it('accepts the original design\'s AZURE_OPENAI_URL, serving its deployment under its own name', () => {
     const c = loadConfig({ PROXY_API_KEY: 'k', AZURE_OPENAI_API_KEY: 'x', AZURE_OPENAI_URL: 'https://uplyf-ai-foundry.openai.azure.com/openai/deployments/gpt-4-04-14-uplyf/chat/completions?api-version=2025-01-01-preview' });
     expect(c.problems).toEqual([]);
@@ -43,6 +59,13 @@ describe('configuration', () => {
       [{ ...base, MODEL_DEPLOYMENTS: '{"m":[]}' }, 'MODEL_DEPLOYMENTS', /non-empty list/],
       [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"endpoint":"https://x.openai.azure.com"}]}' }, 'MODEL_DEPLOYMENTS', /no "deployment"/],
       [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"deployment":"d","weight":0}]}' }, 'MODEL_DEPLOYMENTS', /weight/],
+      [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"deployment":"d","priority":0}]}' }, 'MODEL_DEPLOYMENTS', /model "m", deployment 1 has "priority" 0; use a whole number from 1 \(served first\) to 10/],
+      [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"deployment":"d","priority":1.5}]}' }, 'MODEL_DEPLOYMENTS', /"priority" 1.5/],
+      [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"deployment":"d","priority":"1"}]}' }, 'MODEL_DEPLOYMENTS', /"priority" "1"/],
+      [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"deployment":"d","priority":11}]}' }, 'MODEL_DEPLOYMENTS', /"priority" 11/],
+      [{ ...base, MODEL_DEPLOYMENTS: '{"m":{"deployments":["d"],"affinity":"user"}}' }, 'MODEL_DEPLOYMENTS', /model "m" has "affinity" "user"; the only affinity is "prompt_cache_key"/],
+      [{ ...base, MODEL_DEPLOYMENTS: '{"m":{"deployment":["d"]}}' }, 'MODEL_DEPLOYMENTS', /model "m" has "deployment"; a model object takes only "deployments" and "affinity"/],
+      [{ ...base, MODEL_DEPLOYMENTS: '{"m":{"affinity":"prompt_cache_key"}}' }, 'MODEL_DEPLOYMENTS', /model "m" must map to a non-empty list/],
       [{ PROXY_API_KEY: 'k', MODEL_DEPLOYMENTS: '{"m":["d"]}' }, 'MODEL_DEPLOYMENTS', /AZURE_OPENAI_ENDPOINT is not set/],
       [{ ...base, AZURE_OPENAI_ENDPOINT: 'http://res.openai.azure.com', MODEL_DEPLOYMENTS: '{"m":["d"]}' }, 'AZURE_OPENAI_ENDPOINT', /https/],
       [{ ...base, AZURE_OPENAI_URL: 'https://r.openai.azure.com/chat' }, 'AZURE_OPENAI_URL', /must look like/],

@@ -132,18 +132,21 @@ describe('the shared cursor', () => {
     expect(a.logger.entries().filter((e) => e.level === 'warn')).toHaveLength(1);
   });
 
-  it("an instance skips a deployment another instance found cooling, once it has read the store's cooldowns", async () => {
+  it("an instance learns the cooldowns another published at its next refresh, at most once per interval", async () => {
     let t = 1_000_000;
     const store = new MemoryBalancerStore();
     const a = instance(store, () => t);
     const b = instance(store, () => t);
-    await b.state.next('m', 2);
+    b.state.refresh();
     a.health.set('d1', { until: t + 30_000, reason: '429' });
     a.state.publish('d1', { until: t + 30_000, reason: '429' });
     await Promise.resolve();
     expect(b.health.get('d1')).toBeUndefined();
+    b.state.refresh();
+    await new Promise((r) => setImmediate(r));
+    expect(b.health.get('d1')).toBeUndefined();
     t += 1000;
-    await b.state.next('m', 2);
+    b.state.refresh();
     await new Promise((r) => setImmediate(r));
     expect(b.health.get('d1')).toEqual({ until: 1_030_000, reason: '429' });
   });
