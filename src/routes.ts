@@ -5,6 +5,7 @@ import { realtimeEvents, realtimeSessions } from './handlers/realtime';
 import { deploymentsHealth } from './handlers/deployments';
 import { jsonOperation } from './handlers/json-operation';
 import { listModels, retrieveModel } from './handlers/models';
+import { cancelResponse, createResponse, listResponseInputItems, responseById } from './handlers/responses';
 
 /**
  * The route table. The Functions app registers one HTTP function per entry and
@@ -19,6 +20,10 @@ export const routes = {
   audioTranscriptions: { name: 'audioTranscriptions', methods: ['POST'], route: 'v1/audio/transcriptions', auth: true, handler: audioUpload('audio/transcriptions') },
   audioTranslations: { name: 'audioTranslations', methods: ['POST'], route: 'v1/audio/translations', auth: true, handler: audioUpload('audio/translations') },
   audioSpeech: { name: 'audioSpeech', methods: ['POST'], route: 'v1/audio/speech', auth: true, handler: audioSpeech },
+  createResponse: { name: 'createResponse', methods: ['POST'], route: 'v1/responses', auth: true, handler: createResponse },
+  responseById: { name: 'responseById', methods: ['GET', 'DELETE'], route: 'v1/responses/{id}', auth: true, handler: responseById },
+  cancelResponse: { name: 'cancelResponse', methods: ['POST'], route: 'v1/responses/{id}/cancel', auth: true, handler: cancelResponse },
+  listResponseInputItems: { name: 'listResponseInputItems', methods: ['GET'], route: 'v1/responses/{id}/input_items', auth: true, handler: listResponseInputItems },
   realtimeSessions: { name: 'realtimeSessions', methods: ['POST'], route: 'v1/realtime/sessions', auth: true, handler: realtimeSessions },
   realtimeEvents: { name: 'realtimeEvents', methods: ['POST', 'OPTIONS'], route: 'realtime/events', auth: false, handler: realtimeEvents, logSuccess: false },
   health: { name: 'health', methods: ['GET'], route: 'health', auth: false, handler: health },

@@ -13,7 +13,7 @@ export interface UpstreamCall {
   readonly origin: string;
   /** Path and query. */
   readonly path: string;
-  readonly method: 'GET' | 'POST';
+  readonly method: 'GET' | 'POST' | 'DELETE';
   readonly headers: http.OutgoingHttpHeaders;
   readonly body?: Buffer | readonly Buffer[];
   /** The client's departure cancels the call, before or after the response starts. */

@@ -14,6 +14,8 @@ export interface Deployment extends PoolMember {
   readonly usesDefaultKey: boolean;
   /** A dated api-version, or "v1" for the GA /openai/v1 form. */
   readonly apiVersion: string;
+  /** The api-version this deployment names itself, if any (not the resource-wide default). */
+  readonly namedApiVersion?: string;
 }
 
 /** What a deployment takes from the default resource unless it names its own. */
@@ -45,6 +47,7 @@ export function makeDeployment(name: string, defaults: DeploymentDefaults, o: De
     endpoint,
     apiKey,
     apiVersion: o.apiVersion ?? defaults.apiVersion,
+    namedApiVersion: o.apiVersion,
     weight: o.weight ?? 1,
     priority: o.priority ?? 1,
   });

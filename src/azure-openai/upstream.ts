@@ -8,18 +8,20 @@ import { UpstreamAuth } from './auth';
 import { UpstreamClient, UpstreamFailure, UpstreamReply } from './client';
 import { Deployment } from './deployment';
 import { UpstreamSocket, openRealtimeSocket } from './realtime-socket';
-import { classifyReply, operationPath, realtimeUrl } from './wire';
+import { classifyReply, onResource, operationPath, realtimeUrl } from './wire';
 
 /** One HTTP request for a deployment; only the body may differ between deployments (the v1 form's model). */
 export interface OperationRequest<T> {
-  /** e.g. "chat/completions" */
+  /** e.g. "chat/completions", "responses/resp_1/cancel" */
   readonly operation: string;
-  readonly method?: 'GET' | 'POST';
+  readonly method?: 'GET' | 'POST' | 'DELETE';
+  /** The client's query string, passed on (input_items' paging). */
+  readonly query?: string;
   readonly headers: OutgoingHttpHeaders;
   body?(deployment: Deployment): Buffer | readonly Buffer[];
   readonly gone: ClientGone;
-  /** The client's answer from a 2xx reply. */
-  onSuccess(reply: UpstreamReply): T | Promise<T>;
+  /** The client's answer from a 2xx reply of this deployment. */
+  onSuccess(reply: UpstreamReply, deployment: Deployment): T | Promise<T>;
   /** The client's answer for an error that is the client's to fix. */
   onClientError(error: GatewayError): T;
 }
@@ -50,7 +52,7 @@ export class AzureOpenAI {
     try {
       reply = await this.options.client.send({
         origin: d.endpoint,
-        path: operationPath(d, request.operation),
+        path: operationPath(d, request.operation, request.query),
         method: request.method ?? 'POST',
         headers: { ...request.headers, [auth[0]]: auth[1] },
         body: request.body?.(d),
@@ -61,7 +63,7 @@ export class AzureOpenAI {
       if (err instanceof UpstreamFailure && err.kind !== 'aborted') return { kind: 'retry', reason: err.kind };
       throw err;
     }
-    return classifyReply(reply, d, request.onSuccess, request.onClientError);
+    return classifyReply(reply, d, request.onSuccess, request.onClientError, onResource(request.operation));
   }
 
   /** Opens Azure's realtime socket on one deployment. */

@@ -6,11 +6,39 @@ import { AttemptResult } from '../balancer/balancer';
 import { readBody } from '../bodies/body';
 import { UpstreamFailure, UpstreamReply } from './client';
 
-/** The path of an operation such as "chat/completions" on one deployment: the dated form, or GA's v1 form. */
-export function operationPath(d: Deployment, operation: string): string {
+/**
+ * The path of an operation such as "chat/completions" on one deployment: the
+ * dated form, or GA's v1 form. `query` is the client's own query string
+ * (input_items' paging), passed on without any api-version of its own.
+ */
+export function operationPath(d: Deployment, operation: string, query = ''): string {
+  const extra = query ? withoutApiVersion(query) : '';
+  if (onResource(operation)) {
+    // Responses live on the resource, not under a deployment: GA's v1 form, unless the deployment names a dated version.
+    const dated = d.namedApiVersion !== undefined && d.namedApiVersion !== 'v1';
+    return dated
+      ? `/openai/${operation}?api-version=${encodeURIComponent(d.apiVersion)}${extra ? `&${extra}` : ''}`
+      : `/openai/v1/${operation}${extra ? `?${extra}` : ''}`;
+  }
   return d.apiVersion === 'v1'
-    ? `/openai/v1/${operation}`
-    : `/openai/deployments/${encodeURIComponent(d.deployment)}/${operation}?api-version=${encodeURIComponent(d.apiVersion)}`;
+    ? `/openai/v1/${operation}${extra ? `?${extra}` : ''}`
+    : `/openai/deployments/${encodeURIComponent(d.deployment)}/${operation}?api-version=${encodeURIComponent(d.apiVersion)}${extra ? `&${extra}` : ''}`;
+}
+
+/**
+ * Whether an operation addresses state the resource stores (a response)
+ * rather than a deployment: its path has no deployment segment, creation
+ * names the deployment in `model`, and a 404 means the object is not there.
+ */
+export function onResource(operation: string): boolean {
+  return operation === 'responses' || operation.startsWith('responses/');
+}
+
+function withoutApiVersion(query: string): string {
+  if (!query.includes('api-version')) return query;
+  const params = new URLSearchParams(query);
+  params.delete('api-version');
+  return params.toString();
 }
 
 /** Azure's realtime WebSocket URL for a deployment: the dated form, or the GA v1 form. */
@@ -21,9 +49,19 @@ export function realtimeUrl(d: Deployment): string {
     : `${base}/openai/realtime?api-version=${encodeURIComponent(d.apiVersion)}&deployment=${encodeURIComponent(d.deployment)}`;
 }
 
-/** The GA v1 form names the deployment in the body's `model`; the dated form takes the body as sent. */
-export function usesModelField(d: Deployment): boolean {
-  return d.apiVersion === 'v1';
+/** The GA v1 form and calls on the resource name the deployment in the body's `model`; the dated form takes the body as sent. */
+export function usesModelField(d: Deployment, operation = ''): boolean {
+  return d.apiVersion === 'v1' || onResource(operation);
+}
+
+/**
+ * Azure's answer when the stored object a request names is not on the
+ * resource asked: 404 for an id, previous_response_not_found, or an unknown
+ * item reference (A3 of the research notes). Another resource may hold it.
+ */
+export function isStoredObjectMissing(error: GatewayError): boolean {
+  if (error.status === 404 || error.code === 'previous_response_not_found') return true;
+  return error.status === 400 && error.param === 'input' && /^Item with id '[^']*' not found/.test(error.message);
 }
 
 /** Milliseconds from retry-after-ms, or retry-after in seconds or as an HTTP date. */
@@ -43,18 +81,20 @@ const ERROR_BODY_LIMIT = 64 * 1024;
 /**
  * Sorts an upstream answer: 2xx is the answer; 429, 5xx and a deployment that
  * refuses the gateway itself (401/403/404, redirects) mean "try the next one";
- * any other 4xx is the client's to fix and is returned in OpenAI's shape.
+ * any other 4xx is the client's to fix and is returned in OpenAI's shape. On
+ * the resource's stored objects, a 404 is the answer: that id is not there.
  */
 export async function classifyReply<T>(
   reply: UpstreamReply,
   deployment: Deployment,
-  onSuccess: (reply: UpstreamReply) => T | Promise<T>,
+  onSuccess: (reply: UpstreamReply, deployment: Deployment) => T | Promise<T>,
   onClientError: (error: GatewayError) => T,
+  notFoundAnswers = false,
 ): Promise<AttemptResult<T>> {
   const status = reply.status;
   if (status >= 200 && status < 300) {
     try {
-      return { kind: 'done', value: await onSuccess(reply), ok: true };
+      return { kind: 'done', value: await onSuccess(reply, deployment), ok: true };
     } catch (err) {
       // The answer broke before any of it reached the client: the next deployment may serve.
       if (err instanceof UpstreamFailure && err.kind === 'connect') return { kind: 'retry', reason: 'connect', status };
@@ -69,7 +109,7 @@ export async function classifyReply<T>(
     reply.body.resume();
     return { kind: 'retry', reason: '5xx', status };
   }
-  if (status < 400 || status === 401 || status === 403 || status === 404) {
+  if (status < 400 || status === 401 || status === 403 || (status === 404 && !notFoundAnswers)) {
     reply.body.resume();
     return { kind: 'retry', reason: 'rejected', status };
   }
@@ -107,7 +147,8 @@ function parseErrorBody(body: Buffer): AzureError | undefined {
 
 function isContentFilter(error: AzureError): boolean {
   const inner = error.innererror as AzureError | undefined;
-  return error.code === 'content_filter' || inner?.code === 'ResponsibleAIPolicyViolation';
+  // Image operations say "contentFilter" (azure-ai-docs how-to/dall-e.md).
+  return error.code === 'content_filter' || error.code === 'contentFilter' || inner?.code === 'ResponsibleAIPolicyViolation';
 }
 
 function filteredCategories(error: AzureError): string[] {

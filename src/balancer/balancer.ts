@@ -147,6 +147,35 @@ export class Balancer {
     return false;
   }
 
+  /**
+   * Sends to one named member and no other: for a request tied to state only
+   * that member holds (a stored response). There is no failover; when the
+   * member is cooling down or cannot serve, the caller's `unavailable` words
+   * the error, given the seconds until the member is expected back.
+   */
+  async dispatchTo<T, D extends PoolMember>(
+    member: D,
+    attempt: (member: D) => Promise<AttemptResult<T>>,
+    tries: TryRecord[],
+    unavailable: (retryAfterSeconds: number, reason: SkipReason) => GatewayError,
+  ): Promise<T> {
+    this.options.publisher?.refresh?.();
+    const cooling = this.options.health.get(member.id);
+    if (cooling !== undefined) {
+      tries.push({ deployment: member.label, outcome: 'cooling', reason: cooling.reason, priority: member.priority });
+      throw unavailable(this.soonestRecovery([member]), cooling.reason);
+    }
+    const result = await attempt(member);
+    this.options.stats?.record(member.id, result.kind === 'done' ? 'ok' : result.reason);
+    if (result.kind === 'done') {
+      tries.push({ deployment: member.label, outcome: result.ok ? 'ok' : 'answered', priority: member.priority });
+      return result.value;
+    }
+    tries.push({ deployment: member.label, outcome: result.reason, status: result.status, priority: member.priority });
+    this.coolDown(member, result.reason, result.retryAfterMs);
+    throw unavailable(this.soonestRecovery([member]), result.reason);
+  }
+
   private coolDown(deployment: PoolMember, reason: SkipReason, retryAfterMs: number | undefined): void {
     const ms = retryAfterMs ?? this.options.failureCooldownMs;
     const cooldown: Cooldown = { until: this.now() + ms, reason };

@@ -80,6 +80,29 @@ export const unavailable = (message: string, retryAfterSeconds?: number) =>
 export const upstreamTimeout = (message: string) =>
   new GatewayError(504, message, 'server_error', 'upstream_timeout');
 
+/**
+ * A stored response lives on the one deployment that created it, and that
+ * deployment cannot serve now: no other can stand in, so the client is told
+ * so, with when to retry. `what` names the object: "Response 'resp_1'";
+ * `certain` is false while the gateway is still looking for where it is.
+ */
+export const holderUnavailable = (what: string, retryAfterSeconds: number, throttled: boolean, certain = true) => {
+  const where = certain ? `${what} is stored on one deployment, which is` : `${what} may be stored on a deployment that is`;
+  const headers = { 'retry-after': String(retryAfterSeconds) };
+  const advice = `no other deployment can serve it. Retry after ${retryAfterSeconds} seconds.`;
+  return throttled
+    ? new GatewayError(429, `${where} throttled right now; ${advice}`, 'requests', 'rate_limit_exceeded', null, headers)
+    : new GatewayError(503, `${where} recovering from errors right now; ${advice}`, 'server_error', 'service_unavailable', null, headers);
+};
+
+/** The deployment that stored it has left the gateway's configuration. */
+export const holderGone = (what: string) =>
+  notFound(`${what} was stored by a deployment this gateway no longer serves, so it cannot be reached. Start over without it.`, 'stored_deployment_removed');
+
+/** A follow-up names a model none of whose deployments can reach where the response is stored. */
+export const holderOutsideModel = (what: string, model: string, holderModels: readonly string[]) =>
+  badRequest(`${what} is stored where model \`${model}\` cannot reach it. Continue it with ${holderModels.map((m) => `\`${m}\``).join(' or ')}.`, 'model', 'model_mismatch');
+
 /** The client left before its request was read: nobody will see this answer. */
 export const clientClosed = () =>
   new GatewayError(499, 'The client closed the request.', 'invalid_request_error', 'client_closed');

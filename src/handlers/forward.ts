@@ -1,8 +1,9 @@
+import type { OutgoingHttpHeaders } from 'node:http';
 import { Transform } from 'node:stream';
 import { OperationRequest } from '../azure-openai/upstream';
 import { Deployment } from '../azure-openai/deployment';
 import { RequestContext } from '../gateway/context';
-import { clientClosed } from '../core/errors';
+import { GatewayError, clientClosed } from '../core/errors';
 import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse } from '../core/http';
 import { UpstreamFailure, UpstreamReply } from '../azure-openai/client';
@@ -11,13 +12,16 @@ import { readBody } from '../bodies/body';
 import { extractUsage } from '../bodies/usage';
 
 export interface ForwardSpec {
-  /** Operation path under the deployment, e.g. "chat/completions". */
+  /** Operation path, e.g. "chat/completions" (under the deployment) or "responses/resp_1" (on the resource). */
   readonly operation: string;
-  readonly contentType: string;
-  /** The request body for a given deployment (they differ only for the v1 form). */
-  body(deployment: Deployment): Buffer | readonly Buffer[];
-  /** Builds the client's response from a 2xx upstream reply. */
-  respond(reply: UpstreamReply): GatewayResponse | Promise<GatewayResponse>;
+  readonly method?: 'GET' | 'POST' | 'DELETE';
+  /** The client's query string, for operations that take one. */
+  readonly query?: string;
+  readonly contentType?: string;
+  /** The request body for a given deployment (they differ only where the body names the deployment). */
+  body?(deployment: Deployment): Buffer | readonly Buffer[];
+  /** Builds the client's response from a 2xx upstream reply of this deployment. */
+  respond(reply: UpstreamReply, deployment: Deployment): GatewayResponse | Promise<GatewayResponse>;
   readonly accept?: string;
   /** Keeps requests that share it on one deployment, for models that opt in to prompt-cache affinity. */
   readonly affinityKey?: string;
@@ -32,23 +36,32 @@ export interface ForwardSpec {
 export async function forward(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, model: string, spec: ForwardSpec): Promise<GatewayResponse> {
   ctx.model = model;
   const pool = gateway.pool(model, ctx.key);
-  const request: OperationRequest<GatewayResponse> = {
+  const request = operationRequest(req, ctx, spec, (error) => ctx.fail(error));
+  const hint = spec.affinityKey !== undefined && gateway.config.promptCacheAffinity.has(model) ? { affinityKey: spec.affinityKey } : undefined;
+  return whileClientStays(gateway.balancer.dispatch(model, pool, (d) => gateway.azure.send(d, request), ctx.tries, hint));
+}
+
+/** The upstream request a spec describes; `onClientError` answers an error that is the client's to fix. */
+export function operationRequest<T>(req: GatewayRequest, ctx: RequestContext, spec: ForwardSpec, onClientError: (error: GatewayError) => T): OperationRequest<GatewayResponse | T> {
+  const headers: OutgoingHttpHeaders = { accept: spec.accept ?? 'application/json', 'x-ms-client-request-id': ctx.requestId };
+  if (spec.contentType !== undefined) headers['content-type'] = spec.contentType;
+  return {
     operation: spec.operation,
-    headers: {
-      'content-type': spec.contentType,
-      accept: spec.accept ?? 'application/json',
-      'x-ms-client-request-id': ctx.requestId,
-    },
+    method: spec.method,
+    query: spec.query,
+    headers,
     body: spec.body,
     gone: req.gone,
     onSuccess: spec.respond,
-    onClientError: (error) => ctx.fail(error),
+    onClientError,
   };
+}
+
+/** The upstream answer, unless the client left before any: then nobody will read it. */
+export async function whileClientStays<T>(answer: Promise<T>): Promise<T> {
   try {
-    const hint = spec.affinityKey !== undefined && gateway.config.promptCacheAffinity.has(model) ? { affinityKey: spec.affinityKey } : undefined;
-    return await gateway.balancer.dispatch(model, pool, (d) => gateway.azure.send(d, request), ctx.tries, hint);
+    return await answer;
   } catch (err) {
-    // The client left before any answer: nobody will read this.
     if (err instanceof UpstreamFailure && err.kind === 'aborted') throw clientClosed();
     throw err;
   }

@@ -2,7 +2,17 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AzureOpenAISimulator } from '../../src/simulator/server';
 import { installSimulatorOperations } from '../../src/simulator/operations';
-import { AZURE_KEY } from '../support/harness';
+import { AZURE_KEY, PROXY_KEY, startHarness } from '../support/harness';
+import { harnessForFile } from '../support/suite';
+
+const suite = harnessForFile({
+  env: (sim) => ({
+    MODEL_DEPLOYMENTS: JSON.stringify({
+      'gpt-4o-mini': ['chat-a', 'chat-b'],
+      dated: [{ deployment: 'dated-dep', endpoint: sim, apiKey: AZURE_KEY, apiVersion: '2025-04-01-preview' }],
+    }),
+  }),
+});
 
 /** The openai SDK pointed straight at a simulator, as at an Azure resource's GA v1 endpoint. */
 function azureClient(sim: AzureOpenAISimulator): OpenAI {
@@ -103,5 +113,141 @@ describe('the simulator serves the Responses API as Azure does', () => {
     expect(reference).toBeInstanceOf(OpenAI.BadRequestError);
     expect(reference.error.message).toMatch(/^Item with id 'msg_0000' not found/);
     await expect(client.responses.create({ model: 'dep-a', input: 'x', background: true, store: false })).rejects.toBeInstanceOf(OpenAI.BadRequestError);
+  });
+});
+
+/** Posts to the gateway with the proxy key and returns the raw response, its body kept for the secret check. */
+const post = (path: string, body: unknown) => suite.raw(path, {
+  method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+});
+
+describe('the Responses API through the gateway, with the openai SDK', () => {
+  it('creates a response on Azure\'s GA v1 form with the deployment as model, and logs its usage', async () => {
+    const { data, response } = await suite.h.client.responses.create({ model: 'gpt-4o-mini', input: 'Hello, how are you?' }).withResponse();
+    suite.saw(JSON.stringify(data));
+    expect(data.output_text).toBe('Simulated reply to: Hello, how are you?');
+    expect(data.id).toMatch(/^resp_/);
+    const requestId = response.headers.get('x-request-id');
+    expect(requestId).toBeTruthy();
+    const call = suite.h.sim.calls.at(-1)!;
+    expect(call).toMatchObject({ form: 'v1', operation: 'responses', apiVersion: null });
+    expect(JSON.parse(call.body.toString()).model).toBe(call.deployment);
+    expect(['chat-a', 'chat-b']).toContain(call.deployment);
+    const line = suite.h.logger.entries().find((e) => e.requestId === requestId)!;
+    expect(line).toMatchObject({ route: 'createResponse', model: 'gpt-4o-mini', status: 200, usage: { prompt_tokens: data.usage!.input_tokens, completion_tokens: data.usage!.output_tokens } });
+  });
+
+  it('streams every event as Azure sends it, event lines included, ending with response.completed', async () => {
+    const res = await post('/v1/responses', { model: 'gpt-4o-mini', input: 'stream this please', stream: true });
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const text = await res.text();
+    const events = parseEvents(text);
+    expect(events[0].event).toBe('response.created');
+    expect(events.at(-1)!.event).toBe('response.completed');
+    expect(events.map((e) => e.data.sequence_number)).toEqual(events.map((_, i) => i));
+    const deltas = events.filter((e) => e.event === 'response.output_text.delta').map((e) => e.data.delta).join('');
+    expect(deltas).toBe('Simulated reply to: stream this please');
+
+    const stream = await suite.h.client.responses.create({ model: 'gpt-4o-mini', input: 'and via the SDK', stream: true });
+    const types: string[] = [];
+    for await (const event of stream) types.push(event.type);
+    expect(types.at(-1)).toBe('response.completed');
+  });
+
+  it('delivers the first event before the simulator has sent the last one', async () => {
+    const release = suite.h.sim.holdStreams();
+    try {
+      const stream = await suite.h.client.responses.create({ model: 'gpt-4o-mini', input: 'real streaming', stream: true });
+      const it = stream[Symbol.asyncIterator]();
+      const seen: string[] = [];
+      while (!seen.includes('response.output_text.delta')) seen.push((await it.next()).value.type);
+      expect(seen[0]).toBe('response.created');
+      expect(suite.h.sim.calls.at(-1)!.finished).toBe(false);
+      release();
+      for (let n = await it.next(); !n.done; n = await it.next()) seen.push(n.value.type);
+      expect(seen.at(-1)).toBe('response.completed');
+    } finally {
+      release();
+    }
+  });
+
+  it('continues a conversation with previous_response_id, then retrieves, lists input items, and deletes', async () => {
+    const client = suite.h.client;
+    const first = await client.responses.create({ model: 'gpt-4o-mini', input: 'first turn' });
+    const second = await client.responses.create({ model: 'gpt-4o-mini', input: 'second turn', previous_response_id: first.id });
+    expect(second.previous_response_id).toBe(first.id);
+    expect((await client.responses.retrieve(second.id)).output_text).toBe('Simulated reply to: second turn');
+    const items = await client.responses.inputItems.list(second.id);
+    expect(items.data).toHaveLength(1);
+    await client.responses.delete(second.id);
+    const calls = suite.h.sim.calls.slice(-2);
+    expect(calls.map((c) => [c.method, c.operation])).toEqual([['GET', `responses/${second.id}/input_items`], ['DELETE', `responses/${second.id}`]]);
+    const gone = await client.responses.retrieve(second.id).catch((e) => e);
+    expect(gone).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(gone.error).toEqual({ message: `Response with id '${second.id}' not found.`, type: 'invalid_request_error', param: null, code: null });
+  });
+
+  it('cancels a background response; cancelling a synchronous one is Azure\'s 400', async () => {
+    const client = suite.h.client;
+    const queued = await client.responses.create({ model: 'gpt-4o-mini', input: 'later', background: true });
+    expect(queued.status).toBe('queued');
+    expect((await client.responses.cancel(queued.id)).status).toBe('cancelled');
+    const sync = await client.responses.create({ model: 'gpt-4o-mini', input: 'now' });
+    const err = await client.responses.cancel(sync.id).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.message).toContain('Cannot cancel a synchronous response');
+  });
+
+  it('an unknown id is a 404 and an unknown previous_response_id a 400, as Azure answers them, with no deployment cooled down', async () => {
+    const client = suite.h.client;
+    await expect(client.responses.retrieve('resp_unknown')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    const err = await client.responses.create({ model: 'gpt-4o-mini', input: 'x', previous_response_id: 'resp_unknown' }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.error.code).toBe('previous_response_not_found');
+    expect([...suite.h.gateway.balancer.health.entries()]).toEqual([]);
+  });
+
+  it('a deployment naming a dated api-version is called on /openai/responses?api-version=', async () => {
+    await suite.h.client.responses.create({ model: 'dated', input: 'dated form' });
+    expect(suite.h.sim.calls.at(-1)).toMatchObject({ form: 'dated', operation: 'responses', apiVersion: '2025-04-01-preview', deployment: 'dated-dep' });
+  });
+
+  it('fails over a throttled deployment and turns a content-filter block into OpenAI\'s 400', async () => {
+    suite.h.sim.setBehaviour('chat-a', { mode: 'throttle', retryAfterMs: 300, times: 1 });
+    suite.h.sim.setBehaviour('chat-b', { mode: 'throttle', retryAfterMs: 300, times: 1 });
+    const throttled = await suite.h.client.responses.create({ model: 'gpt-4o-mini', input: 'x' }).catch((e) => e);
+    expect(throttled).toBeInstanceOf(OpenAI.RateLimitError);
+    await new Promise((r) => setTimeout(r, 350));
+    suite.h.sim.setBehaviour('chat-a', { mode: 'block', times: 1 });
+    suite.h.sim.setBehaviour('chat-b', { mode: 'block', times: 1 });
+    const blocked = await suite.h.client.responses.create({ model: 'gpt-4o-mini', input: 'x' }).catch((e) => e);
+    expect(blocked).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(blocked.error.code).toBe('content_filter');
+    expect(blocked.message).not.toMatch(/go\.microsoft|ResponsibleAIPolicyViolation/);
+  });
+});
+
+describe('a pool spread over two Azure resources', () => {
+  let other: AzureOpenAISimulator;
+  beforeAll(async () => {
+    other = new AzureOpenAISimulator({ apiKey: AZURE_KEY });
+    installSimulatorOperations(other);
+    await other.start();
+  });
+  afterAll(async () => other.close());
+
+  it('a gateway that does not know where a response is stored asks each resource until one has it', async () => {
+    const h = await startHarness({
+      sharedSimulator: suite.h.sim,
+      env: (sim) => ({ MODEL_DEPLOYMENTS: JSON.stringify({ spread: [{ deployment: 'res-a', endpoint: sim, apiKey: AZURE_KEY }, { deployment: 'res-b', endpoint: other.url, apiKey: AZURE_KEY }] }) }),
+    });
+    try {
+      const first = await azureClient(other).responses.create({ model: 'res-b', input: 'made on b' });
+      const next = await h.client.responses.create({ model: 'spread', input: 'follow up', previous_response_id: first.id });
+      expect(next.previous_response_id).toBe(first.id);
+      expect((await h.client.responses.retrieve(first.id)).id).toBe(first.id);
+    } finally {
+      await h.close();
+    }
   });
 });

@@ -1,0 +1,62 @@
+import { Deployment } from '../azure-openai/deployment';
+import { isStoredObjectMissing } from '../azure-openai/wire';
+import { GatewayError, holderGone, holderUnavailable } from '../core/errors';
+import { GatewayRequest, GatewayResponse } from '../core/http';
+import { RequestContext } from '../gateway/context';
+import { Gateway } from '../gateway/gateway';
+import { ForwardSpec, operationRequest, whileClientStays } from './forward';
+
+/** A stored object a request names: its id, and how to name it in an error ("Response 'resp_1'"). */
+export interface StoredObject {
+  readonly id: string;
+  readonly what: string;
+}
+
+/** An answer from a resource that does not hold the object: another one may. */
+class Missing {
+  constructor(readonly error: GatewayError) {}
+}
+
+/**
+ * Sends a request that names a stored object to a resource that holds it,
+ * when where it is stored is not known: each resource among the candidates
+ * is asked in turn (on each, its deployments in order until one can answer)
+ * until one has it. One call when every candidate shares a resource.
+ */
+export async function findAndForward(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, object: StoredObject, candidates: readonly Deployment[], spec: ForwardSpec): Promise<GatewayResponse> {
+  const request = operationRequest(req, ctx, spec, (error) => (isStoredObjectMissing(error) ? new Missing(error) : ctx.fail(error)));
+  let missing: GatewayError | undefined;
+  let unavailable: GatewayError | undefined;
+  for (const resource of byResource(candidates)) {
+    for (const d of resource) {
+      let answer: GatewayResponse | Missing;
+      try {
+        answer = await whileClientStays(gateway.balancer.dispatchTo(d, (m) => gateway.azure.send(m, request), ctx.tries,
+          (seconds, reason) => holderUnavailable(object.what, seconds, reason === '429', false)));
+      } catch (err) {
+        if (!(err instanceof GatewayError) || (err.status !== 429 && err.status !== 503)) throw err;
+        unavailable = err;
+        continue;
+      }
+      if (!(answer instanceof Missing)) return answer;
+      missing = answer.error;
+      break;
+    }
+  }
+  // A resource that could not answer may be the one that holds it: "retry later" is truer than "not found".
+  throw unavailable ?? missing ?? holderGone(object.what);
+}
+
+/** Deployments grouped by the resource they are on, each deployment once, in the order given. */
+export function byResource(deployments: readonly Deployment[]): Deployment[][] {
+  const groups = new Map<string, Deployment[]>();
+  const seen = new Set<string>();
+  for (const d of deployments) {
+    if (seen.has(d.id)) continue;
+    seen.add(d.id);
+    const group = groups.get(d.endpoint);
+    if (group) group.push(d);
+    else groups.set(d.endpoint, [d]);
+  }
+  return [...groups.values()];
+}
