@@ -37,7 +37,7 @@ export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): G
     const health = overrides.health ?? new HealthView(now);
     const stats = overrides.stats ?? new DeploymentStats(now);
     const state = sharedState(config, config.balancerStorage, health, stats, logger, now, identity, overrides.serviceTls);
-    shared = { cursor: state, publisher: state, sharedView: state, health, stats };
+    shared = { cursor: state, publisher: state, sharedView: state, health, stats, probeStorage: () => state.probe() };
   }
   let secrets = overrides.secrets;
   if (secrets === undefined && config.keyVault !== undefined) {
@@ -45,7 +45,10 @@ export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): G
     const kv = config.keyVault;
     secrets = new SecretStore(new SecretClient(kv.url, identity()), { proxyKeys: kv.proxyKeysSecret, namedKeys: kv.namedKeysSecret, azureOpenAIKey: kv.azureOpenAIKeySecret }, kv.refreshMs, logger, now, new Set(config.models.keys()));
   }
-  return new Gateway({ ...shared, ...overrides, config, logger, credential, secrets });
+  const gateway = new Gateway({ ...shared, ...overrides, config, logger, credential, secrets });
+  // The first readiness check starts now, so /health has an answer when first asked.
+  void gateway.readiness.check();
+  return gateway;
 }
 
 export function sharedState(

@@ -39,7 +39,7 @@ async function startService(main: string, env: Record<string, string>, flags: st
     let out = '';
     const onData = (c: Buffer) => {
       out += c;
-      const m = /listening on (http:\/\/\S+?);/.exec(out);
+      const m = /listening on (http:\/\/\S+)/.exec(out);
       if (m) {
         // From here on the per-request log lines are not needed: drain them cheaply.
         child.stdout!.off('data', onData);

@@ -3,7 +3,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import { AttemptResult } from '../balancer/balancer';
 import { GatewayError } from '../core/errors';
 import { ClientGone } from '../core/http';
-import { RateLimitedWarning, describeError } from '../core/log';
+import { RateLimitedWarning, describeError, whyUnreachable } from '../core/log';
 import { UpstreamAuth } from './auth';
 import { UpstreamClient, UpstreamFailure, UpstreamReply } from './client';
 import { Deployment } from './deployment';
@@ -66,6 +66,21 @@ export class AzureOpenAI {
     return classifyReply(reply, d, request.onSuccess, request.onClientError, onResource(request.operation));
   }
 
+  /**
+   * Whether a resource answers HTTP at all (any status will do; no credential
+   * is sent): undefined when it does, else why not, in a few plain words.
+   */
+  async probe(endpoint: string, timeoutMs: number): Promise<string | undefined> {
+    try {
+      const reply = await this.options.client.send({ origin: endpoint, path: '/', method: 'GET', headers: {}, gone: new ClientGone(), headersTimeoutMs: timeoutMs });
+      reply.body.resume();
+      return undefined;
+    } catch (err) {
+      if (err instanceof UpstreamFailure && err.kind === 'timeout') return `no answer within ${timeoutMs / 1000} s`;
+      return whyUnreachable(err instanceof UpstreamFailure ? err.cause : err);
+    }
+  }
+
   /** Opens Azure's realtime socket on one deployment. */
   async openRealtime(d: Deployment): Promise<AttemptResult<UpstreamSocket>> {
     const auth = await this.authHeader(d);
@@ -87,3 +102,4 @@ export class AzureOpenAI {
     this.options.client.close();
   }
 }
+

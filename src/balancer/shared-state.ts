@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { Buckets, DeploymentStats } from './stats';
 import { CursorSource, HealthPublisher } from './balancer';
 import { Cooldown, HealthView } from './cooldowns';
-import { Logger, RateLimitedWarning, describeError } from '../core/log';
+import { Logger, RateLimitedWarning, describeError, whyUnreachable } from '../core/log';
 import { BalancerStore } from './store';
 
 export interface SharedStateOptions {
@@ -178,6 +178,16 @@ export class SharedBalancerState implements CursorSource, HealthPublisher, Share
     if (!stats || !stats.takeChanged()) return Promise.resolve();
     this.lastStatsFlush = this.now();
     return this.call((signal) => this.options.store.writeStats(this.instanceId, stats.snapshot(), signal));
+  }
+
+  /** Whether the store answers now: undefined when it does, else why not, described without the error's message. */
+  async probe(): Promise<string | undefined> {
+    try {
+      await this.call((signal) => this.options.store.readCooldowns(this.now(), signal));
+      return undefined;
+    } catch (err) {
+      return whyUnreachable(err);
+    }
   }
 
   /** Other instances' cooldowns, read in the background at most once per refresh interval. */

@@ -4,7 +4,10 @@ import { Env, SettingName } from './settings';
 import { KeyEntry, parseNamedKeys } from '../keys/parse';
 
 /** A storage account reached by connection string, or by URI with the managed identity. */
-export type StorageTarget = { readonly connectionString: string } | { readonly tableServiceUri: string };
+export type StorageTarget = ({ readonly connectionString: string } | { readonly tableServiceUri: string }) & {
+  /** The setting it came from, for messages about it. */
+  readonly setting: string;
+};
 
 export interface KeyVaultSettings {
   readonly url: string;
@@ -32,6 +35,8 @@ export interface ConfigProblem {
 export interface GatewayConfig {
   /** PROXY_API_KEY: unnamed keys with no limits. */
   readonly proxyKeys: readonly string[];
+  /** The default Azure OpenAI resource and the setting that names it. */
+  readonly defaultResource?: { readonly endpoint: string; readonly setting: 'AZURE_OPENAI_ENDPOINT' | 'AZURE_OPENAI_URL' };
   /** PROXY_KEYS: named keys with their models and limits (empty when Key Vault holds the keys). */
   readonly namedKeys: readonly KeyEntry[];
   readonly models: ReadonlyMap<string, readonly Deployment[]>;
@@ -70,7 +75,8 @@ export function loadConfig(env: Env): GatewayConfig {
 
   const legacy = parseLegacyUrl(env.AZURE_OPENAI_URL, problem);
   const apiVersion = nonEmpty(env.AZURE_OPENAI_API_VERSION) ?? legacy?.apiVersion ?? DEFAULT_API_VERSION;
-  const defaultEndpoint = parseEndpoint('AZURE_OPENAI_ENDPOINT', env.AZURE_OPENAI_ENDPOINT, problem) ?? legacy?.endpoint;
+  const ownEndpoint = parseEndpoint('AZURE_OPENAI_ENDPOINT', env.AZURE_OPENAI_ENDPOINT, problem);
+  const defaultEndpoint = ownEndpoint ?? legacy?.endpoint;
   const defaultKey = nonEmpty(env.AZURE_OPENAI_API_KEY);
 
   const defaults: DeploymentDefaults = { endpoint: defaultEndpoint, apiKey: defaultKey, apiVersion };
@@ -99,6 +105,7 @@ export function loadConfig(env: Env): GatewayConfig {
   const all = [...models.values()].flat();
   return Object.freeze({
     proxyKeys: Object.freeze(proxyKeys),
+    defaultResource: defaultEndpoint === undefined ? undefined : { endpoint: defaultEndpoint, setting: ownEndpoint !== undefined ? 'AZURE_OPENAI_ENDPOINT' as const : 'AZURE_OPENAI_URL' as const },
     namedKeys: Object.freeze(namedKeys),
     models,
     promptCacheAffinity,
@@ -276,13 +283,13 @@ function storageTarget(env: Env, problem: Report): StorageTarget | undefined {
         problem(name, 'is not a storage connection string (expected AccountName=...;AccountKey=... or UseDevelopmentStorage=true).');
         return undefined;
       }
-      return { connectionString: conn };
+      return { connectionString: conn, setting: name };
     }
     const uri = nonEmpty(env[`${name}__tableServiceUri`]);
     if (uri !== undefined) {
       // Keep the path: an emulator's table service lives under its account name.
       const origin = parseEndpoint(`${name}__tableServiceUri`, uri, problem);
-      return origin ? { tableServiceUri: `${origin}${new URL(uri).pathname.replace(/\/+$/, '')}` } : undefined;
+      return origin ? { tableServiceUri: `${origin}${new URL(uri).pathname.replace(/\/+$/, '')}`, setting: `${name}__tableServiceUri` } : undefined;
     }
     const account = nonEmpty(env[`${name}__accountName`]);
     if (account !== undefined) {
@@ -290,7 +297,7 @@ function storageTarget(env: Env, problem: Report): StorageTarget | undefined {
         problem(`${name}__accountName`, 'is not a storage account name (3 to 24 lower-case letters and digits).');
         return undefined;
       }
-      return { tableServiceUri: `https://${account}.table.core.windows.net` };
+      return { tableServiceUri: `https://${account}.table.core.windows.net`, setting: `${name}__accountName` };
     }
   }
   return undefined;

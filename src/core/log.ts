@@ -97,3 +97,27 @@ export function describeError(err: unknown): string {
   }
   return typeof err;
 }
+
+const NETWORK_ERRORS: Record<string, string> = {
+  ENOTFOUND: 'no such host',
+  EAI_AGAIN: 'the host name could not be looked up (DNS)',
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'the connection was reset',
+  ETIMEDOUT: 'the connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  CERT_HAS_EXPIRED: 'its TLS certificate has expired',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'its TLS certificate is not trusted',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'its TLS certificate is not trusted',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'its TLS certificate is for another name',
+};
+
+/** A network error (or an HTTP refusal) in words, never its message, which names the host. */
+export function whyUnreachable(err: unknown): string {
+  const status = (err as { statusCode?: unknown } | undefined)?.statusCode;
+  if (typeof status === 'number') return status === 401 || status === 403 ? `HTTP ${status}: the key or identity is not accepted` : `HTTP ${status}`;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code && NETWORK_ERRORS[code]) return NETWORK_ERRORS[code];
+  if ((err as Error | undefined)?.name === 'AbortError' || (err as Error | undefined)?.name === 'TimeoutError') return 'no answer in time';
+  return describeError(err);
+}

@@ -15,6 +15,7 @@ import { DeploymentStats } from '../balancer/stats';
 import { JsonLineLogger, Logger, RateLimitedWarning } from '../core/log';
 import { NodeHttpUpstream, UpstreamClient } from '../azure-openai/client';
 import { KeyOrTokenAuth, TokenCache, UpstreamAuth } from '../azure-openai/auth';
+import { Readiness } from './readiness';
 
 /** The outside world, injectable so tests swap real things for stand-ins without mocking modules. */
 export interface GatewayDeps {
@@ -37,8 +38,12 @@ export interface GatewayDeps {
   readonly serviceTls?: { readonly ca: Buffer };
   /** The host also serves /v1/realtime as a direct WebSocket (the local host does; Functions cannot). */
   readonly directRealtime?: boolean;
+  /** Whether the balancer's storage answers (undefined) or why not; set when storage is shared. */
+  readonly probeStorage?: () => Promise<string | undefined>;
 }
 
+/** How long a resource has to answer the readiness check. */
+const PROBE_TIMEOUT_MS = 3000;
 const NO_KEYS = 'The gateway cannot check proxy keys right now (none configured, or Key Vault unreadable). Its operator should check /health.';
 
 /** Everything a request handler needs, built once per process (or per instance in tests). */
@@ -57,6 +62,8 @@ export class Gateway {
   /** Whether the cursor and health are shared with other instances. */
   readonly shared: boolean;
   readonly directRealtime: boolean;
+  /** Whether the Azure OpenAI resources and the storage answer, checked at most every 30 s. */
+  readonly readiness: Readiness;
 
   constructor(deps: GatewayDeps) {
     this.shared = deps.cursor !== undefined && !(deps.cursor instanceof LocalCursor);
@@ -79,6 +86,12 @@ export class Gateway {
       ),
       credentialWarning: new RateLimitedWarning(this.logger, 60_000, this.now),
       headersTimeoutMs: deps.config.upstreamHeadersTimeoutMs,
+    });
+    this.readiness = new Readiness({
+      config: deps.config,
+      probeUpstream: (endpoint) => this.azure.probe(endpoint, PROBE_TIMEOUT_MS),
+      probeStorage: deps.probeStorage,
+      now: this.now,
     });
     this.balancer = new Balancer({
       cursor: deps.cursor ?? new LocalCursor(),

@@ -2,16 +2,18 @@ import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
 
 /**
- * Liveness and configuration readiness, public and minimal: counts and the
- * settings that are wrong, never a value, a URL or a deployment name.
+ * Liveness and readiness, public and minimal: counts, the settings that are
+ * wrong, and the Azure OpenAI resources or storage that do not answer (named
+ * by their setting), never a value, a URL or a deployment name.
  */
 export async function health(_req: GatewayRequest, gateway: Gateway): Promise<GatewayResponse> {
-  const problems = gateway.problems();
-  const { models } = gateway.config;
-  const ok = problems.length === 0;
-  return jsonResponse(ok ? 200 : 503, {
-    status: ok ? 'ok' : 'misconfigured',
-    models: models.size,
+  const misconfigured = gateway.problems();
+  const unreachable = await gateway.readiness.problems();
+  const problems = [...misconfigured, ...unreachable];
+  const status = misconfigured.length > 0 ? 'misconfigured' : unreachable.length > 0 ? 'unreachable' : 'ok';
+  return jsonResponse(problems.length === 0 ? 200 : 503, {
+    status,
+    models: gateway.config.models.size,
     problems: problems.map((p) => ({ setting: p.setting, message: p.message })),
   }, { 'cache-control': 'no-store' });
 }

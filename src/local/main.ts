@@ -1,19 +1,42 @@
 import path from 'node:path';
-import { startLocalHost } from './start';
+import { LocalHost, startLocalHost } from './start';
 import { localSettings } from './settings';
 
-/** `npm start`: the gateway on http://localhost:7071 (PORT overrides), settings as `func start` reads them. */
+/** Longest a shutdown may take before the process exits anyway. */
+const SHUTDOWN_GRACE_MS = 5000;
+
+/**
+ * `npm start`: the gateway on http://localhost:7071 (PORT and HOST override),
+ * settings as `func start` reads them. It stops cleanly on SIGTERM or SIGINT,
+ * and also when the process that started it goes away: `kill` on npm's own
+ * process ends npm and its shell without passing the signal on, and this
+ * process must not be left holding the port.
+ */
 async function main(): Promise<void> {
-  const { env, problem } = localSettings(process.env, path.resolve(process.cwd(), 'local.settings.json'));
-  if (problem) console.warn(problem);
-  const port = Number(env.PORT ?? 7071);
-  const host = await startLocalHost({ env, port, host: env.HOST ?? '127.0.0.1' });
-  console.log(host.banner);
-  const stop = () => {
-    void host.close().then(() => process.exit(0));
+  let host: LocalHost | undefined;
+  let stopping = false;
+  const stop = (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`Gateway stopping (${why})`);
+    setTimeout(() => process.exit(0), SHUTDOWN_GRACE_MS).unref();
+    // A signal during start-up is acted on once the host is up.
+    if (host) void host.close().then(() => process.exit(0));
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  // Before anything starts, so a signal during start-up cannot leave a child (Azurite) behind.
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('exit', () => host?.abandon());
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) stop('the process that started it has ended');
+  }, 500).unref();
+
+  const { env, source } = localSettings(process.env, path.resolve(process.cwd(), 'local.settings.json'));
+  const port = Number(env.PORT ?? 7071);
+  host = await startLocalHost({ env, port, host: env.HOST ?? '127.0.0.1', settingsSource: source });
+  if (stopping) return void host.close().then(() => process.exit(0));
+  console.log(host.banner);
 }
 
 main().catch((err: NodeJS.ErrnoException) => {

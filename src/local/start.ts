@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createGateway } from '../bootstrap';
+import { loadConfig } from '../config/config';
 import { Gateway, GatewayDeps } from '../gateway/gateway';
 import { Env } from '../config/settings';
 import { routeTable } from '../routes';
@@ -7,6 +8,7 @@ import { AzureOpenAISimulator } from '../simulator/server';
 import { installSimulatorOperations } from '../simulator/operations';
 import { LocalServer } from './server';
 import { wantsSimulator } from './settings';
+import { AzuriteProcess, azuriteAddress, azuriteTableMain, portAnswers, spawnAzurite } from './azurite';
 
 /** The models the built-in simulator serves, named as in the original design. */
 export const SIMULATOR_MODELS: Record<string, string[]> = {
@@ -28,9 +30,11 @@ export interface LocalHost {
   readonly gateway: Gateway;
   readonly server: LocalServer;
   readonly simulator?: AzureOpenAISimulator;
-  /** One line that says where the gateway listens and what its upstream is. */
+  /** Where it listens, then one line per fact: settings read, upstream and storage (and whether they answer), models, problems. */
   readonly banner: string;
   close(): Promise<void>;
+  /** Ends its child processes at once, synchronously: for a process that is exiting without close(). */
+  abandon(): void;
 }
 
 export interface StartOptions {
@@ -38,46 +42,87 @@ export interface StartOptions {
   readonly port?: number;
   readonly host?: string;
   readonly deps?: Partial<GatewayDeps>;
+  /** What the settings were read from, in a few words (see localSettings). */
+  readonly settingsSource?: string;
 }
 
-/** Starts the local host; with no Azure settings, also the simulator it forwards to. */
+/**
+ * Starts the local host: with no Azure settings, the simulator it forwards
+ * to; with development storage (UseDevelopmentStorage=true) and nothing
+ * answering where it points, Azurite, in memory. Then it checks that the
+ * upstream and the storage answer, and says so.
+ */
 export async function startLocalHost(options: StartOptions): Promise<LocalHost> {
   let env = options.env;
   let simulator: AzureOpenAISimulator | undefined;
-  const notes: string[] = [];
-  if (wantsSimulator(env)) {
-    const apiKey = randomBytes(16).toString('hex');
-    simulator = new AzureOpenAISimulator({ apiKey });
-    installSimulatorOperations(simulator);
-    const simulatorUrl = await simulator.start();
-    env = {
-      ...env,
-      AZURE_OPENAI_ENDPOINT: simulatorUrl,
-      AZURE_OPENAI_API_KEY: apiKey,
-      MODEL_DEPLOYMENTS: JSON.stringify(SIMULATOR_MODELS),
-      PROXY_API_KEY: env.PROXY_API_KEY?.trim() ? env.PROXY_API_KEY : SIMULATOR_PROXY_KEY,
-    };
-    notes.push('upstream: built-in Azure OpenAI simulator (set AZURE_OPENAI_ENDPOINT to use Azure)');
-    if (!options.env.PROXY_API_KEY?.trim()) notes.push(`proxy key: "${SIMULATOR_PROXY_KEY}" (PROXY_API_KEY is not set)`);
-  } else {
-    notes.push('upstream: Azure OpenAI');
-  }
-  const gateway = createGateway(env, { directRealtime: true, ...options.deps });
-  notes.push(gateway.shared ? 'balancer: shared through Table Storage' : 'balancer: in-process cursor (no AzureWebJobsStorage or BALANCER_STORAGE_CONNECTION set)');
-  notes.push(`models: ${[...gateway.config.models.keys()].join(', ') || 'none'}`);
-  if (gateway.config.problems.length > 0) notes.push(`configuration problems: ${gateway.config.problems.length} (see GET /health)`);
-  const server = new LocalServer(gateway, routeTable);
-  const url = await server.listen(options.port ?? 7071, options.host ?? '127.0.0.1');
-  return {
-    url,
-    gateway,
-    server,
-    simulator,
-    banner: `Gateway listening on ${url.replace('127.0.0.1', 'localhost')}; ${notes.join('; ')}`,
-    async close() {
-      await server.close();
+  let azurite: AzuriteProcess | undefined;
+  const facts: string[] = [];
+  if (options.settingsSource) facts.push(`settings: ${options.settingsSource}`);
+  try {
+    if (wantsSimulator(env)) {
+      const apiKey = randomBytes(16).toString('hex');
+      simulator = new AzureOpenAISimulator({ apiKey });
+      installSimulatorOperations(simulator);
+      const simulatorUrl = await simulator.start();
+      env = {
+        ...env,
+        AZURE_OPENAI_ENDPOINT: simulatorUrl,
+        AZURE_OPENAI_API_KEY: apiKey,
+        MODEL_DEPLOYMENTS: JSON.stringify(SIMULATOR_MODELS),
+        PROXY_API_KEY: env.PROXY_API_KEY?.trim() ? env.PROXY_API_KEY : SIMULATOR_PROXY_KEY,
+      };
+    }
+    const config = loadConfig(env);
+    let storageName = config.balancerStorage?.setting;
+    const dev = config.balancerStorage && 'connectionString' in config.balancerStorage ? azuriteAddress(config.balancerStorage.connectionString) : undefined;
+    if (dev) {
+      const where = `${dev.host}:${dev.port}`;
+      if (await portAnswers(dev)) {
+        storageName = `Azurite already running on ${where} (${storageName})`;
+      } else if (azuriteTableMain() === undefined) {
+        storageName = `${storageName} expects Azurite on ${where}, and the azurite package is not installed (npm install)`;
+      } else {
+        azurite = await spawnAzurite(dev).catch(() => undefined);
+        storageName = azurite ? `Azurite on ${where}, started by the gateway, in memory (${storageName})` : `${storageName} expects Azurite on ${where}, which could not be started`;
+      }
+    }
+
+    const gateway = createGateway(env, { config, directRealtime: true, ...options.deps });
+    const server = new LocalServer(gateway, routeTable);
+    const listening = server.listen(options.port ?? 7071, options.host ?? '127.0.0.1');
+    const [url, reachable] = await Promise.all([listening.catch(async (err) => {
       gateway.close();
-      await simulator?.close();
-    },
-  };
+      throw err;
+    }), gateway.readiness.check()]);
+
+    for (const r of reachable.upstream) {
+      const what = simulator ? 'the built-in Azure OpenAI simulator (set AZURE_OPENAI_ENDPOINT to use Azure)' : `Azure OpenAI (${r.setting}${reachable.upstream.length > 1 ? `: ${r.models.join(', ')}` : ''})`;
+      facts.push(`upstream: ${what}, ${r.problem ? `does not answer (${r.problem}); its requests fail until it does` : 'answers'}`);
+    }
+    facts.push(reachable.storage
+      ? `storage: ${storageName}, ${reachable.storage.problem ? `does not work (${reachable.storage.problem}); balancing on this process alone until it does` : 'answers; the round-robin cursor and deployment health are shared through it'}`
+      : 'storage: none (AzureWebJobsStorage is not set); the round-robin cursor is this process\'s own');
+    facts.push(`models: ${[...gateway.config.models.keys()].join(', ') || 'none'}`);
+    if (simulator && !options.env.PROXY_API_KEY?.trim()) facts.push(`proxy key: "${SIMULATOR_PROXY_KEY}" (PROXY_API_KEY is not set)`);
+    const problems = gateway.config.problems;
+    if (problems.length > 0) facts.push(`configuration problems: ${[...new Set(problems.map((p) => p.setting))].join(', ')} (GET /health says what is wrong)`);
+
+    return {
+      url,
+      gateway,
+      server,
+      simulator,
+      banner: [`Gateway listening on ${url.replace('127.0.0.1', 'localhost')}`, ...facts.map((f) => `  ${f}`)].join('\n'),
+      async close() {
+        await Promise.all([server.close().then(() => gateway.close()), simulator?.close(), azurite?.stop()]);
+      },
+      abandon() {
+        azurite?.child.kill('SIGKILL');
+      },
+    };
+  } catch (err) {
+    await simulator?.close();
+    await azurite?.stop();
+    throw err;
+  }
 }

@@ -1,7 +1,7 @@
-import { ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { AzuriteProcess, spawnAzurite } from '../../src/local/azurite';
 import { tmpdir } from 'node:os';
 
 /** Azurite's well-known development account (public, documented; not a secret). */
@@ -44,15 +44,9 @@ export async function startAzurite(options: { oauth?: { cert: Buffer; key: Buffe
     writeFileSync(path.join(dir, 'key.pem'), options.oauth.key);
     tlsArgs.push('--oauth', 'basic', '--cert', path.join(dir, 'cert.pem'), '--key', path.join(dir, 'key.pem'));
   }
-  const main = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist/src/table/main.js');
-  let child: ChildProcess | undefined;
-
+  let running: AzuriteProcess | undefined;
   const start = async () => {
-    child = spawn(process.execPath, [main, '--inMemoryPersistence', '--silent', '--skipApiVersionCheck', '--disableTelemetry', '--tableHost', '127.0.0.1', '--tablePort', String(port), ...tlsArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout!.on('data', (c) => (out += c));
-    child.stderr!.on('data', (c) => (out += c));
-    await waitForPort(port, 20_000, () => out);
+    running = await spawnAzurite({ host: '127.0.0.1', port }, tlsArgs);
   };
   await start();
   return {
@@ -60,30 +54,8 @@ export async function startAzurite(options: { oauth?: { cert: Buffer; key: Buffe
     tableServiceUri: `https://127.0.0.1:${port}/${ACCOUNT}`,
     connectionString: `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};TableEndpoint=http://127.0.0.1:${port}/${ACCOUNT};`,
     async stop() {
-      const c = child;
-      if (!c || c.exitCode !== null) return;
-      await new Promise<void>((resolve) => {
-        c.once('exit', () => resolve());
-        c.kill('SIGKILL');
-      });
+      await running?.stop('SIGKILL');
     },
     start,
   };
-}
-
-async function waitForPort(port: number, timeoutMs: number, output: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`Azurite did not start: ${output()}`);
 }

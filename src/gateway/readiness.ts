@@ -1,0 +1,94 @@
+/** @module Whether what the gateway depends on answers: each Azure OpenAI resource it forwards to, and the balancer's storage. */
+import { ConfigProblem, GatewayConfig } from '../config/config';
+
+export interface ResourceCheck {
+  /** The setting that names the resource (its address is never shown). */
+  readonly setting: string;
+  /** The models some of whose deployments live there. */
+  readonly models: readonly string[];
+  /** Why it does not answer; undefined when it does. */
+  readonly problem?: string;
+}
+
+export interface StorageCheck {
+  readonly setting: string;
+  readonly problem?: string;
+}
+
+export interface Reachability {
+  readonly upstream: readonly ResourceCheck[];
+  /** Unset when no storage is configured. */
+  readonly storage?: StorageCheck;
+}
+
+export interface ReadinessOptions {
+  readonly config: GatewayConfig;
+  /** Undefined when the resource answers, else why not. */
+  probeUpstream(endpoint: string): Promise<string | undefined>;
+  /** The same for the balancer's storage, when there is one. */
+  probeStorage?(): Promise<string | undefined>;
+  readonly now: () => number;
+  /** How long one check's result stands (default 30 s): /health is public, and must not become a way to make the gateway call out. */
+  readonly intervalMs?: number;
+}
+
+/**
+ * Checks that each Azure OpenAI resource answers and that the balancer's
+ * storage works, at most once per interval, however often asked: /health
+ * reports what does not, and the local host says it at start. Once one check
+ * has finished, a caller gets its result at once while a stale one is
+ * refreshed behind it, so /health never waits on a slow upstream.
+ */
+export class Readiness {
+  private startedAt = -Infinity;
+  private running?: Promise<Reachability>;
+  private settled?: Reachability;
+
+  constructor(private readonly options: ReadinessOptions) {}
+
+  check(): Promise<Reachability> {
+    const now = this.options.now();
+    if (now - this.startedAt >= (this.options.intervalMs ?? 30_000)) {
+      this.startedAt = now;
+      const running = this.run();
+      this.running = running;
+      void running.then((r) => (this.settled = r), () => {});
+    }
+    return this.settled !== undefined ? Promise.resolve(this.settled) : this.running!;
+  }
+
+  /** What does not answer, as problems named by setting, like configuration problems. */
+  async problems(): Promise<ConfigProblem[]> {
+    const { upstream, storage } = await this.check();
+    const problems: ConfigProblem[] = [];
+    for (const r of upstream) {
+      if (r.problem) problems.push({ setting: r.setting, message: `names an Azure OpenAI resource that does not answer (${r.problem}); requests for ${r.models.join(', ')} fail until it does.` });
+    }
+    if (storage?.problem) {
+      problems.push({ setting: storage.setting, message: `names the balancer's storage, which does not work (${storage.problem}); each instance balances on its own until it does.` });
+    }
+    return problems;
+  }
+
+  private async run(): Promise<Reachability> {
+    const { config } = this.options;
+    const byEndpoint = new Map<string, Set<string>>();
+    for (const [model, pool] of config.models) {
+      for (const d of pool) {
+        const models = byEndpoint.get(d.endpoint) ?? new Set<string>();
+        models.add(model);
+        byEndpoint.set(d.endpoint, models);
+      }
+    }
+    const [upstream, storageProblem] = await Promise.all([
+      Promise.all([...byEndpoint].map(async ([endpoint, models]) => ({
+        setting: endpoint === config.defaultResource?.endpoint ? config.defaultResource.setting : 'MODEL_DEPLOYMENTS',
+        models: [...models],
+        problem: await this.options.probeUpstream(endpoint),
+      }))),
+      this.options.probeStorage?.(),
+    ]);
+    const storage = config.balancerStorage && this.options.probeStorage ? { setting: config.balancerStorage.setting, problem: storageProblem } : undefined;
+    return { upstream, storage };
+  }
+}

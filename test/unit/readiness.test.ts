@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config';
+import { Readiness } from '../../src/gateway/readiness';
+
+const config = loadConfig({
+  PROXY_API_KEY: 'k',
+  AZURE_OPENAI_ENDPOINT: 'https://main.openai.azure.com',
+  AZURE_OPENAI_API_KEY: 'x',
+  MODEL_DEPLOYMENTS: JSON.stringify({ a: ['d1'], b: ['d2', { deployment: 'd3', endpoint: 'https://other.openai.azure.com', apiKey: 'y' }] }),
+  BALANCER_STORAGE_CONNECTION: 'UseDevelopmentStorage=true',
+});
+
+describe('readiness: what the gateway depends on, and whether it answers', () => {
+  it('names each resource by the setting that names it, with its models, and storage by its setting', async () => {
+    const readiness = new Readiness({
+      config,
+      probeUpstream: async (endpoint) => (endpoint.includes('other') ? 'no such host' : undefined),
+      probeStorage: async () => 'connection refused',
+      now: () => 0,
+    });
+    expect(await readiness.problems()).toEqual([
+      { setting: 'MODEL_DEPLOYMENTS', message: expect.stringMatching(/does not answer \(no such host\); requests for b fail/) },
+      { setting: 'BALANCER_STORAGE_CONNECTION', message: expect.stringContaining('does not work (connection refused)') },
+    ]);
+    const { upstream } = await readiness.check();
+    expect(upstream).toContainEqual({ setting: 'AZURE_OPENAI_ENDPOINT', models: ['a', 'b'], problem: undefined });
+  });
+
+  it('checks at most once per interval however often it is asked (/health is public), answering from the last check while the next runs', async () => {
+    let t = 0;
+    let probes = 0;
+    let answer: string | undefined = 'connection refused';
+    const waiting: (() => void)[] = [];
+    const readiness = new Readiness({
+      config,
+      probeUpstream: async () => {
+        probes++;
+        if (probes > 2) await new Promise<void>((r) => waiting.push(r));
+        return answer;
+      },
+      now: () => t,
+      intervalMs: 30_000,
+    });
+    await Promise.all([readiness.problems(), readiness.problems(), readiness.check()]);
+    t = 29_999;
+    expect(await readiness.problems()).toHaveLength(2);
+    expect(probes).toBe(2);
+    t = 30_000;
+    answer = undefined;
+    // The refresh is under way and slow: the last result comes back at once.
+    expect(await readiness.problems()).toHaveLength(2);
+    expect(probes).toBe(4);
+    for (const r of waiting) r();
+    await new Promise((r) => setImmediate(r));
+    expect(await readiness.problems()).toEqual([]);
+  });
+});
