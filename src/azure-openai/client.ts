@@ -1,6 +1,7 @@
 /** @module The HTTP client that carries requests to Azure OpenAI. */
 import http from 'node:http';
 import https from 'node:https';
+import { performance } from 'node:perf_hooks';
 import { ClientGone } from '../core/http';
 
 /**
@@ -20,6 +21,12 @@ export interface UpstreamCall {
   readonly gone: ClientGone;
   /** Fail with kind "timeout" when no response headers arrive within this time. */
   readonly headersTimeoutMs: number;
+  /**
+   * Once the headers are in, the body fails with kind "timeout" when no byte
+   * arrives for this long while the gateway is reading it (a reader that is
+   * held back by a slow client does not count).
+   */
+  readonly idleTimeoutMs: number;
 }
 
 export interface UpstreamReply {
@@ -30,7 +37,10 @@ export interface UpstreamReply {
 
 export type UpstreamFailureKind = 'timeout' | 'connect' | 'aborted';
 
-/** The upstream could not be reached or did not answer; nothing was received. */
+/**
+ * The upstream could not be reached, did not answer, or broke off; "aborted"
+ * is the client leaving, which says nothing about the upstream.
+ */
 export class UpstreamFailure extends Error {
   constructor(readonly kind: UpstreamFailureKind, options?: { cause?: unknown }) {
     super(`upstream ${kind}`, options);
@@ -111,6 +121,7 @@ export class NodeHttpUpstream implements UpstreamClient {
         // From here the caller owns the body; a client that leaves still cancels it.
         const stopLate = call.gone.on(() => response.destroy(new UpstreamFailure('aborted')));
         response.once('close', stopLate);
+        watchIdle(response, call.idleTimeoutMs);
         // Errors after this point surface through the body stream; keep the request quiet.
         request.removeAllListeners('error');
         request.on('error', () => {});
@@ -130,6 +141,31 @@ export class NodeHttpUpstream implements UpstreamClient {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
+}
+
+/**
+ * Destroys a response body with a "timeout" failure when no byte has arrived
+ * for `idleMs` while it was being read. Checked a few times per period against
+ * the socket's byte count, so a busy stream costs no timer work per chunk.
+ */
+function watchIdle(response: http.IncomingMessage, idleMs: number): void {
+  const socket = response.socket;
+  const step = Math.max(10, Math.floor(idleMs / 4));
+  let bytes = socket.bytesRead;
+  let quietSince = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    // Not being read (backpressure, or not yet handed on): the upstream is not to blame.
+    if (socket.bytesRead !== bytes || response.readableFlowing !== true || response.readableLength > 0) {
+      bytes = socket.bytesRead;
+      quietSince = now;
+    } else if (now - quietSince >= idleMs) {
+      clearInterval(timer);
+      response.destroy(new UpstreamFailure('timeout'));
+    }
+  }, step);
+  timer.unref();
+  response.once('close', () => clearInterval(timer));
 }
 
 function sum(parts: readonly Buffer[]): number {

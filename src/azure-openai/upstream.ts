@@ -32,6 +32,7 @@ export interface AzureOpenAIOptions {
   /** Credential failures repeat per request; one warning per interval is enough. */
   readonly credentialWarning: RateLimitedWarning;
   readonly headersTimeoutMs: number;
+  readonly idleTimeoutMs: number;
 }
 
 /** Longest the gateway waits for Azure's realtime handshake before trying the next deployment. */
@@ -44,8 +45,18 @@ export class AzureOpenAI {
     return this.options.client;
   }
 
-  /** Sends one request to one deployment and sorts its answer for the balancer. */
+  /**
+   * Sends one request to one deployment and sorts its answer for the balancer.
+   * Whatever went wrong after the client left is the client's leaving, never
+   * the deployment's failure: it throws "aborted" instead of asking to retry.
+   */
   async send<T>(d: Deployment, request: OperationRequest<T>): Promise<AttemptResult<T>> {
+    const result = await this.attempt(d, request);
+    if (result.kind === 'retry' && request.gone.happened) throw new UpstreamFailure('aborted');
+    return result;
+  }
+
+  private async attempt<T>(d: Deployment, request: OperationRequest<T>): Promise<AttemptResult<T>> {
     const auth = await this.authHeader(d);
     if (auth === undefined) return { kind: 'retry', reason: 'rejected' };
     let reply: UpstreamReply;
@@ -58,6 +69,7 @@ export class AzureOpenAI {
         body: request.body?.(d),
         gone: request.gone,
         headersTimeoutMs: this.options.headersTimeoutMs,
+        idleTimeoutMs: this.options.idleTimeoutMs,
       });
     } catch (err) {
       if (err instanceof UpstreamFailure && err.kind !== 'aborted') return { kind: 'retry', reason: err.kind };

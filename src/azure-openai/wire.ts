@@ -96,8 +96,8 @@ export async function classifyReply<T>(
     try {
       return { kind: 'done', value: await onSuccess(reply, deployment), ok: true };
     } catch (err) {
-      // The answer broke before any of it reached the client: the next deployment may serve.
-      if (err instanceof UpstreamFailure && err.kind === 'connect') return { kind: 'retry', reason: 'connect', status };
+      // The answer broke or stalled before any of it reached the client: the next deployment may serve.
+      if (err instanceof UpstreamFailure && err.kind !== 'aborted') return { kind: 'retry', reason: err.kind, status };
       throw err;
     }
   }

@@ -45,6 +45,7 @@ export interface GatewayConfig {
   readonly maxRequestBodyBytes: number;
   readonly maxAudioFileBytes: number;
   readonly upstreamHeadersTimeoutMs: number;
+  readonly upstreamIdleTimeoutMs: number;
   readonly failureCooldownMs: number;
   /** Where the shared cursor and health live; unset = in-process only. */
   readonly balancerStorage?: StorageTarget;
@@ -112,6 +113,8 @@ export function loadConfig(env: Env): GatewayConfig {
     maxRequestBodyBytes: positiveInt('MAX_REQUEST_BODY_BYTES', env, 20 * MiB, problem),
     maxAudioFileBytes: positiveInt('MAX_AUDIO_FILE_BYTES', env, 25 * MiB, problem),
     upstreamHeadersTimeoutMs: positiveInt('UPSTREAM_HEADERS_TIMEOUT_MS', env, 120_000, problem),
+    // As long as for headers: a reasoning model may think for a minute or more between streamed chunks.
+    upstreamIdleTimeoutMs: positiveInt('UPSTREAM_IDLE_TIMEOUT_MS', env, 120_000, problem),
     failureCooldownMs: positiveInt('UPSTREAM_FAILURE_COOLDOWN_MS', env, 10_000, problem),
     balancerStorage: storageTarget(env, problem),
     balancerTable: tableName(env.BALANCER_TABLE, problem),

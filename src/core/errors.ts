@@ -34,6 +34,11 @@ export class GatewayError extends Error {
     return jsonResponse(this.status, this.toBody(), { ...this.headers });
   }
 
+  /** The same error as the last event of a server-sent event stream already under way. */
+  toServerSentEvent(): string {
+    return `data: ${JSON.stringify(this.toBody())}\n\n`;
+  }
+
   /** The same answer as raw HTTP/1.1 bytes, for a socket no HTTP response object owns (an upgrade, a parse error). */
   toRawHttp(): string {
     return rawHttpResponse(this.status, { 'content-type': 'application/json', ...this.headers }, JSON.stringify(this.toBody()));
@@ -102,6 +107,11 @@ export const holderGone = (what: string) =>
 /** A follow-up names a model none of whose deployments can reach where the response is stored. */
 export const holderOutsideModel = (what: string, model: string, holderModels: readonly string[]) =>
   badRequest(`${what} is stored where model \`${model}\` cannot reach it. Continue it with ${holderModels.map((m) => `\`${m}\``).join(' or ')}.`, 'model', 'model_mismatch');
+
+/** The deployment broke off a response already under way: the client has part of it, and must retry. */
+export const upstreamBrokeOff = (stalled: boolean) => stalled
+  ? new GatewayError(504, 'The deployment stopped sending in the middle of the response, so it is incomplete. Retry the request.', 'server_error', 'upstream_timeout')
+  : new GatewayError(502, 'The connection to the deployment broke in the middle of the response, so it is incomplete. Retry the request.', 'server_error', 'upstream_error');
 
 /** The client left before its request was read: nobody will see this answer. */
 export const clientClosed = () =>

@@ -86,6 +86,7 @@ export class Gateway {
       ),
       credentialWarning: new RateLimitedWarning(this.logger, 60_000, this.now),
       headersTimeoutMs: deps.config.upstreamHeadersTimeoutMs,
+      idleTimeoutMs: deps.config.upstreamIdleTimeoutMs,
     });
     this.readiness = new Readiness({
       config: deps.config,

@@ -1,9 +1,9 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { OperationRequest } from '../azure-openai/upstream';
 import { Deployment } from '../azure-openai/deployment';
 import { RequestContext } from '../gateway/context';
-import { GatewayError, clientClosed } from '../core/errors';
+import { GatewayError, clientClosed, upstreamBrokeOff } from '../core/errors';
 import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse } from '../core/http';
 import { UpstreamFailure, UpstreamReply } from '../azure-openai/client';
@@ -30,8 +30,9 @@ export interface ForwardSpec {
 /**
  * Sends one request to the model's pool through the balancer: each deployment
  * at most once, failing over on 429, 5xx, timeouts and connection errors,
- * until one answers. The response is committed only once its headers are in,
- * so a stream fails over only before its first byte.
+ * until one answers. The response is committed only once the first byte of
+ * its body is ready, so an answer that stalls or breaks before then fails
+ * over like one that never came.
  */
 export async function forward(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, model: string, spec: ForwardSpec): Promise<GatewayResponse> {
   ctx.model = model;
@@ -52,7 +53,7 @@ export function operationRequest<T>(req: GatewayRequest, ctx: RequestContext, sp
     headers,
     body: spec.body,
     gone: req.gone,
-    onSuccess: spec.respond,
+    onSuccess: async (reply, deployment) => committed(await spec.respond(reply, deployment)),
     onClientError,
   };
 }
@@ -91,26 +92,82 @@ export async function passThrough(reply: UpstreamReply, ctx: RequestContext, usa
 
 const SMALL_RESPONSE = 256 * 1024;
 
-/** Reads a whole upstream body; a connection that breaks midway is an upstream failure, not the client's. */
+/** Reads a whole upstream body; one that breaks or stalls midway is the upstream's failure, unless the client left. */
 async function readUpstream(reply: UpstreamReply): Promise<Buffer> {
   try {
     // Only called when content-length is within the limit, so the limit cannot trip here.
     return await readBody(reply.body, SMALL_RESPONSE);
   } catch (err) {
-    throw new UpstreamFailure('connect', { cause: err });
+    throw failureOf(reply.body, err);
   }
 }
 
 /**
- * Pipes the upstream body through a transform, tearing both down if either
- * fails. Plain pipe() plus two listeners: pipeline() costs a few kilobytes
- * more per open stream.
+ * Why an upstream body failed: the failure it was destroyed with (a stall,
+ * the client leaving), else a broken connection.
  */
-export function through(reply: UpstreamReply, transform: Transform): Transform {
+function failureOf(body: Readable, err?: unknown): UpstreamFailure {
+  const reason = body.errored ?? err;
+  return reason instanceof UpstreamFailure ? reason : new UpstreamFailure('connect', { cause: reason });
+}
+
+/** Waits for a streamed body's first byte before the response is handed on; a failure before it is the upstream's. */
+async function committed(res: GatewayResponse): Promise<GatewayResponse> {
+  const body = res.body;
+  if (!(body instanceof Readable)) return res;
+  try {
+    await firstChunk(body);
+  } catch (err) {
+    body.destroy();
+    throw err instanceof UpstreamFailure ? err : failureOf(body, err);
+  }
+  return res;
+}
+
+/**
+ * Resolves once a stream has its first chunk buffered (unread) or has ended;
+ * rejects if it fails first. Waits on 'readable' without reading, so the
+ * stream stays undisturbed for the host (the Functions host refuses a body
+ * that was read from).
+ */
+function firstChunk(body: Readable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (err?: unknown) => {
+      body.off('readable', onReadable).off('close', onClose);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onReadable = () => settle();
+    const onClose = () => settle(failureOf(body));
+    // Kept for good: an error between here and the host's own listener must not go unheard.
+    body.on('error', (err) => settle(err));
+    body.on('readable', onReadable).once('close', onClose);
+  });
+}
+
+/**
+ * Pipes the upstream body through a transform. If the upstream breaks or
+ * stalls before the transform's first byte went out, the transform fails too
+ * (forward then tries the next deployment); after it, a stream that can say
+ * so (`endWith`) ends with an error the client sees, and any other is cut off.
+ * Plain pipe() plus listeners: pipeline() costs a few kilobytes more per open stream.
+ */
+export function through(reply: UpstreamReply, transform: Transform, endWith?: (error: GatewayError) => void): Transform {
   const upstream = reply.body;
-  upstream.once('error', (err) => transform.destroy(err));
-  // Node marks a cut-off response as aborted and may end it quietly: that end is an error here.
-  upstream.once('aborted', () => transform.destroy(new UpstreamFailure('connect')));
+  let broken = false;
+  const breakOff = (err?: unknown) => {
+    if (broken || transform.destroyed) return;
+    broken = true;
+    upstream.unpipe(transform);
+    const failure = failureOf(upstream, err);
+    // Once the transform has a first byte out, forward has committed the response to it.
+    const committed = transform.readableDidRead || transform.readableLength > 0;
+    if (endWith !== undefined && committed && failure.kind !== 'aborted') endWith(upstreamBrokeOff(failure.kind === 'timeout'));
+    else transform.destroy(failure);
+  };
+  upstream.once('error', breakOff);
+  // Node marks a cut-off response as aborted before it errors, and may end it quietly: that end is a failure here.
+  upstream.once('aborted', () => breakOff());
   transform.once('close', () => {
     if (!upstream.readableEnded) upstream.destroy();
   });

@@ -29,10 +29,14 @@ export function jsonOperation(operation: string): Handler {
       respond: (reply): GatewayResponse | Promise<GatewayResponse> => {
         const type = reply.headers['content-type'] ?? 'application/json';
         if (type.startsWith('text/event-stream')) {
+          const events = new AzureEventFilter((u) => (ctx.usage = u));
           return {
             status: reply.status,
             headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' },
-            body: through(reply, new AzureEventFilter((u) => (ctx.usage = u))),
+            body: through(reply, events, (error) => {
+              ctx.errorCode = error.code ?? error.type;
+              events.endWithEvent(error.toServerSentEvent());
+            }),
           };
         }
         return passThrough(reply, ctx);

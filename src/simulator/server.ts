@@ -21,7 +21,13 @@ export type Behaviour =
   /** Azure's content-filter 400. */
   | { mode: 'block' }
   /** Sends `afterEvents` stream events (or the headers of a JSON reply), then resets the connection. */
-  | { mode: 'reset'; afterEvents?: number };
+  | { mode: 'reset'; afterEvents?: number }
+  /**
+   * Sends the headers and `afterEvents` stream events (default 0; for a JSON
+   * reply, the first half of its body), then nothing for `forMs` (unset: until
+   * the client leaves), then the rest: a deployment that stalls mid-answer.
+   */
+  | { mode: 'stall'; afterEvents?: number; forMs?: number };
 
 export type BehaviourRule = Behaviour & {
   /** How many requests this applies to before the deployment is healthy again; unset = until changed. */
@@ -267,6 +273,9 @@ export class AzureOpenAISimulator {
       case 'reset':
         (call as { resetAfter?: number }).resetAfter = rule.afterEvents ?? 1;
         break;
+      case 'stall':
+        (call as { stall?: Stall }).stall = { afterEvents: rule.afterEvents ?? 0, forMs: rule.forMs };
+        break;
     }
     try {
       await handler(this, call, req, res);
@@ -344,7 +353,20 @@ export class AzureOpenAISimulator {
       setTimeout(() => res.destroy(), 20);
       return;
     }
+    const stall = (call as { stall?: Stall }).stall;
+    if (stall !== undefined) return void this.sendStalled(call, res, JSON.stringify(make(body)), stall);
     this.send(call, res, 200, make(body), { 'x-ratelimit-remaining-requests': '99' });
+  }
+
+  /** A whole JSON answer whose second half comes only after a stall (or never). */
+  private async sendStalled(call: SimCall, res: http.ServerResponse, text: string, stall: Stall): Promise<void> {
+    call.status = 200;
+    const bytes = Buffer.from(text);
+    const half = Math.floor(bytes.length / 2);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': bytes.length, 'apim-request-id': 'sim' });
+    res.write(bytes.subarray(0, half));
+    if (!(await stallFor(res, stall))) return;
+    res.end(bytes.subarray(half));
   }
 
   async answerJsonOrStream(call: SimCall, res: http.ServerResponse, whole: (b: Record<string, unknown>) => unknown, events: (b: Record<string, unknown>) => string[]): Promise<void> {
@@ -364,8 +386,10 @@ export class AzureOpenAISimulator {
     call.status = 200;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'apim-request-id': 'sim' });
     const resetAfter = (call as { resetAfter?: number }).resetAfter;
+    const stall = (call as { stall?: Stall }).stall;
     for (let i = 0; i < all.length; i++) {
       if (res.destroyed) return false;
+      if (stall !== undefined && i === stall.afterEvents && !(await stallFor(res, stall))) return false;
       if (resetAfter !== undefined && i === resetAfter) {
         // Let what was written reach the client first: the break comes mid-stream, not before it.
         await sleep(20);
@@ -454,6 +478,21 @@ export async function readAll(req: http.IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** Where a 'stall' rule stops a reply, and for how long (unset: until the client leaves). */
+interface Stall {
+  readonly afterEvents: number;
+  readonly forMs?: number;
+}
+
+/** Sends nothing for the stall's time; false when the client left meanwhile. */
+async function stallFor(res: http.ServerResponse, stall: Stall): Promise<boolean> {
+  // Flush what was written, so the stall comes after it rather than before.
+  res.flushHeaders();
+  const left = new Promise<void>((resolve) => res.once('close', () => resolve()));
+  await (stall.forMs === undefined ? left : Promise.race([left, sleep(stall.forMs)]));
+  return !res.destroyed;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -13,7 +13,7 @@ beforeAll(async () => {
       MAX_REQUEST_BODY_BYTES: '65536',
       // Each case starts with healthy deployments: failures here cool a deployment down for 1 ms only.
       UPSTREAM_FAILURE_COOLDOWN_MS: '1',
-      MODEL_DEPLOYMENTS: JSON.stringify({ 'gpt-4o-mini': ['chat-a', 'chat-b'], 'weird/../model?x=%2F': ['chat-a'] }),
+      MODEL_DEPLOYMENTS: JSON.stringify({ 'gpt-4o-mini': ['chat-a', 'chat-b'], 'weird/../model?x=%2F': ['chat-a'], solo: ['solo'] }),
     }),
   });
 });
@@ -130,6 +130,31 @@ describe('what Azure throws at the gateway', () => {
       // Let the last 50 ms cooldown pass before the next test.
       await new Promise((r) => setTimeout(r, 100));
     }
+  });
+});
+
+describe('a client that leaves never counts against a deployment', () => {
+  async function soloState(): Promise<{ state: string; recent: { succeeded: number; failed: Record<string, number> } }> {
+    const res = await fetch(`${h.url}/health/deployments`, { headers: auth });
+    return (await res.json()).data.find((d: { deployment: string }) => d.deployment === 'solo');
+  }
+
+  it('hanging up while the gateway reads a small JSON answer, or waits for a stream\'s first event, is the client\'s 499, and the deployment stays healthy', async () => {
+    const before = await soloState();
+    const closedLines = () => h.logger.entries().filter((l) => l.msg === 'request' && l.model === 'solo' && l.status === 499 && l.error === 'client_closed').length;
+    for (const stream of [false, true]) {
+      const closed = closedLines();
+      h.sim.setBehaviour('solo', { mode: 'stall', afterEvents: 1, forMs: 400, times: 1 });
+      const err = await fetch(`${h.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ ...hello, model: 'solo', stream }), signal: AbortSignal.timeout(150) }).then((r) => r.text()).catch((e) => e);
+      expect(err.name, `stream: ${stream}`).toBe('TimeoutError');
+      const call = h.sim.callsTo('solo').at(-1)!;
+      await eventually(() => call.aborted, 2000, 'the upstream call to be cancelled');
+      await eventually(() => closedLines() === closed + 1, 2000, 'the 499 log line');
+    }
+    const after = await soloState();
+    expect(after.state).toBe('healthy');
+    expect(after.recent.failed).toEqual(before.recent.failed);
+    expect((await chat({ ...hello, model: 'solo' })).status).toBe(200);
   });
 });
 
