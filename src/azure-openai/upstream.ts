@@ -84,7 +84,7 @@ export class AzureOpenAI {
    */
   async probe(endpoint: string, timeoutMs: number): Promise<string | undefined> {
     try {
-      const reply = await this.options.client.send({ origin: endpoint, path: '/', method: 'GET', headers: {}, gone: new ClientGone(), headersTimeoutMs: timeoutMs });
+      const reply = await this.options.client.send({ origin: endpoint, path: '/', method: 'GET', headers: {}, gone: new ClientGone(), headersTimeoutMs: timeoutMs, idleTimeoutMs: timeoutMs });
       reply.body.resume();
       return undefined;
     } catch (err) {
