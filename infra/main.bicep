@@ -27,6 +27,9 @@ param maximumInstanceCount int = 40
 @description('Client IP ranges (CIDR) allowed to call the gateway; empty allows everyone.')
 param allowedClientIpRanges array = []
 
+@description('Origins whose web pages may call the gateway, e.g. [\'https://app.example.com\']; empty (the default) allows no browser origin.')
+param corsAllowedOrigins array = []
+
 @description('Initial proxy keys (comma-separated) stored in Key Vault; empty leaves the secret to be set by hand.')
 @secure()
 param proxyApiKeys string = ''
@@ -102,6 +105,7 @@ module app 'modules/app.bicep' = {
     location: location
     maximumInstanceCount: maximumInstanceCount
     allowedClientIpRanges: allowedClientIpRanges
+    corsAllowedOrigins: corsAllowedOrigins
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
     storageName: storage.outputs.name

@@ -4,6 +4,8 @@ param appName string
 param location string
 param maximumInstanceCount int
 param allowedClientIpRanges array
+@description('Origins whose web pages may call the gateway (CORS); empty allows none.')
+param corsAllowedOrigins array
 param identityId string
 param identityClientId string
 param storageName string
@@ -67,6 +69,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       minTlsVersion: '1.2'
       ipSecurityRestrictions: clientRules
       ipSecurityRestrictionsDefaultAction: empty(allowedClientIpRanges) ? 'Allow' : 'Deny'
+      // The platform answers browsers' preflights and adds the CORS headers itself (the local host's CORS_ALLOWED_ORIGINS does the same locally).
+      cors: { allowedOrigins: corsAllowedOrigins, supportCredentials: false }
       appSettings: [for s in items(appSettings): { name: s.key, value: s.value }]
     }
   }

@@ -60,6 +60,8 @@ export interface GatewayConfig {
   readonly managedIdentityClientId?: string;
   /** True when some deployment has no key and needs an Entra ID token. */
   readonly needsIdentity: boolean;
+  /** Origins whose web pages may call the local host (CORS); empty = none. */
+  readonly corsAllowedOrigins: readonly string[];
   /** Empty when the configuration is usable. */
   readonly problems: readonly ConfigProblem[];
 }
@@ -123,6 +125,7 @@ export function loadConfig(env: Env): GatewayConfig {
     storageTimeoutMs: positiveInt('BALANCER_STORAGE_TIMEOUT_MS', env, 1000, problem),
     keyVault,
     webPubSub: webPubSubSettings(env, problem),
+    corsAllowedOrigins: corsOrigins(env.CORS_ALLOWED_ORIGINS, problem),
     managedIdentityClientId: nonEmpty(env.AZURE_CLIENT_ID),
     needsIdentity: keyVault !== undefined || all.some((d) => !d.apiKey) || nonEmpty(env.WEBPUBSUB_ENDPOINT) !== undefined,
     problems: Object.freeze(problems),
@@ -351,6 +354,29 @@ function webPubSubSettings(env: Env, problem: Report): WebPubSubSettings | undef
     return undefined;
   }
   return { mode: 'key', connectionString: conn, accessKey, hub };
+}
+
+/** "*", or origins such as https://app.example.com (scheme, host and port only: that is what a browser sends). */
+function corsOrigins(raw: string | undefined, problem: Report): string[] {
+  const origins: string[] = [];
+  for (const entry of splitKeys(raw)) {
+    if (entry === '*') {
+      origins.push(entry);
+      continue;
+    }
+    let url: URL | undefined;
+    try {
+      url = new URL(entry);
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || !/^https?:$/.test(url.protocol) || url.origin !== entry.replace(/\/$/, '').toLowerCase()) {
+      problem('CORS_ALLOWED_ORIGINS', `has "${entry}", which is not an origin; write it as a browser sends it, e.g. https://app.example.com or http://localhost:3000 (no path).`);
+      continue;
+    }
+    origins.push(url.origin);
+  }
+  return Object.freeze(origins) as string[];
 }
 
 function tableName(raw: string | undefined, problem: Report): string {

@@ -48,6 +48,7 @@ export const SETTINGS = [
   { name: 'WEBPUBSUB_EVENT_ISSUER', description: 'With WEBPUBSUB_ENDPOINT: the token issuer (default https://login.microsoftonline.com/<AZURE_TENANT_ID>/v2.0).', optional: true },
   { name: 'AZURE_TENANT_ID', description: 'The Entra ID tenant, for checking Web PubSub event tokens in identity mode.', optional: true },
   { name: 'PORT', description: 'Local host only (npm start): the port to listen on (default 7071).', optional: true },
+  { name: 'CORS_ALLOWED_ORIGINS', description: 'Local host only (npm start): comma-separated origins (https://app.example.com) whose web pages may call the gateway, or * for any; none by default. On Azure, the template\'s corsAllowedOrigins parameter sets the Function App\'s CORS instead.', optional: true },
   { name: 'HOST', description: 'Local host only (npm start): the address to listen on (default 127.0.0.1; 0.0.0.0 to accept other machines).', optional: true },
   { name: 'WEBPUBSUB_HUB', description: 'The Web PubSub hub realtime sessions use (default realtime).', optional: true },
 ] as const satisfies readonly SettingSpec[];

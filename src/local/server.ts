@@ -10,6 +10,7 @@ import { RequestContext } from '../gateway/context';
 import { Route } from '../gateway/route';
 import { Router } from './router';
 import { DirectRealtime } from '../realtime/direct';
+import { CorsPolicy } from './cors';
 
 /**
  * The host-less server: serves the same route table as the Functions app on
@@ -24,9 +25,11 @@ export class LocalServer {
   readonly server: http.Server;
   readonly realtime: DirectRealtime;
   private readonly router: Router;
+  private readonly cors: CorsPolicy;
 
   constructor(private readonly gateway: Gateway, routes: readonly Route[], options: LocalServerOptions = {}) {
     this.router = new Router(routes);
+    this.cors = new CorsPolicy(gateway.config.corsAllowedOrigins);
     this.server = http.createServer({ maxHeaderSize: options.maxHeaderSize ?? 16 * 1024 }, (req, res) => void this.onRequest(req, res));
     this.realtime = new DirectRealtime(gateway);
     this.server.on('upgrade', (req, socket, head) => {
@@ -84,6 +87,7 @@ export class LocalServer {
       gone,
     };
 
+    if (match !== undefined && CorsPolicy.isPreflight(request)) return this.write(req, res, this.cors.preflight(request, match.route.methods));
     let response: GatewayResponse;
     if (match === undefined) {
       response = this.refuse(notFound(`Unknown request URL: ${request.method} ${path}. Check the path (the base URL should end in /v1).`, 'unknown_url'));
@@ -92,6 +96,7 @@ export class LocalServer {
     } else {
       response = await serve(match.route, request, this.gateway);
     }
+    this.cors.decorate(request, response);
     this.write(req, res, response);
   }
 

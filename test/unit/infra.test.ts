@@ -106,6 +106,12 @@ describe('the deployment template', () => {
     expect(read('infra/modules/webpubsub.bicep')).toMatch(/userEventPattern: '\*'/);
   });
 
+  it('lets browsers in only from the origins the corsAllowedOrigins parameter names, none by default', () => {
+    expect(read('infra/main.bicep')).toMatch(/^param corsAllowedOrigins array = \[\]$/m);
+    expect(read('infra/main.bicep')).toMatch(/corsAllowedOrigins: corsAllowedOrigins/);
+    expect(read('infra/modules/app.bicep')).toMatch(/cors: \{ allowedOrigins: corsAllowedOrigins, supportCredentials: false \}/);
+  });
+
   it('every module main.bicep names exists', () => {
     for (const m of read('infra/main.bicep').matchAll(/module \w+ '([^']+)'/g)) {
       expect(bicepFiles).toContain(`infra/${m[1]}`);
