@@ -34,7 +34,7 @@ export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): G
 
   let shared: Partial<GatewayDeps> = {};
   if (overrides.cursor === undefined && config.balancerStorage !== undefined) {
-    const health = overrides.health ?? new HealthView(now);
+    const health = overrides.health ?? new HealthView(now, config.maxCooldownMs);
     const stats = overrides.stats ?? new DeploymentStats(now);
     const state = sharedState(config, config.balancerStorage, health, stats, logger, now, identity, overrides.serviceTls);
     shared = { cursor: state, publisher: state, sharedView: state, health, stats, probeStorage: () => state.probe() };

@@ -79,8 +79,9 @@ export function retryAfterMs(headers: IncomingHttpHeaders, now: number = Date.no
 const ERROR_BODY_LIMIT = 64 * 1024;
 
 /**
- * Sorts an upstream answer: 2xx is the answer; 429, 5xx and a deployment that
- * refuses the gateway itself (401/403/404, redirects) mean "try the next one";
+ * Sorts an upstream answer: 2xx is the answer; 429, 5xx, a deployment that
+ * refuses the gateway itself (401/403, redirects) and a 404 (no such
+ * deployment, or no such operation there) mean "try the next one";
  * any other 4xx is the client's to fix and is returned in OpenAI's shape. On
  * the resource's stored objects, a 404 is the answer: that id is not there.
  */
@@ -109,7 +110,13 @@ export async function classifyReply<T>(
     reply.body.resume();
     return { kind: 'retry', reason: '5xx', status };
   }
-  if (status < 400 || status === 401 || status === 403 || (status === 404 && !notFoundAnswers)) {
+  if (status === 404 && !notFoundAnswers) {
+    // Azure's word for a deployment it does not have; any other 404 is a path (an operation, an
+    // api-version) this deployment's resource does not serve, which says nothing of its other operations.
+    const error = parseErrorBody(await readBody(reply.body, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0)));
+    return error?.code === 'DeploymentNotFound' ? { kind: 'retry', reason: 'missing', status } : { kind: 'retry', reason: 'unsupported', status, scoped: true };
+  }
+  if (status < 400 || status === 401 || status === 403) {
     reply.body.resume();
     return { kind: 'retry', reason: 'rejected', status };
   }

@@ -1,6 +1,6 @@
 /** @module Round-robin over a pool with failover, by priority group: which member serves, and what happens when it cannot. */
 import { GatewayError, rateLimited, unavailable, upstreamFailed, upstreamTimeout } from '../core/errors';
-import { Cooldown, HealthView, SkipReason } from './cooldowns';
+import { Cooldown, HealthView, SkipReason, scopedKey } from './cooldowns';
 import { PriorityGroup, priorityGroups } from './groups';
 import { affinityScore, hashKey } from './affinity';
 import { DeploymentStats } from './stats';
@@ -59,13 +59,25 @@ export interface DispatchHint {
    * (weighted rendezvous hashing), instead of taking the rotation's turn.
    */
   readonly affinityKey?: string;
+  /**
+   * The part of a deployment this request needs (its operation): a cooldown
+   * an attempt scoped to it holds for that part only, and skips it here.
+   */
+  readonly scope?: string;
 }
 
 export type AttemptResult<T> =
   /** This deployment's answer is the answer (success, or an error that retrying cannot fix). */
   | { readonly kind: 'done'; readonly value: T; readonly ok: boolean }
   /** This deployment cannot serve now; try the next one. */
-  | { readonly kind: 'retry'; readonly reason: SkipReason; readonly retryAfterMs?: number; readonly status?: number };
+  | {
+      readonly kind: 'retry';
+      readonly reason: SkipReason;
+      readonly retryAfterMs?: number;
+      readonly status?: number;
+      /** Only the request's scope of the deployment failed (one operation), not the whole deployment. */
+      readonly scoped?: boolean;
+    };
 
 export interface BalancerOptions {
   readonly cursor: CursorSource;
@@ -107,12 +119,13 @@ export class Balancer {
     this.options.publisher?.refresh?.();
     const groups = this.groupsOf(pool);
     const keyHash = hint?.affinityKey === undefined ? undefined : hashKey(hint.affinityKey);
+    const scope = hint?.scope;
     for (let g = 0; g < groups.length; g++) {
       const group = groups[g];
       const spilled = g > 0 ? true : undefined;
-      if (!this.anyAvailable(group)) {
+      if (!this.anyAvailable(group, scope)) {
         // A wholly cooling group spends no turn of its rotation.
-        for (const d of group.members) tries.push({ deployment: d.label, outcome: 'cooling', reason: this.options.health.get(d.id)?.reason, priority: group.priority, spilled });
+        for (const d of group.members) tries.push({ deployment: d.label, outcome: 'cooling', reason: this.cooldownOf(d, scope)?.reason, priority: group.priority, spilled });
         continue;
       }
       let order: readonly D[];
@@ -123,7 +136,7 @@ export class Balancer {
         order = affinityOrder(group, keyHash);
       }
       for (const deployment of order) {
-        const cooling = this.options.health.get(deployment.id);
+        const cooling = this.cooldownOf(deployment, scope);
         if (cooling !== undefined) {
           tries.push({ deployment: deployment.label, outcome: 'cooling', reason: cooling.reason, priority: group.priority, spilled });
           continue;
@@ -136,14 +149,19 @@ export class Balancer {
         }
         tries.push({ deployment: deployment.label, outcome: result.reason, status: result.status, priority: group.priority, spilled });
         this.options.stats?.record(deployment.id, result.reason);
-        this.coolDown(deployment, result.reason, result.retryAfterMs);
+        this.coolDown(result.scoped && scope !== undefined ? scopedKey(deployment.id, scope) : deployment.id, result.reason, result.retryAfterMs);
       }
     }
-    throw this.exhausted(pool, tries);
+    throw this.exhausted(pool, tries, scope);
   }
 
-  private anyAvailable(group: PriorityGroup<PoolMember>): boolean {
-    for (const d of group.members) if (this.options.health.get(d.id) === undefined) return true;
+  /** The cooldown that keeps a request of this scope off a deployment: the deployment's own, or its scope's. */
+  private cooldownOf(d: PoolMember, scope: string | undefined): Cooldown | undefined {
+    return this.options.health.get(d.id) ?? (scope === undefined ? undefined : this.options.health.get(scopedKey(d.id, scope)));
+  }
+
+  private anyAvailable(group: PriorityGroup<PoolMember>, scope: string | undefined): boolean {
+    for (const d of group.members) if (this.cooldownOf(d, scope) === undefined) return true;
     return false;
   }
 
@@ -172,20 +190,21 @@ export class Balancer {
       return result.value;
     }
     tries.push({ deployment: member.label, outcome: result.reason, status: result.status, priority: member.priority });
-    this.coolDown(member, result.reason, result.retryAfterMs);
+    this.coolDown(member.id, result.reason, result.retryAfterMs);
     throw unavailable(this.soonestRecovery([member]), result.reason);
   }
 
-  private coolDown(deployment: PoolMember, reason: SkipReason, retryAfterMs: number | undefined): void {
+  /** Cools a deployment, or one scopedKey of it. */
+  private coolDown(key: string, reason: SkipReason, retryAfterMs: number | undefined): void {
     const ms = retryAfterMs ?? this.options.failureCooldownMs;
-    const cooldown: Cooldown = { until: this.now() + ms, reason };
-    if (this.options.health.set(deployment.id, cooldown)) this.options.publisher?.publish(deployment.id, cooldown);
+    const recorded = this.options.health.set(key, { until: this.now() + ms, reason });
+    if (recorded) this.options.publisher?.publish(key, recorded);
   }
 
   /** The error for a request no deployment could serve, shaped by why they could not. */
-  private exhausted(pool: readonly PoolMember[], tries: readonly TryRecord[]): GatewayError {
+  private exhausted(pool: readonly PoolMember[], tries: readonly TryRecord[], scope?: string): GatewayError {
     const reasons = tries.map((t) => (t.outcome === 'cooling' ? t.reason : t.outcome));
-    const soonest = this.soonestRecovery(pool);
+    const soonest = this.soonestRecovery(pool, scope);
     if (reasons.includes('429')) return rateLimited(soonest);
     const attempted = tries.filter((t) => t.outcome !== 'cooling');
     if (attempted.length === 0) {
@@ -197,11 +216,11 @@ export class Balancer {
     return upstreamFailed('No deployment of this model could serve the request. Retry it; if it keeps failing, the gateway operator should check /health/deployments.');
   }
 
-  private soonestRecovery(pool: readonly PoolMember[]): number {
+  private soonestRecovery(pool: readonly PoolMember[], scope?: string): number {
     const now = this.now();
     let soonest = Infinity;
     for (const d of pool) {
-      const c = this.options.health.get(d.id);
+      const c = this.cooldownOf(d, scope);
       if (c !== undefined) soonest = Math.min(soonest, c.until);
     }
     const ms = soonest === Infinity ? 1000 : soonest - now;

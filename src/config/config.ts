@@ -1,6 +1,7 @@
 /** @module Settings parsed and validated once, at start, into a frozen configuration. */
 import { DEFAULT_API_VERSION, Deployment, DeploymentDefaults, DeploymentOverrides, labelled, makeDeployment } from '../azure-openai/deployment';
 import { Env, SettingName } from './settings';
+import { MAX_COOLDOWN_MS } from '../balancer/cooldowns';
 import { KeyEntry, parseNamedKeys } from '../keys/parse';
 
 /** A storage account reached by connection string, or by URI with the managed identity. */
@@ -47,6 +48,8 @@ export interface GatewayConfig {
   readonly upstreamHeadersTimeoutMs: number;
   readonly upstreamIdleTimeoutMs: number;
   readonly failureCooldownMs: number;
+  /** No cooldown lasts longer, whatever retry-after Azure sent. */
+  readonly maxCooldownMs: number;
   /** Where the shared cursor and health live; unset = in-process only. */
   readonly balancerStorage?: StorageTarget;
   readonly balancerTable: string;
@@ -118,6 +121,7 @@ export function loadConfig(env: Env): GatewayConfig {
     // As long as for headers: a reasoning model may think for a minute or more between streamed chunks.
     upstreamIdleTimeoutMs: positiveInt('UPSTREAM_IDLE_TIMEOUT_MS', env, 120_000, problem),
     failureCooldownMs: positiveInt('UPSTREAM_FAILURE_COOLDOWN_MS', env, 10_000, problem),
+    maxCooldownMs: positiveInt('UPSTREAM_MAX_RETRY_AFTER_MS', env, MAX_COOLDOWN_MS, problem),
     balancerStorage: storageTarget(env, problem),
     balancerTable: tableName(env.BALANCER_TABLE, problem),
     balancerBlockSize: positiveInt('BALANCER_BLOCK_SIZE', env, 16, problem),

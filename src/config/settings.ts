@@ -25,6 +25,7 @@ export const SETTINGS = [
   { name: 'MAX_AUDIO_FILE_BYTES', description: 'Largest audio upload accepted (default 25 MiB).', optional: true },
   { name: 'UPSTREAM_HEADERS_TIMEOUT_MS', description: 'How long to wait for an upstream deployment to send response headers before failing over (default 120000).', optional: true },
   { name: 'UPSTREAM_IDLE_TIMEOUT_MS', description: 'Once a deployment has sent its headers, how long the gateway waits for its next byte: before the client has seen any, it fails over; after, it ends the response with an error (default 120000).', optional: true },
+  { name: 'UPSTREAM_MAX_RETRY_AFTER_MS', description: 'The longest a deployment is skipped, whatever retry-after Azure sends (default 300000).', optional: true },
   { name: 'UPSTREAM_FAILURE_COOLDOWN_MS', description: 'How long a deployment that failed with 5xx, a timeout or a connection error is skipped (default 10000).', optional: true },
   { name: 'AzureWebJobsStorage', description: 'The Functions storage account; also holds the balancer table unless BALANCER_STORAGE_CONNECTION is set.', secret: true, optional: true },
   { name: 'AzureWebJobsStorage__accountName', description: 'Identity-based form of AzureWebJobsStorage: the storage account name.', optional: true },

@@ -96,7 +96,7 @@ export class Gateway {
     });
     this.balancer = new Balancer({
       cursor: deps.cursor ?? new LocalCursor(),
-      health: deps.health ?? new HealthView(this.now),
+      health: deps.health ?? new HealthView(this.now, deps.config.maxCooldownMs),
       publisher: deps.publisher,
       stats: this.stats,
       now: this.now,

@@ -38,7 +38,9 @@ export async function forward(req: GatewayRequest, gateway: Gateway, ctx: Reques
   ctx.model = model;
   const pool = gateway.pool(model, ctx.key);
   const request = operationRequest(req, ctx, spec, (error) => ctx.fail(error));
-  const hint = spec.affinityKey !== undefined && gateway.config.promptCacheAffinity.has(model) ? { affinityKey: spec.affinityKey } : undefined;
+  const affinityKey = spec.affinityKey !== undefined && gateway.config.promptCacheAffinity.has(model) ? spec.affinityKey : undefined;
+  // An operation a deployment does not serve cools that operation there, not the deployment.
+  const hint = { affinityKey, scope: spec.operation };
   return whileClientStays(gateway.balancer.dispatch(model, pool, (d) => gateway.azure.send(d, request), ctx.tries, hint));
 }
 

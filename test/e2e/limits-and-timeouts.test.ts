@@ -8,12 +8,14 @@ const IDLE_MS = 300;
 const suite = harnessForFile({
   env: () => ({
     UPSTREAM_IDLE_TIMEOUT_MS: String(IDLE_MS),
+    UPSTREAM_MAX_RETRY_AFTER_MS: '1500',
     MODEL_DEPLOYMENTS: JSON.stringify({
       'stall-json': ['stall-json-a', 'stall-json-b'],
       'stall-sse': ['stall-sse-a', 'stall-sse-b'],
       'stall-late': ['stall-late'],
       'stall-big': ['stall-big'],
       'slow-reader': ['slow-reader'],
+      'far-retry': ['far-retry'],
     }),
   }),
 });
@@ -98,5 +100,20 @@ describe('an upstream that stalls after its headers (UPSTREAM_IDLE_TIMEOUT_MS)',
     await new Promise((r) => res.once('end', r));
     expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
     expect(text).not.toContain('"error"');
+  });
+});
+
+describe('a retry-after years away (UPSTREAM_MAX_RETRY_AFTER_MS)', () => {
+  it('cools the deployment for the cap at most: the client is told so, and the deployment serves again after it', async () => {
+    suite.h.sim.setBehaviour('far-retry', { mode: 'throttle', retryAfterSeconds: 5 * 365 * 24 * 3600, times: 1 });
+    const throttled = await fetch(`${suite.h.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify(hello('far-retry')) });
+    expect(throttled.status).toBe(429);
+    expect(Number(throttled.headers.get('retry-after'))).toBeLessThanOrEqual(2);
+    const state = await deploymentState('far-retry');
+    expect(state.state).toBe('cooling');
+    expect(Date.parse((state as unknown as { cooling_until: string }).cooling_until) - Date.now()).toBeLessThanOrEqual(1500);
+    await new Promise((r) => setTimeout(r, 1600));
+    const served = await fetch(`${suite.h.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify(hello('far-retry')) });
+    expect(served.status).toBe(200);
   });
 });

@@ -4,24 +4,31 @@ import { PROXY_KEY } from '../support/harness';
 import { OwnUpstream, startOwnUpstream } from '../support/own-upstream';
 import { harnessForFile } from '../support/suite';
 
-/** What the test's own upstream does for each deployment name. */
-const answers = new Map<string, (res: http.ServerResponse, body: Buffer) => void | Promise<void>>();
+/** What the test's own upstream does for each deployment name; a name it does not know is Azure's DeploymentNotFound. */
+const answers = new Map<string, (res: http.ServerResponse, body: Buffer, operation: string) => void | Promise<void>>();
 let upstream: OwnUpstream;
+
+/** What Azure answers for a path it does not serve (an operation a resource or api-version lacks). */
+const resourceNotFound = (res: http.ServerResponse) => res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"404","message":"Resource not found"}}');
+const chatAnswer = (res: http.ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'chatcmpl-1', object: 'chat.completion', created: 1, model: 'gpt-4o', choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'served' } }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }));
+const completionAnswer = (res: http.ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'cmpl-1', object: 'text_completion', created: 1, model: 'gpt-35-turbo-instruct', choices: [{ index: 0, finish_reason: 'stop', text: 'served', logprobs: null }] }));
 
 beforeAll(async () => {
   upstream = await startOwnUpstream((req, res, body) => {
-    const deployment = decodeURIComponent(/^\/openai\/deployments\/([^/]+)\//.exec(req.url ?? '')?.[1] ?? '');
-    const answer = answers.get(deployment);
-    if (answer) return answer(res, body);
-    res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}}');
+    const [, deployment = '', operation = ''] = /^\/openai\/deployments\/([^/]+)\/([^?]+)/.exec(req.url ?? '') ?? [];
+    const answer = answers.get(decodeURIComponent(deployment));
+    if (answer) return answer(res, body, operation);
+    res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again."}}');
   });
+  answers.set('chat-only', (res, _body, operation) => (operation === 'chat/completions' ? chatAnswer(res) : resourceNotFound(res)));
+  answers.set('both', (res, _body, operation) => (operation === 'chat/completions' ? chatAnswer(res) : completionAnswer(res)));
 });
 afterAll(async () => upstream.close());
 
 const suite = harnessForFile({
   env: () => ({
     AZURE_OPENAI_ENDPOINT: upstream.url,
-    MODEL_DEPLOYMENTS: JSON.stringify({ 'huge-event': ['huge-event'] }),
+    MODEL_DEPLOYMENTS: JSON.stringify({ 'huge-event': ['huge-event'], mixed: ['chat-only', 'both'], 'half-missing': ['not-there', 'both'] }),
   }),
 });
 const auth = { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' };
@@ -63,5 +70,37 @@ describe('a stream whose event never ends', () => {
     // The quadratic scan took minutes for this and held the event loop throughout.
     expect(performance.now() - started).toBeLessThan(10_000);
     expect(slowestHealth).toBeLessThan(1000);
+  });
+});
+
+async function deployments(): Promise<Record<string, unknown>[]> {
+  const res = await fetch(`${suite.h.url}/health/deployments`, { headers: auth });
+  return (await res.json()).data;
+}
+
+describe('a cooldown belongs to what failed', () => {
+  it('a 404 for one operation cools that operation on that deployment, and the deployment keeps serving the others', async () => {
+    const requestsTo = (deployment: string, operation: string) => upstream.requests.filter((r) => r.path.startsWith(`/openai/deployments/${deployment}/${operation}?`)).length;
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${suite.h.url}/v1/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ model: 'mixed', prompt: 'hi' }) });
+      expect(res.status).toBe(200);
+      expect((await res.json()).choices[0].text).toBe('served');
+    }
+    expect(requestsTo('chat-only', 'completions')).toBe(1);
+    for (let i = 0; i < 4; i++) expect((await chat('mixed')).status).toBe(200);
+    // The round-robin still gives chat-only its turns at chat.
+    expect(requestsTo('chat-only', 'chat/completions')).toBe(2);
+    const chatOnly = (await deployments()).find((d) => d.deployment === 'chat-only')!;
+    expect(chatOnly).toMatchObject({ model: 'mixed', state: 'healthy', unavailable_operations: [{ operation: 'completions', reason: 'unsupported' }] });
+  });
+
+  it('a deployment Azure says does not exist is shown on /health/deployments as a configuration problem, and the request is served by another', async () => {
+    const res = await chat('half-missing');
+    expect(res.status).toBe(200);
+    const res2 = await chat('half-missing');
+    expect(res2.status).toBe(200);
+    const missing = (await deployments()).find((d) => d.deployment === 'not-there')!;
+    expect(missing).toMatchObject({ model: 'half-missing', state: 'misconfigured', reason: 'missing', recent: { failed: { missing: 1 } } });
+    expect(missing.problem).toMatch(/does not exist.*MODEL_DEPLOYMENTS/);
   });
 });

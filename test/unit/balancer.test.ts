@@ -18,6 +18,29 @@ function balancer(now: () => number = () => 1_000_000) {
 type Answer = AttemptResult<string>;
 const ok = (d: Deployment): Answer => ({ kind: 'done', value: d.deployment, ok: true });
 
+describe('cooldowns', () => {
+  it('a scoped failure cools that scope of the deployment only', async () => {
+    const p = pool(['a', 'b']);
+    const b = balancer();
+    const seen: string[] = [];
+    const attempt = (scope: string) => async (d: Deployment): Promise<Answer> => {
+      seen.push(`${d.deployment} ${scope}`);
+      return d.deployment === 'a' && scope === 'completions' ? { kind: 'retry', reason: 'unsupported', status: 404, scoped: true } : ok(d);
+    };
+    await b.dispatch('m', p, attempt('completions'), [], { scope: 'completions' });
+    for (let i = 0; i < 2; i++) await b.dispatch('m', p, attempt('completions'), [], { scope: 'completions' });
+    for (let i = 0; i < 2; i++) await b.dispatch('m', p, attempt('chat/completions'), [], { scope: 'chat/completions' });
+    expect(seen.filter((s) => s === 'a completions')).toHaveLength(1);
+    expect(seen.filter((s) => s === 'a chat/completions')).toHaveLength(1);
+  });
+
+  it('no cooldown outlasts the cap, whatever retry-after said or another instance published', () => {
+    const health = new HealthView(() => 1_000_000, 300_000);
+    expect(health.set('d', { until: Date.parse('2030-01-01'), reason: '429' })?.until).toBe(1_300_000);
+    expect(health.get('d')?.until).toBe(1_300_000);
+  });
+});
+
 describe('the balancer', () => {
   it('rotates through a pool, a weight-2 deployment taking twice the share, spread within the rotation', () => {
     const s = weightedSchedule(pool([{ deployment: 'big', weight: 2 }, 'a', 'b']));
