@@ -37,7 +37,7 @@ export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): G
     const health = overrides.health ?? new HealthView(now, config.maxCooldownMs);
     const stats = overrides.stats ?? new DeploymentStats(now);
     const state = sharedState(config, config.balancerStorage, health, stats, logger, now, identity, overrides.serviceTls);
-    shared = { cursor: state, publisher: state, sharedView: state, health, stats, probeStorage: () => state.probe() };
+    shared = { cursor: state, publisher: state, sharedView: state, sharedHolders: state, health, stats, probeStorage: () => state.probe() };
   }
   let secrets = overrides.secrets;
   if (secrets === undefined && config.keyVault !== undefined) {

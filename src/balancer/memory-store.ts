@@ -13,8 +13,9 @@ export class MemoryBalancerStore implements BalancerStore {
   private readonly cursors = new Map<string, number>();
   private readonly cooldowns = new Map<string, Cooldown>();
   private readonly stats = new Map<string, Buckets>();
+  private readonly holders = new Map<string, string>();
   /** Calls served, by kind: what a test reads to see how often instances went to the store. */
-  readonly calls = { reserve: 0, publishCooldown: 0, readCooldowns: 0, writeStats: 0, readStats: 0 };
+  readonly calls = { reserve: 0, publishCooldown: 0, readCooldowns: 0, writeStats: 0, readStats: 0, writeHolder: 0, readHolder: 0 };
 
   async reserve(poolKey: string, size: number, signal: AbortSignal): Promise<Reservation> {
     this.enter('reserve', signal);
@@ -48,6 +49,16 @@ export class MemoryBalancerStore implements BalancerStore {
       result.set(deploymentId, [...(result.get(deploymentId) ?? []), structuredClone(buckets)]);
     }
     return result;
+  }
+
+  async writeHolder(objectId: string, memberId: string, signal: AbortSignal): Promise<void> {
+    this.enter('writeHolder', signal);
+    this.holders.set(objectId, memberId);
+  }
+
+  async readHolder(objectId: string, signal: AbortSignal): Promise<string | undefined> {
+    this.enter('readHolder', signal);
+    return this.holders.get(objectId);
   }
 
   /** Where a pool's cursor stands: the next position a reservation would start at. */

@@ -5,6 +5,7 @@ import { CursorSource, HealthPublisher } from './balancer';
 import { Cooldown, HealthView } from './cooldowns';
 import { Logger, RateLimitedWarning, describeError, whyUnreachable } from '../core/log';
 import { BalancerStore } from './store';
+import { SharedHolders } from './holders';
 
 export interface SharedStateOptions {
   readonly store: BalancerStore;
@@ -91,7 +92,7 @@ export interface SharedStats {
  * When storage is down or slow, requests keep flowing on this instance's own
  * rotation, with one warning, and sharing resumes when storage answers again.
  */
-export class SharedBalancerState implements CursorSource, HealthPublisher, SharedView {
+export class SharedBalancerState implements CursorSource, HealthPublisher, SharedView, SharedHolders {
   readonly stats: SharedStats = { reservations: 0, conflicts: 0, fallbacks: 0, storageMs: 0 };
   readonly instanceId = randomUUID().slice(0, 8);
   private lastStatsFlush = -Infinity;
@@ -121,6 +122,17 @@ export class SharedBalancerState implements CursorSource, HealthPublisher, Share
   publish(deploymentId: string, cooldown: Cooldown): void {
     if (this.offline()) return;
     void this.call((signal) => this.options.store.publishCooldown(deploymentId, cooldown, signal)).catch(() => {});
+  }
+
+  /** Skipped while storage is out: the instance then remembers holders alone. */
+  recordHolder(objectId: string, memberId: string): Promise<void> {
+    if (this.offline()) return Promise.resolve();
+    return this.call((signal) => this.options.store.writeHolder(objectId, memberId, signal));
+  }
+
+  findHolder(objectId: string): Promise<string | undefined> {
+    if (this.offline()) return Promise.resolve(undefined);
+    return this.call((signal) => this.options.store.readHolder(objectId, signal));
   }
 
   private async slowNext(poolKey: string, pool: PoolState): Promise<number> {

@@ -24,6 +24,10 @@ export interface BalancerStore {
   writeStats(instanceId: string, stats: Map<string, Buckets>, signal: AbortSignal): Promise<void>;
   /** Every instance's recent counts, per deployment. */
   readStats(signal: AbortSignal): Promise<Map<string, Buckets[]>>;
+  /** Records which member holds a stored object (a response): one write. */
+  writeHolder(objectId: string, memberId: string, signal: AbortSignal): Promise<void>;
+  /** The member that holds a stored object, if one was recorded. */
+  readHolder(objectId: string, signal: AbortSignal): Promise<string | undefined>;
   /** The store could not be reached: forget what was assumed about it (a table that may need creating again). */
   forget(): void;
 }

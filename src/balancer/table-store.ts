@@ -6,6 +6,8 @@ import { BalancerStore, Reservation } from './store';
 const CURSOR = 'cursor';
 const HEALTH = 'health';
 const STATS = 'stats';
+/** The row of a stored object's holder, in a partition of its own (the object's id): lookups are point reads, and writes spread. */
+const HOLDER = 'holder';
 const MAX_RACES = 16;
 
 interface CursorEntity {
@@ -24,8 +26,9 @@ interface HealthEntity {
 /**
  * The balancer's shared state in one Azure Table: a cursor entity per model
  * pool (partition "cursor"), a cooldown entity per deployment (partition
- * "health") and each instance's recent counts (partition "stats"). Cursor
- * moves use optimistic concurrency on the entity's ETag.
+ * "health"), each instance's recent counts (partition "stats") and, per
+ * stored response, the deployment that holds it (partition: the response's
+ * id, row "holder"). Cursor moves use optimistic concurrency on the ETag.
  */
 export class TableBalancerStore implements BalancerStore {
   private tableReady?: Promise<void>;
@@ -96,6 +99,22 @@ export class TableBalancerStore implements BalancerStore {
       }
     }
     return result;
+  }
+
+  async writeHolder(objectId: string, memberId: string, signal: AbortSignal): Promise<void> {
+    await this.ensureTable(signal);
+    await this.table.upsertEntity({ partitionKey: objectId, rowKey: HOLDER, member: memberId }, 'Replace', { abortSignal: signal });
+  }
+
+  async readHolder(objectId: string, signal: AbortSignal): Promise<string | undefined> {
+    await this.ensureTable(signal);
+    try {
+      const e = await this.table.getEntity<{ member: string }>(objectId, HOLDER, { abortSignal: signal });
+      return typeof e.member === 'string' ? e.member : undefined;
+    } catch (err) {
+      if (isStatus(err, 404)) return undefined;
+      throw err;
+    }
   }
 
   private async readCursor(rowKey: string, signal: AbortSignal): Promise<{ next: number; etag: string } | undefined> {

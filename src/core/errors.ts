@@ -100,6 +100,10 @@ export const holderUnavailable = (what: string, retryAfterSeconds: number, throt
     : new GatewayError(503, `${where} recovering from errors right now; ${advice}`, 'server_error', 'service_unavailable', null, headers);
 };
 
+/** A stored object held where the request's key may not go: the same answer as one that does not exist. */
+export const storedNotFound = (what: string) =>
+  notFound(`${what} does not exist or you do not have access to it.`);
+
 /** The deployment that stored it has left the gateway's configuration. */
 export const holderGone = (what: string) =>
   notFound(`${what} was stored by a deployment this gateway no longer serves, so it cannot be reached. Start over without it.`, 'stored_deployment_removed');

@@ -11,6 +11,7 @@ import { ProxyKey } from '../keys/proxy-key';
 import { Balancer, CursorSource, HealthPublisher, LocalCursor } from '../balancer/balancer';
 import { HealthView } from '../balancer/cooldowns';
 import { SharedView } from '../balancer/shared-state';
+import { SharedHolders, StoredHolders } from '../balancer/holders';
 import { DeploymentStats } from '../balancer/stats';
 import { JsonLineLogger, Logger, RateLimitedWarning } from '../core/log';
 import { NodeHttpUpstream, UpstreamClient } from '../azure-openai/client';
@@ -30,6 +31,8 @@ export interface GatewayDeps {
   readonly stats?: DeploymentStats;
   /** Where every instance's view of the deployments is read, when they share one. */
   readonly sharedView?: SharedView;
+  /** Where instances share which deployment holds each stored response. */
+  readonly sharedHolders?: SharedHolders;
   readonly logger?: Logger;
   readonly now?: () => number;
   /** Proxy keys and the Azure OpenAI key from Key Vault, when KEY_VAULT_URL is set. */
@@ -51,6 +54,8 @@ export class Gateway {
   readonly config: GatewayConfig;
   readonly keys: ProxyKeyRing;
   readonly balancer: Balancer;
+  /** Which deployment holds each stored response. */
+  readonly holders: StoredHolders;
   readonly azure: AzureOpenAI;
   readonly logger: Logger;
   readonly now: () => number;
@@ -77,6 +82,13 @@ export class Gateway {
     this.serviceTls = deps.serviceTls;
     this.directRealtime = deps.directRealtime ?? false;
     this.keys = new ProxyKeyRing(deps.config.proxyKeys, deps.config.namedKeys);
+    this.holders = new StoredHolders(deps.sharedHolders);
+    for (const [model, pool] of deps.config.models) {
+      for (const d of pool) {
+        if (!this.byId.has(d.id)) this.byId.set(d.id, d);
+        this.modelsByDeployment.set(d.id, [...(this.modelsByDeployment.get(d.id) ?? []), model]);
+      }
+    }
     const secrets = deps.secrets;
     this.azure = new AzureOpenAI({
       client: deps.upstream ?? new NodeHttpUpstream(),
@@ -112,6 +124,19 @@ export class Gateway {
     const pool = this.config.models.get(model);
     if (pool === undefined || (key !== undefined && !key.mayUse(model))) throw modelNotFound(model);
     return pool;
+  }
+
+  private readonly byId = new Map<string, Deployment>();
+  private readonly modelsByDeployment = new Map<string, string[]>();
+
+  /** A configured deployment by its id (the first of them, when models share one name on one resource). */
+  deployment(id: string): Deployment | undefined {
+    return this.byId.get(id);
+  }
+
+  /** The models whose pools hold a deployment, those the key may use. */
+  modelsWith(deploymentId: string, key?: ProxyKey): string[] {
+    return (this.modelsByDeployment.get(deploymentId) ?? []).filter((m) => key?.mayUse(m) ?? true);
   }
 
   /** Settings that are wrong, Key Vault's included. */

@@ -1,39 +1,51 @@
 import { promptCacheKey, readJsonObject, requireModel } from '../bodies/body';
-import { UsageTap } from '../bodies/usage-tap';
+import { ResponseTap } from '../bodies/response-tap';
+import { Usage } from '../bodies/usage';
 import { UpstreamReply } from '../azure-openai/client';
 import { Deployment } from '../azure-openai/deployment';
 import { GatewayRequest, GatewayResponse } from '../core/http';
 import { RequestContext } from '../gateway/context';
 import { Gateway } from '../gateway/gateway';
 import { Handler } from '../gateway/route';
-import { ForwardSpec, forward, passThrough, through } from './forward';
-import { StoredObject, byResource, findAndForward } from './stored';
+import { ForwardSpec, forward, passHeaders, passThrough, through } from './forward';
+import { StoredObject, byResource, findAndForward, holderOf, sendToHolder } from './stored';
 
 /**
- * The Responses API. Azure stores responses on the resource that made them,
- * so a request that names one (previous_response_id, the {id} routes) must
- * reach that resource; events and bodies pass through as Azure sends them.
+ * The Responses API. Azure stores a response on the resource that made it,
+ * so a request that names one (previous_response_id, a conversation, the {id}
+ * routes) goes to the deployment that made it: recorded, before the client
+ * can see the new id, in the gateway's holders (this instance's memory and
+ * the shared table). Events and bodies pass through as Azure sends them.
  */
 
 /** POST /v1/responses: whole or streamed; a follow-up goes where the response it continues is stored. */
 export const createResponse: Handler = async (req, gateway, ctx) => {
   const { value } = await readJsonObject(req, gateway.config.maxRequestBodyBytes);
   const model = requireModel(value);
+  const pool = gateway.pool(model, ctx.key);
+  ctx.model = model;
   const streamed = value.stream === true;
-  const spec: ForwardSpec = {
+  const stored = value.store !== false;
+  /** `found`: a named object the gateway had no record of, recorded where it turned out to be. */
+  const spec = (found?: StoredObject): ForwardSpec => ({
     operation: 'responses',
     contentType: 'application/json',
     accept: streamed ? 'text/event-stream' : 'application/json',
     // Azure takes the deployment in `model` on every form of this call.
     body: (d) => Buffer.from(JSON.stringify({ ...value, model: d.deployment })),
-    respond: (reply) => responseBody(reply, ctx, true),
+    respond: (reply, d) => responseBody(reply, ctx, true, stored || found ? (id) => Promise.all([
+      stored ? gateway.holders.remember(id, d.id) : undefined,
+      found ? gateway.holders.remember(found.id, d.id) : undefined,
+    ]) : undefined),
     affinityKey: promptCacheKey(value),
-  };
+  });
   const named = namedObject(value);
-  const pool = gateway.pool(model, ctx.key);
-  if (named === undefined || byResource(pool).length === 1) return forward(req, gateway, ctx, model, spec);
-  ctx.model = model;
-  return findAndForward(req, gateway, ctx, named, pool, spec);
+  if (named === undefined) return forward(req, gateway, ctx, model, spec());
+  const holder = await holderOf(gateway, ctx, named, pool);
+  if (holder !== undefined) return sendToHolder(req, gateway, ctx, named, holder, spec());
+  // Nothing recorded (made before the gateway kept records, or while storage was out): ask where it is.
+  if (byResource(pool).length === 1) return forward(req, gateway, ctx, model, spec(named));
+  return findAndForward(req, gateway, ctx, named, pool, spec(named));
 };
 
 /** GET (retrieve, or resume a stream with ?stream=true) and DELETE /v1/responses/{id}. */
@@ -46,23 +58,34 @@ export const cancelResponse: Handler = (req, gateway, ctx) => onStoredResponse(g
 /** GET /v1/responses/{id}/input_items, paging parameters passed on. */
 export const listResponseInputItems: Handler = (req, gateway, ctx) => onStoredResponse(gateway, req, ctx, '/input_items', 'GET');
 
-function onStoredResponse(gateway: Gateway, req: GatewayRequest, ctx: RequestContext, action: string, method: 'GET' | 'POST' | 'DELETE'): Promise<GatewayResponse> {
+async function onStoredResponse(gateway: Gateway, req: GatewayRequest, ctx: RequestContext, action: string, method: 'GET' | 'POST' | 'DELETE'): Promise<GatewayResponse> {
   const id = req.params.id ?? '';
+  const object: StoredObject = { id, what: `Response '${id}'` };
+  const holder = await holderOf(gateway, ctx, object);
   const spec: ForwardSpec = {
     operation: `responses/${encodeURIComponent(id)}${action}`,
     method,
     query: req.query,
     accept: 'application/json, text/event-stream',
-    // Reading a stored response again uses no tokens: its usage is not this request's.
-    respond: (reply) => responseBody(reply, ctx, false),
+    respond: (reply, d) => {
+      if (method === 'DELETE') gateway.holders.forget(id);
+      // Found where the gateway had no record of it: record it for next time; the client already knows the id.
+      else if (holder === undefined) void gateway.holders.remember(id, d.id);
+      // Reading a stored response again uses no tokens: its usage is not this request's.
+      return responseBody(reply, ctx, false);
+    },
   };
-  return findAndForward(req, gateway, ctx, { id, what: `Response '${id}'` }, reachable(gateway, ctx), spec);
+  if (holder !== undefined) return sendToHolder(req, gateway, ctx, object, holder, spec);
+  return findAndForward(req, gateway, ctx, object, reachable(gateway, ctx), spec);
 }
 
-/** The stored object a create names, if any. */
+/** The stored object a create names, if any: the response it continues, or the conversation it adds to. */
 function namedObject(body: Record<string, unknown>): StoredObject | undefined {
   const previous = body.previous_response_id;
-  return typeof previous === 'string' && previous ? { id: previous, what: `Response '${previous}'` } : undefined;
+  if (typeof previous === 'string' && previous) return { id: previous, what: `Response '${previous}'` };
+  const conversation = body.conversation;
+  const id = typeof conversation === 'string' ? conversation : (conversation as { id?: unknown } | null | undefined)?.id;
+  return typeof id === 'string' && id ? { id, what: `Conversation '${id}'` } : undefined;
 }
 
 /** Every deployment of the models the request's key may use. */
@@ -70,14 +93,18 @@ function reachable(gateway: Gateway, ctx: RequestContext): Deployment[] {
   return [...gateway.config.models].filter(([model]) => ctx.key?.mayUse(model) ?? true).flatMap(([, pool]) => pool);
 }
 
-/** Azure's answer as it comes: events pass through one by one, JSON whole or piped. */
-function responseBody(reply: UpstreamReply, ctx: RequestContext, countUsage: boolean): GatewayResponse | Promise<GatewayResponse> {
+/**
+ * Azure's answer as it comes: events one by one, JSON whole. With `record`,
+ * the new response's id is recorded before any byte of it is passed on.
+ */
+function responseBody(reply: UpstreamReply, ctx: RequestContext, countUsage: boolean, record?: (id: string) => Promise<unknown>): GatewayResponse | Promise<GatewayResponse> {
   const type = reply.headers['content-type'] ?? 'application/json';
-  if (!type.startsWith('text/event-stream')) return passThrough(reply, ctx, countUsage);
+  const events = type.startsWith('text/event-stream');
+  if (!events && record === undefined) return passThrough(reply, ctx, countUsage);
+  const onUsage = countUsage ? (u: Usage) => (ctx.usage = u) : undefined;
   return {
     status: reply.status,
-    headers: { 'content-type': type, 'cache-control': 'no-cache' },
-    // Usage is in response.completed, the last event.
-    body: countUsage ? through(reply, new UsageTap((u) => (ctx.usage = u))) : reply.body,
+    headers: events ? { 'content-type': type, 'cache-control': 'no-cache' } : { 'content-type': type, ...passHeaders(reply, ['content-length']) },
+    body: record === undefined && onUsage === undefined ? reply.body : through(reply, new ResponseTap(record, onUsage)),
   };
 }

@@ -1,6 +1,6 @@
 import { Deployment } from '../azure-openai/deployment';
 import { isStoredObjectMissing } from '../azure-openai/wire';
-import { GatewayError, holderGone, holderUnavailable } from '../core/errors';
+import { GatewayError, holderGone, holderOutsideModel, holderUnavailable, storedNotFound } from '../core/errors';
 import { GatewayRequest, GatewayResponse } from '../core/http';
 import { RequestContext } from '../gateway/context';
 import { Gateway } from '../gateway/gateway';
@@ -10,6 +10,33 @@ import { ForwardSpec, operationRequest, whileClientStays } from './forward';
 export interface StoredObject {
   readonly id: string;
   readonly what: string;
+}
+
+/**
+ * The deployment that holds a stored object, when the gateway recorded it:
+ * for a request under a model (a follow-up), that model's deployment on the
+ * holder's resource if the holder itself is not in its pool. Undefined when
+ * nothing is recorded; an error that says why when the holder cannot serve
+ * this request at all.
+ */
+export async function holderOf(gateway: Gateway, ctx: RequestContext, object: StoredObject, pool?: readonly Deployment[]): Promise<Deployment | undefined> {
+  const holderId = await gateway.holders.find(object.id);
+  if (holderId === undefined) return undefined;
+  const holder = gateway.deployment(holderId);
+  if (holder === undefined) throw holderGone(object.what);
+  const models = gateway.modelsWith(holderId, ctx.key);
+  if (models.length === 0) throw storedNotFound(object.what);
+  if (pool === undefined) return holder;
+  const target = pool.find((d) => d.id === holderId) ?? pool.find((d) => d.endpoint === holder.endpoint);
+  if (target === undefined) throw holderOutsideModel(object.what, ctx.model ?? '', models);
+  return target;
+}
+
+/** Sends the request to the deployment that holds the object, and to no other. */
+export function sendToHolder(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, object: StoredObject, holder: Deployment, spec: ForwardSpec): Promise<GatewayResponse> {
+  const request = operationRequest(req, ctx, spec, (error) => ctx.fail(error));
+  return whileClientStays(gateway.balancer.dispatchTo(holder, (d) => gateway.azure.send(d, request), ctx.tries,
+    (seconds, reason) => holderUnavailable(object.what, seconds, reason === '429')));
 }
 
 /** An answer from a resource that does not hold the object: another one may. */

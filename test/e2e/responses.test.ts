@@ -1,8 +1,12 @@
+import http from 'node:http';
+import { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AzureOpenAISimulator } from '../../src/simulator/server';
 import { installSimulatorOperations } from '../../src/simulator/operations';
-import { AZURE_KEY, PROXY_KEY, startHarness } from '../support/harness';
+import { TableClient } from '@azure/data-tables';
+import { Azurite, startAzurite } from '../support/azurite';
+import { AZURE_KEY, Harness, PROXY_KEY, startHarness } from '../support/harness';
 import { harnessForFile } from '../support/suite';
 
 const suite = harnessForFile({
@@ -208,8 +212,11 @@ describe('the Responses API through the gateway, with the openai SDK', () => {
   });
 
   it('a deployment naming a dated api-version is called on /openai/responses?api-version=', async () => {
-    await suite.h.client.responses.create({ model: 'dated', input: 'dated form' });
+    const created = await suite.h.client.responses.create({ model: 'dated', input: 'dated form' });
     expect(suite.h.sim.calls.at(-1)).toMatchObject({ form: 'dated', operation: 'responses', apiVersion: '2025-04-01-preview', deployment: 'dated-dep' });
+    // Retrieved through the deployment that stored it, so in its form too.
+    await suite.h.client.responses.retrieve(created.id);
+    expect(suite.h.sim.calls.at(-1)).toMatchObject({ form: 'dated', operation: `responses/${created.id}`, apiVersion: '2025-04-01-preview' });
   });
 
   it('fails over a throttled deployment and turns a content-filter block into OpenAI\'s 400', async () => {
@@ -251,3 +258,162 @@ describe('a pool spread over two Azure resources', () => {
     }
   });
 });
+
+describe('affinity: a request that names a stored response reaches the deployment that created it, from any instance', () => {
+  let azurite: Azurite;
+  let simB: AzureOpenAISimulator;
+  let tableNumber = 0;
+  const running: Harness[] = [];
+  beforeAll(async () => {
+    azurite = await startAzurite();
+    simB = new AzureOpenAISimulator({ apiKey: AZURE_KEY });
+    installSimulatorOperations(simB);
+    await simB.start();
+  });
+  afterAll(async () => {
+    await Promise.all(running.splice(0).map((h) => h.close()));
+    await simB.close();
+    await azurite.stop();
+  });
+
+  const simA = () => suite.h.sim;
+  /** Creations and other calls on the Responses API, per resource. */
+  const responseCalls = (sim: AzureOpenAISimulator, from: number) => sim.calls.slice(from).filter((c) => c.operation.startsWith('responses'));
+
+  /** Gateway instances sharing one fresh table, over a pool with one deployment on each of two resources. */
+  async function instances(count: number, pool?: (a: string, b: string) => unknown[], storage = azurite.connectionString): Promise<{ hs: Harness[]; table: TableClient }> {
+    const table = `affinity${++tableNumber}`;
+    const hs: Harness[] = [];
+    for (let i = 0; i < count; i++) {
+      const h = await startHarness({
+        sharedSimulator: simA(),
+        env: (a) => ({
+          MODEL_DEPLOYMENTS: JSON.stringify({ spread: pool?.(a, simB.url) ?? [{ deployment: 'res-a', endpoint: a, apiKey: AZURE_KEY }, { deployment: 'res-b', endpoint: simB.url, apiKey: AZURE_KEY }] }),
+          BALANCER_STORAGE_CONNECTION: storage,
+          BALANCER_TABLE: table,
+        }),
+      });
+      hs.push(h);
+      running.push(h);
+    }
+    return { hs, table: TableClient.fromConnectionString(azurite.connectionString, table, { allowInsecureConnection: true }) };
+  }
+
+  it('six follow-ups sent alternately to two instances all reach the creating deployment, with Azure\'s ids, one table write per response and no extra upstream call', async () => {
+    const { hs: [one, two] } = await instances(2);
+    const [fromA, fromB] = [simA().calls.length, simB.calls.length];
+    const first = await one.client.responses.create({ model: 'spread', input: 'start a conversation' });
+    const holder = responseCalls(simA(), fromA).length === 1 ? simA() : simB;
+    const other = holder === simA() ? simB : simA();
+    let previous = first;
+    for (let turn = 0; turn < 6; turn++) {
+      const via = turn % 2 === 0 ? two : one;
+      const next = await via.client.responses.create({ model: 'spread', input: `turn ${turn}`, previous_response_id: previous.id });
+      expect(next.previous_response_id).toBe(previous.id);
+      previous = next;
+    }
+    const holderCalls = responseCalls(holder, holder === simA() ? fromA : fromB);
+    expect(holderCalls).toHaveLength(7);
+    expect(responseCalls(other, other === simA() ? fromA : fromB)).toHaveLength(0);
+    // The ids the client saw are the ones Azure made: the holding resource answers for the last one directly.
+    expect((await azureClient(holder).responses.retrieve(previous.id)).id).toBe(previous.id);
+    // Each follow-up went to an instance that had not seen the response before it: one table read each.
+    const shared = (h: Harness) => h.gateway.holders.sharedCalls;
+    expect(shared(one).writes + shared(two).writes).toBe(7);
+    expect(shared(one).reads + shared(two).reads).toBe(6);
+
+    // New conversations still take turns across the pool.
+    const before = [responseCalls(simA(), 0).length, responseCalls(simB, 0).length];
+    for (let i = 0; i < 4; i++) await (i % 2 ? one : two).client.responses.create({ model: 'spread', input: `fresh ${i}` });
+    expect(responseCalls(simA(), 0).length - before[0]).toBe(2);
+    expect(responseCalls(simB, 0).length - before[1]).toBe(2);
+  });
+
+  it('a streamed response is on record in the table before its response.created event reaches the client', async () => {
+    // Storage that takes its time over every write: the event must still come after the record.
+    const slow = await slowWrites(azurite.port, 300);
+    const { hs: [one], table } = await instances(1, undefined, azurite.connectionString.replace(`:${azurite.port}/`, `:${slow.port}/`));
+    const releases = [simA().holdStreams(), simB.holdStreams()];
+    try {
+      const stream = await one.client.responses.create({ model: 'spread', input: 'stream and record', stream: true });
+      const first = (await stream[Symbol.asyncIterator]().next()).value as { type: string; response: { id: string } };
+      expect(first.type).toBe('response.created');
+      const entity = await table.getEntity<{ member: string }>(first.response.id, 'holder');
+      expect(one.gateway.deployment(entity.member)?.deployment).toMatch(/^res-[ab]$/);
+    } finally {
+      for (const release of releases) release();
+      slow.close();
+    }
+  });
+
+  it('retrieve, input items, cancel and delete from another instance reach the resource that holds the response', async () => {
+    const { hs: [one, two] } = await instances(2);
+    const created = await one.client.responses.create({ model: 'spread', input: 'work in the background', background: true });
+    const [fromA, fromB] = [simA().calls.length, simB.calls.length];
+    expect((await two.client.responses.retrieve(created.id)).id).toBe(created.id);
+    expect((await two.client.responses.inputItems.list(created.id)).data).toHaveLength(1);
+    expect((await two.client.responses.cancel(created.id)).status).toBe('cancelled');
+    await two.client.responses.delete(created.id);
+    const calls = [...responseCalls(simA(), fromA), ...responseCalls(simB, fromB)];
+    expect(calls.map((c) => c.method)).toEqual(['GET', 'GET', 'POST', 'DELETE']);
+  });
+
+  it('when the holding deployment is throttled the client is told so, and no other deployment is asked', async () => {
+    const { hs: [one, two] } = await instances(2);
+    const first = await one.client.responses.create({ model: 'spread', input: 'hold on' });
+    const holderSim = responseCalls(simA(), 0).some((c) => c.status === 200 && c.body.includes('hold on')) ? simA() : simB;
+    const holderName = holderSim === simA() ? 'res-a' : 'res-b';
+    holderSim.setBehaviour(holderName, { mode: 'throttle', retryAfterSeconds: 3 });
+    try {
+      const [fromA, fromB] = [simA().calls.length, simB.calls.length];
+      for (const via of [two, two]) {
+        const err = await via.client.responses.create({ model: 'spread', input: 'next', previous_response_id: first.id }).catch((e) => e);
+        expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+        expect(err.message).toContain(`Response '${first.id}' is stored on one deployment, which is throttled right now`);
+        expect(Number(err.headers.get('retry-after'))).toBeGreaterThan(0);
+      }
+      // One call found it throttled; the second request knew without calling.
+      expect(simA().calls.length - fromA + simB.calls.length - fromB).toBe(1);
+    } finally {
+      holderSim.setBehaviour(holderName, { mode: 'ok' });
+    }
+  });
+
+  it('a response stored by a deployment the gateway no longer serves is a clear 404', async () => {
+    const { hs: [one] } = await instances(1, (a) => [{ deployment: 'res-a', endpoint: a, apiKey: AZURE_KEY }]);
+    const first = await one.client.responses.create({ model: 'spread', input: 'before the change' });
+    const [changed] = await (async () => {
+      // The same table, read by an instance whose pool has another deployment only.
+      const h = await startHarness({
+        sharedSimulator: simA(),
+        env: () => ({
+          MODEL_DEPLOYMENTS: JSON.stringify({ spread: [{ deployment: 'res-b', endpoint: simB.url, apiKey: AZURE_KEY }] }),
+          BALANCER_STORAGE_CONNECTION: azurite.connectionString,
+          BALANCER_TABLE: `affinity${tableNumber}`,
+        }),
+      });
+      running.push(h);
+      return [h];
+    })();
+    const err = await changed.client.responses.create({ model: 'spread', input: 'after', previous_response_id: first.id }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(err.error.code).toBe('stored_deployment_removed');
+    expect(err.message).toContain('no longer serves');
+  });
+});
+
+/** A proxy in front of Azurite that holds every write (anything but GET) for `delayMs` before passing it on. */
+async function slowWrites(targetPort: number, delayMs: number): Promise<{ port: number; close(): void }> {
+  const server = http.createServer((req, res) => {
+    setTimeout(() => {
+      const upstream = http.request({ host: '127.0.0.1', port: targetPort, path: req.url, method: req.method, headers: req.headers }, (reply) => {
+        res.writeHead(reply.statusCode ?? 502, reply.headers);
+        reply.pipe(res);
+      });
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    }, req.method === 'GET' ? 0 : delayMs);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as AddressInfo).port, close: () => server.close() };
+}

@@ -1,0 +1,64 @@
+import { Transform, TransformCallback } from 'node:stream';
+import { TailKeeper, Usage } from './usage';
+
+/**
+ * The id of the response an answer carries: the first `"id":"resp_…"` in it.
+ * A response object starts with its id, and a stream's first event
+ * (response.created) carries the response, so it comes before any other.
+ */
+const RESPONSE_ID = /"id"\s*:\s*"(resp_[A-Za-z0-9_-]+)"/;
+
+/** Longest head held while looking for the id: far more than response.created ever takes. */
+const HEAD_LIMIT = 64 * 1024;
+
+/**
+ * Passes a Responses API answer (a JSON object or its server-sent events)
+ * through untouched, with two side jobs. With `onId`, nothing is passed on
+ * until the response's id has been found and handed to it and what it
+ * returned has settled: where the response is stored is on record before the
+ * client can name it. With `onUsage`, token counts are read from the tail,
+ * where the response (or response.completed) keeps them.
+ */
+export class ResponseTap extends Transform {
+  private held: Buffer[] | null;
+  private heldBytes = 0;
+  private readonly tail: TailKeeper | undefined;
+
+  constructor(
+    private readonly onId?: (id: string) => Promise<unknown>,
+    private readonly onUsage?: (usage: Usage) => void,
+  ) {
+    super();
+    this.held = onId === undefined ? null : [];
+    this.tail = onUsage === undefined ? undefined : new TailKeeper();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.tail?.push(chunk);
+    const held = this.held;
+    if (held === null) return done(null, chunk);
+    held.push(chunk);
+    this.heldBytes += chunk.length;
+    const id = RESPONSE_ID.exec(Buffer.concat(held, this.heldBytes).toString('utf8'))?.[1];
+    if (id === undefined && this.heldBytes < HEAD_LIMIT) return done();
+    const release = () => {
+      this.release();
+      done();
+    };
+    if (id === undefined) return release();
+    this.onId!(id).then(release, release);
+  }
+
+  override _flush(done: TransformCallback): void {
+    this.release();
+    const usage = this.tail?.usage();
+    if (usage !== undefined) this.onUsage!(usage);
+    done();
+  }
+
+  private release(): void {
+    const held = this.held;
+    this.held = null;
+    if (held) for (const c of held) this.push(c);
+  }
+}
