@@ -11,6 +11,8 @@ const RESPONSE_ID = /"id"\s*:\s*"(resp_[A-Za-z0-9_-]+)"/;
 /** Longest head held while looking for the id: far more than response.created ever takes. */
 const HEAD_LIMIT = 64 * 1024;
 
+const SEQUENCE = /"sequence_number"\s*:\s*(\d+)/g;
+
 /**
  * Passes a Responses API answer (a JSON object or its server-sent events)
  * through untouched, with two side jobs. With `onId`, nothing is passed on
@@ -23,6 +25,8 @@ export class ResponseTap extends Transform {
   private held: Buffer[] | null;
   private heldBytes = 0;
   private readonly tail: TailKeeper | undefined;
+  /** The last event's sequence_number seen, for an event that ends the stream after it. */
+  private sequence = -1;
 
   constructor(
     private readonly onId?: (id: string) => Promise<unknown>,
@@ -33,8 +37,16 @@ export class ResponseTap extends Transform {
     this.tail = onUsage === undefined ? undefined : new TailKeeper();
   }
 
+  /** Ends the stream after what has passed with one more event, numbered after the last: the one the client sees last. */
+  endWith(event: (sequenceNumber: number) => string): void {
+    this.release();
+    this.push(event(this.sequence + 1));
+    this.push(null);
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     this.tail?.push(chunk);
+    for (const m of chunk.toString('latin1').matchAll(SEQUENCE)) this.sequence = Number(m[1]);
     const held = this.held;
     if (held === null) return done(null, chunk);
     held.push(chunk);

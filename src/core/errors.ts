@@ -39,6 +39,12 @@ export class GatewayError extends Error {
     return `data: ${JSON.stringify(this.toBody())}\n\n`;
   }
 
+  /** The error as the Responses API's `error` event, numbered after the events before it (openai-openapi ResponseErrorEvent). */
+  toResponsesEvent(sequenceNumber: number): string {
+    const event = { type: 'error', code: this.code, message: this.message, param: this.param, sequence_number: sequenceNumber };
+    return `event: error\ndata: ${JSON.stringify(event)}\n\n`;
+  }
+
   /** The same answer as raw HTTP/1.1 bytes, for a socket no HTTP response object owns (an upgrade, a parse error). */
   toRawHttp(): string {
     return rawHttpResponse(this.status, { 'content-type': 'application/json', ...this.headers }, JSON.stringify(this.toBody()));

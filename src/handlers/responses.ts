@@ -3,6 +3,7 @@ import { ResponseTap } from '../bodies/response-tap';
 import { Usage } from '../bodies/usage';
 import { UpstreamReply } from '../azure-openai/client';
 import { Deployment } from '../azure-openai/deployment';
+import { GatewayError } from '../core/errors';
 import { GatewayRequest, GatewayResponse } from '../core/http';
 import { RequestContext } from '../gateway/context';
 import { Gateway } from '../gateway/gateway';
@@ -101,10 +102,15 @@ function responseBody(reply: UpstreamReply, ctx: RequestContext, countUsage: boo
   const type = reply.headers['content-type'] ?? 'application/json';
   const events = type.startsWith('text/event-stream');
   if (!events && record === undefined) return passThrough(reply, ctx, countUsage);
-  const onUsage = countUsage ? (u: Usage) => (ctx.usage = u) : undefined;
+  const tap = new ResponseTap(record, countUsage ? (u: Usage) => (ctx.usage = u) : undefined);
+  // A stream Azure breaks off or stalls after its first event ends with an error event the client can see.
+  const endWith = events ? (error: GatewayError) => {
+    ctx.errorCode = error.code ?? error.type;
+    tap.endWith((n) => error.toResponsesEvent(n));
+  } : undefined;
   return {
     status: reply.status,
     headers: events ? { 'content-type': type, 'cache-control': 'no-cache' } : { 'content-type': type, ...passHeaders(reply, ['content-length']) },
-    body: record === undefined && onUsage === undefined ? reply.body : through(reply, new ResponseTap(record, onUsage)),
+    body: through(reply, tap, endWith),
   };
 }

@@ -55,6 +55,7 @@ export async function findAndForward(req: GatewayRequest, gateway: Gateway, ctx:
   let missing: GatewayError | undefined;
   let unavailable: GatewayError | undefined;
   for (const resource of byResource(candidates)) {
+    let unanswered: GatewayError | undefined;
     for (const d of resource) {
       let answer: GatewayResponse | Missing;
       try {
@@ -62,13 +63,15 @@ export async function findAndForward(req: GatewayRequest, gateway: Gateway, ctx:
           (seconds, reason) => holderUnavailable(object.what, seconds, reason === '429', false)));
       } catch (err) {
         if (!(err instanceof GatewayError) || (err.status !== 429 && err.status !== 503)) throw err;
-        unavailable = err;
+        unanswered = err;
         continue;
       }
       if (!(answer instanceof Missing)) return answer;
       missing = answer.error;
+      unanswered = undefined;
       break;
     }
+    unavailable ??= unanswered;
   }
   // A resource that could not answer may be the one that holds it: "retry later" is truer than "not found".
   throw unavailable ?? missing ?? holderGone(object.what);

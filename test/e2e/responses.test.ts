@@ -158,6 +158,19 @@ describe('the Responses API through the gateway, with the openai SDK', () => {
     expect(types.at(-1)).toBe('response.completed');
   });
 
+  it('a stream Azure breaks off midway ends with an error event after the last one that came, not a silent end', async () => {
+    for (const d of ['chat-a', 'chat-b']) suite.h.sim.setBehaviour(d, { mode: 'reset', afterEvents: 6 });
+    try {
+      const res = await post('/v1/responses', { model: 'gpt-4o-mini', input: 'break off midway please', stream: true });
+      const events = parseEvents(await res.text());
+      expect(events[0].event).toBe('response.created');
+      expect(events.at(-1)).toEqual({ event: 'error', data: expect.objectContaining({ type: 'error', code: 'upstream_error', sequence_number: 6 }) });
+      expect(events).toHaveLength(7);
+    } finally {
+      for (const d of ['chat-a', 'chat-b']) suite.h.sim.setBehaviour(d, { mode: 'ok' });
+    }
+  });
+
   it('delivers the first event before the simulator has sent the last one', async () => {
     const release = suite.h.sim.holdStreams();
     try {
@@ -209,6 +222,13 @@ describe('the Responses API through the gateway, with the openai SDK', () => {
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err.error.code).toBe('previous_response_not_found');
     expect([...suite.h.gateway.balancer.health.entries()]).toEqual([]);
+  });
+
+  it('an unknown id is still a 404 while other deployments on the same resource cool down', async () => {
+    for (const d of ['chat-a', 'chat-b']) suite.h.sim.setBehaviour(d, { mode: 'throttle', retryAfterMs: 400, times: 1 });
+    await expect(suite.h.client.responses.create({ model: 'gpt-4o-mini', input: 'x' })).rejects.toBeInstanceOf(OpenAI.RateLimitError);
+    await expect(suite.h.client.responses.retrieve('resp_nowhere')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    await new Promise((r) => setTimeout(r, 450));
   });
 
   it('a deployment naming a dated api-version is called on /openai/responses?api-version=', async () => {
