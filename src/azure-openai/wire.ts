@@ -171,7 +171,8 @@ function filteredCategories(error: AzureError): string[] {
 export function scrub(message: string, deployment: Deployment): string {
   let text = message.replace(/\bhttps?:\/\/\S+/gi, '[link removed]');
   const host = deployment.endpoint.replace(/^https?:\/\//, '').replace(/:\d+$/, '');
-  const resource = host.split('.')[0];
+  // An address's first number names no resource, and cutting it out would mangle ids in the message.
+  const resource = /^[\d.]+$|^\[/.test(host) ? '' : host.split('.')[0];
   for (const word of [host, resource]) {
     if (word && word !== 'localhost' && word.length > 2) text = text.split(word).join('[resource]');
   }

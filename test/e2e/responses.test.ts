@@ -217,7 +217,10 @@ describe('the Responses API through the gateway, with the openai SDK', () => {
 
   it('an unknown id is a 404 and an unknown previous_response_id a 400, as Azure answers them, with no deployment cooled down', async () => {
     const client = suite.h.client;
-    await expect(client.responses.retrieve('resp_unknown')).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    const unknown = await client.responses.retrieve('resp_0127001unknown').catch((e) => e);
+    expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
+    // Azure's message names the id as asked, untouched by the scrubbing of resource names.
+    expect(unknown.error.message).toBe("Response with id 'resp_0127001unknown' not found.");
     const err = await client.responses.create({ model: 'gpt-4o-mini', input: 'x', previous_response_id: 'resp_unknown' }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err.error.code).toBe('previous_response_not_found');
