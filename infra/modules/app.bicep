@@ -44,6 +44,8 @@ var clientRules = [for (range, i) in allowedClientIpRanges: {
 resource app 'Microsoft.Web/sites@2024-04-01' = {
   name: appName
   location: location
+  // How `azd deploy` finds the app for the service named in azure.yaml.
+  tags: { 'azd-service-name': 'gateway' }
   kind: 'functionapp,linux'
   identity: {
     type: 'UserAssigned'

@@ -112,6 +112,21 @@ describe('the deployment template', () => {
     expect(read('infra/modules/app.bicep')).toMatch(/cors: \{ allowedOrigins: corsAllowedOrigins, supportCredentials: false \}/);
   });
 
+  it('azure.yaml deploys the TypeScript Functions app to the Function App the template tags for it, from the folder its hook assembles', () => {
+    const azd = read('azure.yaml');
+    // azd's schema (schemas/v1.0/azure.yaml.json): a lower-case name, and a service with project, language and host.
+    expect(azd).toMatch(/^name: [a-z0-9][-a-z0-9]*[a-z0-9]$/m);
+    expect(azd).toMatch(/^infra:\n {2}provider: bicep\n {2}path: infra\n {2}module: main$/m);
+    const service = /^services:\n {2}([a-z][-a-z0-9]*):\n/m.exec(azd)?.[1];
+    expect(service).toBeDefined();
+    for (const line of ['project: .', 'language: ts', 'host: function', 'dist: .deploy', 'remoteBuild: false']) expect(azd).toContain(`\n    ${line}\n`);
+    // azd finds the app by this tag; the hook builds what azd zips.
+    expect(read('infra/modules/app.bicep')).toContain(`tags: { 'azd-service-name': '${service}' }`);
+    for (const run of azd.matchAll(/run: node (\S+)/g)) expect(() => read(run[1])).not.toThrow();
+    expect(read('.funcignore')).toMatch(/^\/\.deploy\/$/m);
+    expect(read('.gitignore')).toMatch(/^\.deploy\/$/m);
+  });
+
   it('every module main.bicep names exists', () => {
     for (const m of read('infra/main.bicep').matchAll(/module \w+ '([^']+)'/g)) {
       expect(bicepFiles).toContain(`infra/${m[1]}`);
