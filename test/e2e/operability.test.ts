@@ -1,4 +1,6 @@
 import OpenAI from 'openai';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useSharedUpstream } from '../support/shared-upstream';
 import { Harness, PROXY_KEY, startHarness } from '../support/harness';
@@ -56,6 +58,32 @@ describe('the log line of an error names its code', () => {
     expect(requestLines(h).map((l) => [l.status, l.error])).toEqual([
       [400, 'content_filter'], [400, 'invalid_json'], [404, 'model_not_found'], [400, 'invalid_request_error'],
     ]);
+  });
+});
+
+describe('the Application Insights workbook (infra/workbook.json)', () => {
+  it('reads only fields the gateway\'s request lines have: every r.… and t.… path its queries use is in a real line', async () => {
+    const h = await startHarness({ sharedSimulator: upstream.sim, env: () => ({ PROXY_KEYS: JSON.stringify([{ name: 'team-a', key: 'named-key-5d1c' }]) }) });
+    running.push(h);
+    const named = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: 'named-key-5d1c', maxRetries: 0 });
+    upstream.sim.setBehaviour('chat-a', { mode: 'throttle', retryAfterSeconds: 5, times: 1 });
+    await named.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'count these tokens' }] });
+    await named.chat.completions.create({ model: 'gpt-9', messages: [{ role: 'user', content: 'x' }] }).catch(() => undefined);
+    const lines = requestLines(h);
+    const has = (value: unknown, path: string[]): boolean => {
+      if (path.length === 0) return value !== undefined && value !== null;
+      if (Array.isArray(value)) return value.some((v) => has(v, path));
+      return typeof value === 'object' && value !== null && has((value as Record<string, unknown>)[path[0]], path.slice(1));
+    };
+    const workbook = JSON.parse(readFileSync(path.join(__dirname, '../../infra/workbook.json'), 'utf8')) as { items: { content: { query?: string } }[] };
+    const queries = workbook.items.map((i) => i.content.query ?? '').filter((q) => q.includes('"msg":"request"'));
+    expect(queries.length).toBeGreaterThan(5);
+    for (const q of queries) {
+      for (const [, root, rest] of q.matchAll(/\b([rt])\.(\w+(?:\.\w+)*)/g)) {
+        const fields = root === 't' ? ['tries', ...rest.split('.')] : rest.split('.');
+        expect(lines.some((l) => has(l, fields)), `no request line has ${fields.join('.')}`).toBe(true);
+      }
+    }
   });
 });
 

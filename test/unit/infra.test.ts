@@ -20,6 +20,7 @@ const DOCUMENTED_API_VERSIONS: Record<string, string[]> = {
   'Microsoft.ManagedIdentity/userAssignedIdentities': ['2023-01-31', '2023-07-31-preview', '2024-11-30'],
   'Microsoft.OperationalInsights/workspaces': ['2022-10-01', '2023-09-01', '2025-02-01'],
   'Microsoft.Insights/components': ['2020-02-02'],
+  'Microsoft.Insights/workbooks': ['2022-04-01', '2023-06-01'],
   'Microsoft.Storage/storageAccounts': ['2023-01-01', '2023-05-01', '2024-01-01'],
   'Microsoft.Storage/storageAccounts/blobServices': ['2023-01-01', '2023-05-01', '2024-01-01'],
   'Microsoft.Storage/storageAccounts/blobServices/containers': ['2023-01-01', '2023-05-01', '2024-01-01'],
@@ -125,6 +126,42 @@ describe('the deployment template', () => {
     for (const run of azd.matchAll(/run: node (\S+)/g)) expect(() => read(run[1])).not.toThrow();
     expect(read('.funcignore')).toMatch(/^\/\.deploy\/$/m);
     expect(read('.gitignore')).toMatch(/^\.deploy\/$/m);
+  });
+
+  it('deploys the workbook from infra/workbook.json, tied to Application Insights', () => {
+    const monitoring = read('infra/modules/monitoring.bicep');
+    expect(monitoring).toMatch(/resource workbook 'Microsoft\.Insights\/workbooks@[\d-]+' = \{\n {2}name: guid\(/);
+    expect(monitoring).toMatch(/kind: 'shared'/);
+    expect(monitoring).toMatch(/sourceId: insights\.id/);
+    expect(monitoring).toMatch(/serializedData: loadTextContent\('\.\.\/workbook\.json'\)/);
+  });
+
+  it('the workbook has the operator\'s charts, each a Logs query over the gateway\'s JSON trace lines in the chosen time range', () => {
+    const workbook = JSON.parse(read('infra/workbook.json')) as { version: string; items: { type: number; name: string; content: Record<string, unknown> }[] };
+    expect(workbook.version).toBe('Notebook/1.0');
+    const names = workbook.items.map((i) => i.name);
+    expect(new Set(names).size).toBe(names.length);
+    const parameters = workbook.items.find((i) => i.type === 9)!.content.parameters as { name: string; type: number }[];
+    expect(parameters).toContainEqual(expect.objectContaining({ name: 'TimeRange', type: 4 }));
+    const charts = workbook.items.filter((i) => i.type === 3).map((i) => i.content as { title: string; query: string; queryType: number; resourceType: string; timeContextFromParameter: string; visualization: string });
+    for (const c of charts) {
+      expect(c, c.title).toMatchObject({ queryType: 0, resourceType: 'microsoft.insights/components', timeContextFromParameter: 'TimeRange' });
+      expect(c.query, c.title).toMatch(/^traces\n\| where message has '"msg":"[a-z ]+"'\n\| extend r = parse_json\(message\)\n/);
+      expect(['timechart', 'barchart', 'table']).toContain(c.visualization);
+    }
+    const titles = charts.map((c) => c.title).join('\n');
+    for (const chart of [/^Requests/m, /^Errors by status and code/m, /^Latency percentiles/m, /^429s and failovers per deployment/m, /^Tokens per deployment/m, /^Tokens per key name/m, /^Realtime sessions/m]) {
+      expect(titles).toMatch(chart);
+    }
+    // Every message a chart reads is one the gateway writes, with the fields the chart reads.
+    const source = readdirSync(path.join(root, 'src'), { recursive: true }).filter((f) => String(f).endsWith('.ts')).map((f) => read(`src/${String(f)}`)).join('\n');
+    for (const c of charts) {
+      const msg = /"msg":"([a-z ]+)"/.exec(c.query)![1];
+      const call = new RegExp(`msg: '${msg}'[^\\n]*`).exec(source);
+      expect(call, `nothing logs "${msg}"`).not.toBeNull();
+      if (msg === 'request') continue; // Its fields are checked against real log lines in test/e2e/operability.
+      for (const field of c.query.matchAll(/\br\.(\w+)/g)) expect(call![0], `"${msg}" lines have no ${field[1]}`).toMatch(new RegExp(`\\b${field[1]}\\b`));
+    }
   });
 
   it('every module main.bicep names exists', () => {
