@@ -5,13 +5,16 @@
  * process of their own on loopback. The same load goes straight to the
  * simulator, through the floor and through the gateway, in turn within each
  * pass, and every ratio is taken within the run: the load generator and the
- * three servers share this machine's cores, so absolute figures move from run
- * to run while the ratios hold.
+ * servers share this machine's cores, so absolute figures move from run to run
+ * while the ratios hold.
  *
  * BENCH_SECONDS (default 3) is the length of one pass, BENCH_ROUNDS (default 2)
  * the passes per load (the best of them counts), BENCH_CONNECTIONS the loads
- * (default "1,10,50"), BENCH_OPEN_STREAMS the streams held open for the memory
- * figure (default 1000), BENCH_CPU_PROF a directory for the gateway's CPU profile.
+ * (default "1,10,50"), BENCH_STREAMED the streamed requests timed per path
+ * (default 400), BENCH_OPEN_STREAMS the streams held open for the memory figure
+ * (default 1000; 0 skips either), BENCH_CPU_PROF a directory for CPU profiles,
+ * and BENCH_BASELINE another built checkout whose gateway joins the same passes
+ * as "baseline" (to compare a change with what it changes, in one run).
  */
 import http from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -25,86 +28,105 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '1,10,50').split(',').map(Number);
 const OPEN_STREAMS = Number(process.env.BENCH_OPEN_STREAMS ?? 1000);
 const STREAMED_REQUESTS = Number(process.env.BENCH_STREAMED ?? 400);
+const BASELINE = process.env.BENCH_BASELINE;
 const MODELS = { 'gpt-4o-mini': ['chat-a'] };
 
-const PATHS = ['direct', 'floor', 'gateway'] as const;
-type PathName = (typeof PATHS)[number];
-type Proxy = Exclude<PathName, 'direct'>;
+type Proxy = 'floor' | 'gateway' | 'baseline';
+type PathName = 'direct' | Proxy;
+
+interface LoadRow {
+  readonly connections: number;
+  readonly results: Record<PathName, LoadResult>;
+  readonly cpuMsPerRequest: Partial<Record<Proxy, number>>;
+}
+interface StreamTimes { readonly firstP50: number; readonly firstP99: number; readonly lastP50: number; readonly lastP99: number }
+interface HeldStreams { readonly streams: number; readonly open: number; readonly baselineMb: number; readonly peakMb: number; readonly kbPerStream: number }
+interface Report {
+  readonly date: string;
+  readonly durationMs: number;
+  readonly rounds: number;
+  loads?: LoadRow[];
+  streamed?: Record<PathName, StreamTimes>;
+  openStreams?: Partial<Record<Proxy, HeldStreams>>;
+}
 
 const chatBody = (stream: boolean) => JSON.stringify({ model: 'gpt-4o-mini', stream, messages: [{ role: 'user', content: 'Hello, how are you today?' }], ...(stream ? { max_tokens: 20 } : {}) });
 
 async function main() {
   const sim = await startSimulatorProcess(AZURE_KEY);
-  const gateway = await startGatewayProcess({
-    PROXY_API_KEY: PROXY_KEY, AZURE_OPENAI_ENDPOINT: sim.url, AZURE_OPENAI_API_KEY: AZURE_KEY,
-    MODEL_DEPLOYMENTS: JSON.stringify(MODELS),
-  });
-  const floor = await startThinProxyProcess({ FLOOR_KEY: PROXY_KEY, FLOOR_UPSTREAM: sim.url, FLOOR_UPSTREAM_KEY: AZURE_KEY, FLOOR_MODELS: JSON.stringify(MODELS) });
-  const proxies: Record<Proxy, ServiceProcess> = { floor, gateway };
-  const target = (path: PathName, stream: boolean): Target => path === 'direct'
-    ? { url: `${sim.url}/openai/deployments/chat-a/chat/completions?api-version=2025-04-01-preview`, headers: { 'api-key': AZURE_KEY, 'content-type': 'application/json' }, body: chatBody(stream) }
-    : { url: `${proxies[path].url}/v1/chat/completions`, headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body: chatBody(stream) };
-
-  const report: Record<string, unknown> = { date: new Date().toISOString(), durationMs: DURATION_MS, rounds: ROUNDS };
+  const gatewayEnv = { PROXY_API_KEY: PROXY_KEY, AZURE_OPENAI_ENDPOINT: sim.url, AZURE_OPENAI_API_KEY: AZURE_KEY, MODEL_DEPLOYMENTS: JSON.stringify(MODELS) };
+  const proxies: Partial<Record<Proxy, ServiceProcess>> = {};
   try {
-    // Warm every path (JIT, connection pools).
-    for (const path of PATHS) await closedLoop(target(path, false), 10, 500);
+    proxies.floor = await startThinProxyProcess({ FLOOR_KEY: PROXY_KEY, FLOOR_UPSTREAM: sim.url, FLOOR_UPSTREAM_KEY: AZURE_KEY, FLOOR_MODELS: JSON.stringify(MODELS) });
+    proxies.gateway = await startGatewayProcess(gatewayEnv);
+    if (BASELINE) proxies.baseline = await startGatewayProcess(gatewayEnv, BASELINE);
+    const measured = Object.keys(proxies) as Proxy[];
+    const paths: PathName[] = ['direct', ...measured];
+    const target = (path: PathName, stream: boolean): Target => path === 'direct'
+      ? { url: `${sim.url}/openai/deployments/chat-a/chat/completions?api-version=2025-04-01-preview`, headers: { 'api-key': AZURE_KEY, 'content-type': 'application/json' }, body: chatBody(stream) }
+      : { url: `${proxies[path]!.url}/v1/chat/completions`, headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body: chatBody(stream) };
 
-    const loads: Record<string, unknown>[] = [];
+    const report: Report = { date: new Date().toISOString(), durationMs: DURATION_MS, rounds: ROUNDS };
+    // Warm every path (JIT, connection pools).
+    for (const path of paths) await closedLoop(target(path, false), 10, 500);
+
+    report.loads = [];
     for (const connections of CONNECTIONS) {
-      const runs: Record<PathName, LoadResult[]> = { direct: [], floor: [], gateway: [] };
-      const cpu: Record<Proxy, { ms: number; requests: number }> = { floor: { ms: 0, requests: 0 }, gateway: { ms: 0, requests: 0 } };
+      const runs = Object.fromEntries(paths.map((p) => [p, [] as LoadResult[]])) as Record<PathName, LoadResult[]>;
+      const cpu = Object.fromEntries(measured.map((p) => [p, { ms: 0, requests: 0 }])) as Record<Proxy, { ms: number; requests: number }>;
       for (let r = 0; r < ROUNDS; r++) {
         // Each pass starts on a different path, so none always runs on the warmest or the coldest machine.
-        for (let k = 0; k < PATHS.length; k++) {
-          const path = PATHS[(r + k) % PATHS.length];
-          const before = path === 'direct' ? 0 : proxies[path].cpuMs();
+        for (let k = 0; k < paths.length; k++) {
+          const path = paths[(r + k) % paths.length];
+          const server = path === 'direct' ? undefined : proxies[path]!;
+          const before = server?.cpuMs() ?? 0;
           const result = await closedLoop(target(path, false), connections, DURATION_MS);
           if (path !== 'direct') {
-            cpu[path].ms += proxies[path].cpuMs() - before;
+            cpu[path].ms += server!.cpuMs() - before;
             cpu[path].requests += result.requests;
           }
           runs[path].push(result);
         }
       }
       const best = (xs: LoadResult[]) => xs.reduce((a, b) => (b.rps > a.rps ? b : a));
-      loads.push({
+      report.loads.push({
         connections,
-        direct: best(runs.direct), floor: best(runs.floor), gateway: best(runs.gateway),
-        cpuMsPerRequest: { floor: cpu.floor.ms / cpu.floor.requests, gateway: cpu.gateway.ms / cpu.gateway.requests },
+        results: Object.fromEntries(paths.map((p) => [p, best(runs[p])])) as Record<PathName, LoadResult>,
+        cpuMsPerRequest: Object.fromEntries(measured.map((p) => [p, cpu[p].ms / cpu[p].requests])),
       });
     }
-    report.loads = loads;
 
-    // Streamed: time to first and last chunk, one request at a time, the paths in turn.
-    const agents = Object.fromEntries(PATHS.map((p) => [p, new http.Agent({ keepAlive: true, maxSockets: 1 })])) as Record<PathName, http.Agent>;
-    const times: Record<PathName, { first: number; last: number }[]> = { direct: [], floor: [], gateway: [] };
-    for (let i = 0; i < STREAMED_REQUESTS; i++) {
-      for (const path of PATHS) times[path].push(await timeStream(target(path, true), agents[path]));
+    if (STREAMED_REQUESTS > 0) report.streamed = await streamed(paths, target);
+    if (OPEN_STREAMS > 0) {
+      report.openStreams = {};
+      for (const p of measured) report.openStreams[p] = await openStreams(sim.url, target(p, true), proxies[p]!);
     }
-    for (const agent of Object.values(agents)) agent.destroy();
-    const at = (path: PathName, k: 'first' | 'last', p: number) => percentile(times[path].map((x) => x[k]).sort((a, b) => a - b), p);
-    report.streamed = Object.fromEntries(PATHS.map((path) => [path, {
-      firstP50: at(path, 'first', 50), firstP99: at(path, 'first', 99), lastP50: at(path, 'last', 50), lastP99: at(path, 'last', 99),
-    }]));
 
-    report.openStreams = {
-      floor: await openStreams(sim.url, target('floor', true), floor),
-      gateway: await openStreams(sim.url, target('gateway', true), gateway),
-    };
-
-    printReport(report);
+    printReport(report, measured);
     mkdirSync('bench/results', { recursive: true });
     writeFileSync('bench/results/gateway.json', JSON.stringify(report, null, 2));
   } finally {
-    await gateway.stop();
-    await floor.stop();
+    for (const p of Object.values(proxies)) await p.stop();
     await sim.stop();
   }
 }
 
+/** Times streamed requests one at a time, the paths in turn: to the first chunk and to the end. */
+async function streamed(paths: readonly PathName[], target: (path: PathName, stream: boolean) => Target): Promise<Record<PathName, StreamTimes>> {
+  const agents = Object.fromEntries(paths.map((p) => [p, new http.Agent({ keepAlive: true, maxSockets: 1 })])) as Record<PathName, http.Agent>;
+  const times = Object.fromEntries(paths.map((p) => [p, [] as { first: number; last: number }[]])) as Record<PathName, { first: number; last: number }[]>;
+  for (let i = 0; i < STREAMED_REQUESTS; i++) {
+    for (const path of paths) times[path].push(await timeStream(target(path, true), agents[path]));
+  }
+  for (const agent of Object.values(agents)) agent.destroy();
+  const at = (path: PathName, k: 'first' | 'last', p: number) => percentile(times[path].map((x) => x[k]).sort((a, b) => a - b), p);
+  return Object.fromEntries(paths.map((path) => [path, {
+    firstP50: at(path, 'first', 50), firstP99: at(path, 'first', 99), lastP50: at(path, 'last', 50), lastP99: at(path, 'last', 99),
+  }])) as Record<PathName, StreamTimes>;
+}
+
 /** Holds OPEN_STREAMS streams open at once through one proxy and reads its memory. */
-async function openStreams(simUrl: string, target: Target, proxy: ServiceProcess) {
+async function openStreams(simUrl: string, target: Target, proxy: ServiceProcess): Promise<HeldStreams> {
   const control = (path: string) => fetch(`${simUrl}/_simulator/${path}`, { method: 'POST' });
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
   const baseline = proxy.memory().rssKb;
@@ -139,40 +161,44 @@ async function openStreams(simUrl: string, target: Target, proxy: ServiceProcess
 }
 
 /** Prints the run as the README's tables: throughput, added latency, streaming, CPU and memory. */
-function printReport(report: Record<string, unknown>): void {
-  const loads = report.loads as { connections: number; direct: LoadResult; floor: LoadResult; gateway: LoadResult; cpuMsPerRequest: Record<Proxy, number> }[];
-  const lines = [
-    '| load | direct | floor | gateway | floor / direct | gateway / direct | gateway / floor |',
-    '|---|---|---|---|---|---|---|',
-    ...loads.map((l) => `| chat, ${l.connections} conn | ${rps(l.direct.rps)} | ${rps(l.floor.rps)} | ${rps(l.gateway.rps)} | ${pct(l.floor.rps / l.direct.rps)} | ${pct(l.gateway.rps / l.direct.rps)} | ${pct(l.gateway.rps / l.floor.rps)} |`),
-    '',
-    '| added over direct, p50 / p99 | floor | gateway | gateway − floor |',
-    '|---|---|---|---|',
-    ...loads.map((l) => {
-      const f = [l.floor.p50 - l.direct.p50, l.floor.p99 - l.direct.p99];
-      const g = [l.gateway.p50 - l.direct.p50, l.gateway.p99 - l.direct.p99];
-      return `| chat, ${l.connections} conn | ${pair(f)} | ${pair(g)} | ${pair([g[0] - f[0], g[1] - f[1]])} |`;
-    }),
-  ];
-  const s = report.streamed as Record<PathName, { firstP50: number; firstP99: number; lastP50: number; lastP99: number }>;
-  for (const k of ['first', 'last'] as const) {
-    const p50 = `${k}P50` as const;
-    const p99 = `${k}P99` as const;
-    const f = [s.floor[p50] - s.direct[p50], s.floor[p99] - s.direct[p99]];
-    const g = [s.gateway[p50] - s.direct[p50], s.gateway[p99] - s.direct[p99]];
-    lines.push(`| streamed, ${k} chunk (direct ${ms(s.direct[p50])} / ${ms(s.direct[p99])} ms) | ${pair(f)} | ${pair(g)} | ${pair([g[0] - f[0], g[1] - f[1]])} |`);
+function printReport(report: Report, measured: readonly Proxy[]): void {
+  const hasBaseline = measured.includes('baseline');
+  const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  const rule = (n: number) => row(Array(n).fill('---'));
+  const throughputHead = ['load', 'direct', ...measured, ...measured.map((p) => `${p} / direct`), 'gateway / floor', ...(hasBaseline ? ['gateway / baseline'] : [])];
+  const latencyHead = ['added over direct, p50 / p99', ...measured, 'gateway − floor'];
+  const lines = [row(throughputHead), rule(throughputHead.length)];
+  for (const { connections, results } of report.loads ?? []) {
+    const rate = (p: PathName) => results[p].rps;
+    lines.push(row([
+      `chat, ${connections} conn`, rps(rate('direct')), ...measured.map((p) => rps(rate(p))),
+      ...measured.map((p) => pct(rate(p) / rate('direct'))), pct(rate('gateway') / rate('floor')),
+      ...(hasBaseline ? [pct(rate('gateway') / rate('baseline'))] : []),
+    ]));
   }
-  const os = report.openStreams as Record<Proxy, { streams: number; open: number; kbPerStream: number; baselineMb: number; peakMb: number }>;
-  lines.push(
-    '',
-    '| per request and per stream | floor | gateway |',
-    '|---|---|---|',
-    ...loads.map((l) => `| CPU per request, ${l.connections} conn | ${ms(l.cpuMsPerRequest.floor)} ms | ${ms(l.cpuMsPerRequest.gateway)} ms |`),
-    `| memory per open stream (${os.gateway.streams} held) | ${os.floor.kbPerStream} KB | ${os.gateway.kbPerStream} KB |`,
-  );
+  lines.push('', row(latencyHead), rule(latencyHead.length));
+  for (const { connections, results } of report.loads ?? []) {
+    const added = (p: Proxy) => [results[p].p50 - results.direct.p50, results[p].p99 - results.direct.p99];
+    const [g, f] = [added('gateway'), added('floor')];
+    lines.push(row([`chat, ${connections} conn`, ...measured.map((p) => pair(added(p))), pair([g[0] - f[0], g[1] - f[1]])]));
+  }
+  for (const k of report.streamed ? (['first', 'last'] as const) : []) {
+    const s = report.streamed!;
+    const [p50, p99] = [`${k}P50`, `${k}P99`] as const;
+    const added = (p: Proxy) => [s[p][p50] - s.direct[p50], s[p][p99] - s.direct[p99]];
+    const [g, f] = [added('gateway'), added('floor')];
+    lines.push(row([`streamed, ${k} chunk (direct ${ms(s.direct[p50])} / ${ms(s.direct[p99])} ms)`, ...measured.map((p) => pair(added(p))), pair([g[0] - f[0], g[1] - f[1]])]));
+  }
+  lines.push('', row(['per request and per stream', ...measured]), rule(measured.length + 1));
+  for (const { connections, cpuMsPerRequest } of report.loads ?? []) {
+    lines.push(row([`CPU per request, ${connections} conn`, ...measured.map((p) => `${ms(cpuMsPerRequest[p]!)} ms`)]));
+  }
+  const os = report.openStreams;
+  if (os) lines.push(row([`memory per open stream (${OPEN_STREAMS} held)`, ...measured.map((p) => `${os[p]!.kbPerStream} KB`)]));
   console.log(lines.join('\n'));
-  for (const p of ['floor', 'gateway'] as const) {
-    if (os[p].open < os[p].streams) console.log(`warning: only ${os[p].open} of ${os[p].streams} streams through the ${p} opened`);
+  for (const p of measured) {
+    const held = os?.[p];
+    if (held && held.open < held.streams) console.log(`warning: only ${held.open} of ${held.streams} streams through the ${p} opened`);
   }
 }
 

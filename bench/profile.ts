@@ -1,8 +1,8 @@
 /**
  * node dist/bench/profile.js <file.cpuprofile> [top] — where a V8 CPU profile
  * spent its time once requests began: the functions with the most self time,
- * then the same summed by file, so the gateway's own code stands apart from
- * Node's internals. Profiles come from `BENCH_CPU_PROF=<dir> npm run bench`
+ * the same summed by file, so the gateway's own code stands apart from Node's
+ * internals, and the project's functions with the time of what they call. Profiles come from `BENCH_CPU_PROF=<dir> npm run bench`
  * (gateway.cpuprofile and floor.cpuprofile, to read side by side).
  */
 import { readFileSync } from 'node:fs';
@@ -40,18 +40,33 @@ function main(): void {
   };
   const from = profile.samples.findIndex(serving);
 
+  const name = (id: number) => {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    const where = shortUrl(url);
+    return `${functionName || '(anonymous)'} ${where}${where ? `:${lineNumber + 1}` : ''}`;
+  };
   const byFunction = new Map<string, number>();
   const byFile = new Map<string, number>();
+  const inclusive = new Map<string, number>();
   let busy = 0;
   for (let i = Math.max(0, from); i < profile.samples.length; i++) {
-    const { functionName, url, lineNumber } = byId.get(profile.samples[i])!.callFrame;
+    const id = profile.samples[i];
+    const { functionName, url } = byId.get(id)!.callFrame;
     if (functionName === '(idle)') continue;
     const us = profile.timeDeltas[i] ?? 0;
     busy += us;
     const where = shortUrl(url);
-    const fn = `${functionName || '(anonymous)'} ${where}${where ? `:${lineNumber + 1}` : ''}`;
-    byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
+    byFunction.set(name(id), (byFunction.get(name(id)) ?? 0) + us);
     byFile.set(where || functionName, (byFile.get(where || functionName) ?? 0) + us);
+    // Each of the project's functions on the stack, once per sample however deep it recurses.
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      if (!/\/dist\/src\//.test(byId.get(at)!.callFrame.url)) continue;
+      const n = name(at);
+      if (seen.has(n)) continue;
+      seen.add(n);
+      inclusive.set(n, (inclusive.get(n) ?? 0) + us);
+    }
   }
   const print = (title: string, rows: Map<string, number>) => {
     console.log(`\n${title} (share of ${(busy / 1000).toFixed(0)} ms busy while serving)`);
@@ -61,6 +76,7 @@ function main(): void {
   };
   print('self time by function', byFunction);
   print('self time by file', byFile);
+  print("the project's functions, with what they call", inclusive);
 }
 
 /** node:internal/... kept as is; the project's files relative to dist/. */

@@ -29,7 +29,7 @@ export async function closedLoop(target: Target, connections: number, durationMs
   const one = () => new Promise<void>((resolve, reject) => {
     const t = performance.now();
     const req = http.request(target.url, { method: 'POST', agent, headers }, (res) => {
-      if (res.statusCode !== 200) reject(new Error(`status ${res.statusCode}`));
+      if (res.statusCode !== 200) reject(new Error(`status ${res.statusCode} from ${target.url}`));
       res.on('data', () => {});
       res.on('end', () => {
         latencies.push(performance.now() - t);

@@ -1,5 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 /** A server under test in a process of its own, so its memory and CPU can be read apart. */
@@ -23,8 +24,10 @@ function profileFlags(name: string): string[] {
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
 }
 
-export function startGatewayProcess(env: Record<string, string>): Promise<ServiceProcess> {
-  return startService(path.resolve(__dirname, '../../src/local/main.js'), { PORT: '0', ...env }, profileFlags('gateway'));
+/** The gateway's local host; `checkout` names another built checkout to run its gateway instead of this one. */
+export function startGatewayProcess(env: Record<string, string>, checkout?: string): Promise<ServiceProcess> {
+  const main = checkout === undefined ? path.resolve(__dirname, '../../src/local/main.js') : path.resolve(checkout, 'dist/src/local/main.js');
+  return startService(main, { PORT: '0', ...env }, profileFlags(checkout === undefined ? 'gateway' : 'baseline'));
 }
 
 /** The bench's calibration floor (support/thin-proxy.ts), started and measured like the gateway. */
@@ -32,24 +35,27 @@ export function startThinProxyProcess(env: Record<string, string>): Promise<Serv
   return startService(path.resolve(__dirname, 'thin-proxy.js'), env, profileFlags('floor'));
 }
 
-/** Starts `main` and waits for its "listening on <url>;" line; later output is drained unread. */
+/**
+ * Starts `main` with its output going to a file, as `npm start > gateway.log`
+ * would (the README's way to keep the log lines), and waits for its
+ * "listening on <url>" line. A file rather than a pipe read here: reading
+ * every log line would put the load generator's own work into what it measures.
+ */
 async function startService(main: string, env: Record<string, string>, flags: string[]): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [...flags, main], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const onData = (c: Buffer) => {
-      out += c;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        // From here on the per-request log lines are not needed: drain them cheaply.
-        child.stdout!.off('data', onData);
-        child.stdout!.resume();
-        resolve(m[1].replace('localhost', '127.0.0.1'));
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${path.basename(main)} exited with ${code}: ${out}`)));
-  });
+  const dir = mkdtempSync(path.join(tmpdir(), 'bench-'));
+  const logFile = path.join(dir, 'out.log');
+  const out = openSync(logFile, 'w');
+  const child = spawn(process.execPath, [...flags, main], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', out, 'inherit'] });
+  closeSync(out);
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${path.basename(main)} exited with ${code}: ${readFileSync(logFile, 'utf8')}`))));
+  exited.catch(() => {});
+  let url: string | undefined;
+  const deadline = Date.now() + 30_000;
+  while (url === undefined) {
+    if (Date.now() > deadline) throw new Error(`${path.basename(main)} did not start: ${readFileSync(logFile, 'utf8')}`);
+    await Promise.race([new Promise((r) => setTimeout(r, 20)), exited]);
+    url = /listening on (http:\/\/[^\s;]+)[;\s]/.exec(readFileSync(logFile, 'utf8').slice(0, 4096))?.[1]?.replace('localhost', '127.0.0.1');
+  }
   const status = () => readFileSync(`/proc/${child.pid}/status`, 'utf8');
   const field = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status())?.[1] ?? 0);
   return {
@@ -62,7 +68,11 @@ async function startService(main: string, env: Record<string, string>, flags: st
       return (Number(parts[11]) + Number(parts[12])) * 10;
     },
     stop: () => new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
+      child.removeAllListeners('exit');
+      child.once('exit', () => {
+        rmSync(dir, { recursive: true, force: true });
+        resolve();
+      });
       child.kill('SIGTERM');
     }),
   };

@@ -59,6 +59,6 @@ const server = http.createServer((req, res) => {
 
 server.listen(0, '127.0.0.1', () => {
   const { port } = server.address() as { port: number };
-  console.log(`thin proxy listening on http://127.0.0.1:${port};`);
+  console.log(`thin proxy listening on http://127.0.0.1:${port}`);
 });
 process.once('SIGTERM', () => process.exit(0));
