@@ -4,9 +4,11 @@ import { Deployment } from './deployment';
 
 export const COGNITIVE_SERVICES_SCOPE = 'https://cognitiveservices.azure.com/.default';
 
-/** Gives the header that authenticates the gateway to a deployment: its key, or an Entra ID token. */
+export type AuthHeader = readonly [name: string, value: string];
+
+/** Gives the header that authenticates the gateway to a deployment: its key at once, or an Entra ID token. */
 export interface UpstreamAuth {
-  header(deployment: Deployment): Promise<readonly [name: string, value: string]>;
+  header(deployment: Deployment): AuthHeader | Promise<AuthHeader>;
 }
 
 export type Clock = () => number;
@@ -70,10 +72,10 @@ export class KeyOrTokenAuth implements UpstreamAuth {
     private readonly defaultKey?: () => string | undefined,
   ) {}
 
-  async header(deployment: Deployment): Promise<readonly [string, string]> {
+  header(deployment: Deployment): AuthHeader | Promise<AuthHeader> {
     const key = deployment.usesDefaultKey && this.defaultKey ? this.defaultKey() : deployment.apiKey;
     if (key) return ['api-key', key];
     if (!this.tokens) throw new Error('no key and no identity for this deployment');
-    return ['authorization', `Bearer ${await this.tokens.get()}`];
+    return this.tokens.get().then((token) => ['authorization', `Bearer ${token}`] as const);
   }
 }

@@ -15,6 +15,7 @@ export interface UpstreamCall {
   /** Path and query. */
   readonly path: string;
   readonly method: 'GET' | 'POST' | 'DELETE';
+  /** Made for this call: the client completes it (content-length) rather than copying it. */
   readonly headers: http.OutgoingHttpHeaders;
   readonly body?: Buffer | readonly Buffer[];
   /** The client's departure cancels the call, before or after the response starts. */
@@ -87,7 +88,7 @@ export class NodeHttpUpstream implements UpstreamClient {
       const secure = origin.protocol === 'https:';
       const body = call.body;
       const length = body === undefined ? 0 : Buffer.isBuffer(body) ? body.length : sum(body as readonly Buffer[]);
-      const headers: http.OutgoingHttpHeaders = { ...call.headers };
+      const headers = call.headers;
       if (call.method !== 'GET') headers['content-length'] = length;
 
       const request = (secure ? https : http).request({
@@ -124,7 +125,7 @@ export class NodeHttpUpstream implements UpstreamClient {
         watchIdle(response, call.idleTimeoutMs);
         // Errors after this point surface through the body stream; keep the request quiet.
         request.removeAllListeners('error');
-        request.on('error', () => {});
+        request.on('error', ignore);
         resolve({ status: response.statusCode ?? 502, headers: response.headers, body: response });
       });
 
@@ -167,6 +168,8 @@ function watchIdle(response: http.IncomingMessage, idleMs: number): void {
   timer.unref();
   response.once('close', () => clearInterval(timer));
 }
+
+function ignore(): void {}
 
 function sum(parts: readonly Buffer[]): number {
   let n = 0;

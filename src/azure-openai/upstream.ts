@@ -4,7 +4,7 @@ import { AttemptResult } from '../balancer/balancer';
 import { GatewayError } from '../core/errors';
 import { ClientGone } from '../core/http';
 import { RateLimitedWarning, describeError, whyUnreachable } from '../core/log';
-import { UpstreamAuth } from './auth';
+import { AuthHeader, UpstreamAuth } from './auth';
 import { UpstreamClient, UpstreamFailure, UpstreamReply } from './client';
 import { Deployment } from './deployment';
 import { UpstreamSocket, openRealtimeSocket } from './realtime-socket';
@@ -57,15 +57,18 @@ export class AzureOpenAI {
   }
 
   private async attempt<T>(d: Deployment, request: OperationRequest<T>): Promise<AttemptResult<T>> {
-    const auth = await this.authHeader(d);
+    const header = this.authHeader(d);
+    const auth = header instanceof Promise ? await header : header;
     if (auth === undefined) return { kind: 'retry', reason: 'rejected' };
+    const headers: OutgoingHttpHeaders = { ...request.headers };
+    headers[auth[0]] = auth[1];
     let reply: UpstreamReply;
     try {
       reply = await this.options.client.send({
         origin: d.endpoint,
         path: operationPath(d, request.operation, request.query),
         method: request.method ?? 'POST',
-        headers: { ...request.headers, [auth[0]]: auth[1] },
+        headers,
         body: request.body?.(d),
         gone: request.gone,
         headersTimeoutMs: this.options.headersTimeoutMs,
@@ -100,14 +103,23 @@ export class AzureOpenAI {
     return openRealtimeSocket(realtimeUrl(d), auth, Math.min(REALTIME_HANDSHAKE_MS, this.options.headersTimeoutMs));
   }
 
-  /** The header that authenticates to a deployment, or undefined (warned) when none can be had: another deployment may still serve. */
-  private async authHeader(d: Deployment): Promise<readonly [string, string] | undefined> {
+  /**
+   * The header that authenticates to a deployment, or undefined (warned) when
+   * none can be had: another deployment may still serve. A key is there at
+   * once; only a token may need waiting for.
+   */
+  private authHeader(d: Deployment): AuthHeader | undefined | Promise<AuthHeader | undefined> {
     try {
-      return await this.options.auth.header(d);
+      const header = this.options.auth.header(d);
+      return header instanceof Promise ? header.catch((err: unknown) => this.authFailed(d, err)) : header;
     } catch (err) {
-      this.options.credentialWarning.warn({ msg: 'could not authenticate to a deployment; check the managed identity or its key', deployment: d.label, error: describeError(err) });
-      return undefined;
+      return this.authFailed(d, err);
     }
+  }
+
+  private authFailed(d: Deployment, err: unknown): undefined {
+    this.options.credentialWarning.warn({ msg: 'could not authenticate to a deployment; check the managed identity or its key', deployment: d.label, error: describeError(err) });
+    return undefined;
   }
 
   close(): void {

@@ -71,6 +71,7 @@ export async function readJsonObject(req: GatewayRequest, limit: number): Promis
 }
 
 export function isJsonType(contentType: string): boolean {
+  if (contentType === 'application/json') return true;
   const essence = contentType.split(';')[0].trim().toLowerCase();
   return essence === 'application/json' || essence.endsWith('+json');
 }

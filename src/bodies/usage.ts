@@ -32,6 +32,12 @@ export function extractUsage(text: string): Usage | undefined {
   return undefined;
 }
 
+/** The token counts of a whole JSON answer, decoding only its tail from the last `"usage"` on. */
+export function usageOfBody(body: Buffer): Usage | undefined {
+  const at = body.lastIndexOf(USAGE_KEY);
+  return at < 0 ? undefined : extractUsage(body.toString('utf8', at));
+}
+
 export function pickCounts(u: Record<string, unknown> | null | undefined): Usage | undefined {
   if (!u || typeof u !== 'object') return undefined;
   const n = (k: string) => (typeof u[k] === 'number' ? (u[k] as number) : undefined);

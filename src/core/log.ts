@@ -9,39 +9,71 @@ export interface Logger {
 }
 
 export class JsonLineLogger implements Logger {
-  constructor(private readonly write: (line: string, level: Level) => void = batchedStdout) {}
+  constructor(private readonly sink: LineBatch = stdoutLines) {}
 
   log(level: Level, fields: Record<string, unknown>): void {
-    this.write(JSON.stringify({ time: new Date().toISOString(), level, ...fields }), level);
+    this.sink.add(Date.now(), level, fields);
   }
 }
 
 /**
- * Stdout lines written together once per turn of the event loop: one write
- * call for a burst of requests instead of one each (writes to a pipe are
- * synchronous, and they showed in the hot path's profile).
+ * Lines formatted and written together once per turn of the event loop: one
+ * write for a burst of requests instead of one each (writes to a pipe are
+ * synchronous, and they showed in the hot path's profile), and the formatting
+ * done after the turn's responses have been written rather than before. The
+ * fields are read when the batch is written: pass values that no longer change.
  */
-let pending = '';
-let scheduled = false;
+export class LineBatch {
+  /** time, level, fields, time, level, fields, ... */
+  private readonly queue: unknown[] = [];
+  private scheduled = false;
+  private lastMs = NaN;
+  private lastIso = '';
+  private readonly flushNow = () => this.flush();
 
-function batchedStdout(line: string): void {
-  pending += `${line}\n`;
-  if (pending.length > 65536) return flushStdout();
-  if (!scheduled) {
-    scheduled = true;
-    setImmediate(flushStdout);
+  constructor(private readonly write: (text: string) => void) {}
+
+  add(time: number, level: Level, fields: Record<string, unknown>): void {
+    this.queue.push(time, level, fields);
+    if (this.queue.length >= MAX_BATCHED * 3) return this.flush();
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushNow);
+    }
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    if (this.queue.length === 0) return;
+    let text = '';
+    for (let i = 0; i < this.queue.length; i += 3) {
+      text += `${this.format(this.queue[i] as number, this.queue[i + 1] as Level, this.queue[i + 2] as Record<string, unknown>)}\n`;
+    }
+    this.queue.length = 0;
+    this.write(text);
+  }
+
+  private format(time: number, level: Level, fields: Record<string, unknown>): string {
+    let rest: string;
+    try {
+      rest = JSON.stringify(fields);
+    } catch (err) {
+      rest = JSON.stringify({ msg: 'a log line could not be written', error: describeError(err) });
+    }
+    if (time !== this.lastMs) {
+      this.lastMs = time;
+      this.lastIso = new Date(time).toISOString();
+    }
+    return `{"time":"${this.lastIso}","level":"${level}"${rest.length > 2 ? `,${rest.slice(1)}` : '}'}`;
   }
 }
 
-function flushStdout(): void {
-  scheduled = false;
-  if (pending.length === 0) return;
-  const out = pending;
-  pending = '';
-  process.stdout.write(out);
-}
+/** Lines held before a batch is written at once, whatever the turn. */
+const MAX_BATCHED = 256;
 
-process.once('exit', flushStdout);
+/** The process's stdout, batched: one per process, as stdout is. */
+const stdoutLines = new LineBatch((text) => process.stdout.write(text));
+process.once('exit', () => stdoutLines.flush());
 
 /** Collects lines in memory: for tests that scan what was logged. */
 export class MemoryLogger implements Logger {

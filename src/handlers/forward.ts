@@ -9,7 +9,7 @@ import { GatewayRequest, GatewayResponse } from '../core/http';
 import { UpstreamFailure, UpstreamReply } from '../azure-openai/client';
 import { UsageTap } from '../bodies/usage-tap';
 import { readBody } from '../bodies/body';
-import { extractUsage } from '../bodies/usage';
+import { usageOfBody } from '../bodies/usage';
 
 export interface ForwardSpec {
   /** Operation path, e.g. "chat/completions" (under the deployment) or "responses/resp_1" (on the resource). */
@@ -81,7 +81,7 @@ export async function passThrough(reply: UpstreamReply, ctx: RequestContext, usa
   if (json && length <= SMALL_RESPONSE) {
     // A small whole answer costs less read in one piece than piped through a stream per request.
     const body = await readUpstream(reply);
-    const counted = extractUsage(body.toString('utf8', Math.max(0, body.length - 4096)));
+    const counted = usageOfBody(body);
     if (counted) ctx.usage = counted;
     return { status: reply.status, headers: { 'content-type': type }, body };
   }

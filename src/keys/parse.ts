@@ -1,5 +1,5 @@
 /** @module PROXY_KEYS (or the Key Vault secret proxy-keys) parsed into named keys, each bad entry reported by name and field. */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { ConfigProblem } from '../config/config';
 import { KeyLimits, ProxyKey } from './proxy-key';
 
@@ -19,8 +19,9 @@ const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
 const LIMIT_FIELDS = ['rpm', 'tpm', 'tokensPerDay', 'tokensPerMonth'] as const;
 const FIELDS = new Set<string>(['name', 'key', 'keySha256', 'models', 'admin', ...LIMIT_FIELDS]);
 
+/** One-shot hashing: a Hash object per request showed in the hot path's profile. */
 export function digestOf(key: string): Buffer {
-  return createHash('sha256').update(key, 'utf8').digest();
+  return hash('sha256', key, 'buffer');
 }
 
 /**

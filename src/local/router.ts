@@ -16,7 +16,8 @@ interface Compiled {
  * the same templates the Functions host is given, with an empty route prefix.
  */
 export class Router {
-  private readonly exact = new Map<string, Route>();
+  /** Matches of the routes without parameters, made once: most requests land on one. */
+  private readonly exact = new Map<string, Match>();
   private readonly templated: Compiled[] = [];
 
   constructor(routes: readonly Route[]) {
@@ -26,15 +27,17 @@ export class Router {
         names.push(name);
         return '([^/]+)';
       });
-      if (names.length === 0) this.exact.set(`/${route.route}`.toLowerCase(), route);
+      if (names.length === 0) this.exact.set(`/${route.route}`.toLowerCase(), Object.freeze({ route, params: Object.freeze({}) }));
       else this.templated.push({ route, pattern: new RegExp(`^/${source}/?$`, 'i'), names });
     }
   }
 
   match(path: string): Match | undefined {
+    const exact = this.exact.get(path);
+    if (exact !== undefined) return exact;
     const trimmed = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
-    const route = this.exact.get(trimmed.toLowerCase());
-    if (route !== undefined) return { route, params: {} };
+    const found = this.exact.get(trimmed.toLowerCase());
+    if (found !== undefined) return found;
     for (const c of this.templated) {
       const m = c.pattern.exec(path);
       if (!m) continue;
