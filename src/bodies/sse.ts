@@ -3,7 +3,8 @@ import { Usage, extractUsage } from './usage';
 
 const LF2 = Buffer.from('\n\n');
 const CRLF2 = Buffer.from('\r\n\r\n');
-const EMPTY_CHOICES = [Buffer.from('"choices":[]'), Buffer.from('"choices": []')];
+const EMPTY_CHOICES = Buffer.from('"choices":[]');
+const EMPTY_CHOICES_SPACED = Buffer.from('"choices": []');
 
 /**
  * The most of one event the filter holds while waiting for its end. Azure's
@@ -65,8 +66,9 @@ export class AzureEventFilter extends Transform {
     // Whole events inside this chunk go on as slices of it, dropped ones cut out.
     let start = from;
     let keptFrom = from;
+    const ends = new EventEnds(chunk);
     for (;;) {
-      const end = eventEnd(chunk, start);
+      const end = ends.after(start);
       if (end < 0) break;
       if (this.isDropped(chunk, start, end)) {
         if (start > keptFrom) this.push(chunk.subarray(keptFrom, start));
@@ -142,7 +144,7 @@ export class AzureEventFilter extends Transform {
 
   private isDropped(buf: Buffer, start: number, end: number): boolean {
     const event = buf.subarray(start, end);
-    if (!EMPTY_CHOICES.some((needle) => event.includes(needle))) return false;
+    if (!event.includes(EMPTY_CHOICES) && !event.includes(EMPTY_CHOICES_SPACED)) return false;
     const text = event.toString('utf8');
     const usage = extractUsage(text);
     if (usage !== undefined) {
@@ -150,6 +152,28 @@ export class AzureEventFilter extends Transform {
       return false;
     }
     return true;
+  }
+}
+
+/**
+ * Finds event ends in one chunk, each separator searched for once: looking
+ * for a CRLF blank line afresh at every event scanned the rest of the chunk
+ * each time (Azure separates with LF, so that search always ran to the end).
+ */
+class EventEnds {
+  /** Next LF and CRLF blank line at or after the last search point; -1: none in the rest of the chunk. */
+  private lf = -2;
+  private crlf = -2;
+
+  constructor(private readonly buf: Buffer) {}
+
+  /** Index just past the blank line that ends the event starting at `from`, or -1. */
+  after(from: number): number {
+    if (this.lf !== -1 && this.lf < from) this.lf = this.buf.indexOf(LF2, from);
+    if (this.crlf !== -1 && this.crlf < from) this.crlf = this.buf.indexOf(CRLF2, from);
+    const { lf, crlf } = this;
+    if (crlf >= 0 && (lf < 0 || crlf < lf)) return crlf + CRLF2.length;
+    return lf < 0 ? -1 : lf + LF2.length;
   }
 }
 

@@ -62,6 +62,21 @@ describe('the Azure event filter on hostile input', () => {
     expect(performance.now() - started).toBeLessThan(2000);
   });
 
+  it('scans many events arriving in one large chunk in linear time', async () => {
+    const event = Buffer.from(`data: {"choices":[{"index":0,"delta":{"content":"${'y'.repeat(100)}"}}]}\n\n`);
+    const count = Math.floor((8 * 1024 * 1024) / event.length);
+    const chunk = Buffer.concat(Array.from({ length: count }, () => event));
+    const filter = new AzureEventFilter();
+    let out = 0;
+    filter.on('data', (c: Buffer) => (out += c.length));
+    const started = performance.now();
+    filter.end(chunk);
+    await new Promise((r) => filter.once('end', r));
+    expect(out).toBe(chunk.length);
+    // Searching the rest of the chunk for a CRLF separator at every event took seconds here.
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
   it('passes an event larger than its cap through whole, then filters the next ones again', async () => {
     const big = `data: {"choices":[{"delta":{"content":"${'x'.repeat(5000)}"}}]}\n\n`;
     const empty = 'data: {"choices":[],"prompt_filter_results":[]}\n\n';
