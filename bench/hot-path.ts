@@ -36,7 +36,8 @@ function load(root: string): Checkout {
   };
 }
 
-const REQUEST_BODY = Buffer.from(JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello, how are you today?' }] }));
+/** Every variant sends the same body; only the ones configured for prompt-cache affinity act on its key. */
+const REQUEST_BODY = Buffer.from(JSON.stringify({ model: 'gpt-4o-mini', prompt_cache_key: 'bench-conversation-42', messages: [{ role: 'user', content: 'Hello, how are you today?' }] }));
 const ANSWER = Buffer.from(JSON.stringify({
   id: 'chatcmpl-bench', object: 'chat.completion', created: 1, model: 'gpt-4o-mini',
   choices: [{ index: 0, message: { role: 'assistant', content: 'I am well, thank you for asking.' }, finish_reason: 'stop', logprobs: null, content_filter_results: {} }],
@@ -66,6 +67,8 @@ interface Variant {
 
 function variant(name: string, checkout: Checkout, env: Record<string, string>, headers: Record<string, string>): Variant {
   const gateway = checkout.createGateway({ AZURE_OPENAI_ENDPOINT: 'https://bench.invalid', AZURE_OPENAI_API_KEY: 'k', MODEL_DEPLOYMENTS: JSON.stringify(MODELS), ...env }, { upstream });
+  const problems = (gateway as { config: { problems: { setting: string; message: string }[] } }).config.problems;
+  if (problems.length > 0) throw new Error(`${name}: ${problems.map((p) => `${p.setting}: ${p.message}`).join('; ')}`);
   const header = (n: string) => headers[n];
   return {
     name,
@@ -86,6 +89,8 @@ async function main(): Promise<void> {
   const variants: Variant[] = [variant('unnamed key', here, { PROXY_API_KEY: KEY }, bearer)];
   variants.push(variant('named key, no limits', here, { PROXY_KEYS: JSON.stringify([{ name: 'team', key: KEY }]) }, bearer));
   variants.push(variant('named key with limits', here, { PROXY_KEYS: JSON.stringify([{ name: 'team', key: KEY, rpm: 1e9, tpm: 1e12 }]) }, bearer));
+  const withAffinity = { 'gpt-4o-mini': { deployments: MODELS['gpt-4o-mini'], affinity: 'prompt_cache_key' } };
+  variants.push(variant('prompt-cache affinity', here, { PROXY_API_KEY: KEY, MODEL_DEPLOYMENTS: JSON.stringify(withAffinity) }, bearer));
   if (process.env.BENCH_BASELINE) variants.push(variant('baseline, unnamed key', load(process.env.BENCH_BASELINE), { PROXY_API_KEY: KEY }, bearer));
 
   // Warm up: JIT every path.
