@@ -69,8 +69,12 @@ describe('the README\'s examples run as written against npm start', () => {
     expect(events.at(-1)).toBe('response.done');
   });
 
-  it('every example file has a test here', () => {
+  it('every example file has a test here, and is in the README word for word', () => {
+    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
     const tested = [...readFileSync(__filename, 'utf8').matchAll(/run\('([\w-]+\.mjs)'\)/g)].map((m) => m[1]);
-    for (const file of readdirSync(path.join(root, 'examples'))) expect(tested, `${file} has no test`).toContain(file);
+    for (const file of readdirSync(path.join(root, 'examples'))) {
+      expect(tested, `${file} has no test`).toContain(file);
+      expect(readme, `the README does not show examples/${file} as it is`).toContain(`\`\`\`js\n${readFileSync(path.join(root, 'examples', file), 'utf8').trimEnd()}\n\`\`\``);
+    }
   });
 });
