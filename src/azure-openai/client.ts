@@ -154,13 +154,17 @@ function watchIdle(response: http.IncomingMessage, idleMs: number): void {
   const step = Math.max(10, Math.floor(idleMs / 4));
   let bytes = socket.bytesRead;
   let quietSince = performance.now();
+  let checkedAt = quietSince;
   const timer = setInterval(() => {
     const now = performance.now();
+    // A check that comes late found the process busy, not the upstream quiet: bytes may be waiting unread.
+    const late = now - checkedAt > 2 * step;
+    checkedAt = now;
     // Not being read (backpressure, or not yet handed on): the upstream is not to blame.
     if (socket.bytesRead !== bytes || response.readableFlowing !== true || response.readableLength > 0) {
       bytes = socket.bytesRead;
       quietSince = now;
-    } else if (now - quietSince >= idleMs) {
+    } else if (now - quietSince >= idleMs && !late) {
       clearInterval(timer);
       response.destroy(new UpstreamFailure('timeout'));
     }

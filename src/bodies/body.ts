@@ -1,6 +1,6 @@
 import { GatewayRequest } from '../core/http';
 import { Readable } from 'node:stream';
-import { badRequest, clientClosed, GatewayError, payloadTooLarge, wrongContentType } from '../core/errors';
+import { badRequest, clientClosed, clip, GatewayError, payloadTooLarge, wrongContentType } from '../core/errors';
 
 /**
  * Reads the whole request body, refusing it with 413 as soon as it passes the
@@ -10,12 +10,26 @@ export async function readBody(body: AsyncIterable<Uint8Array>, limit: number): 
   if (body instanceof Readable) return readStream(body, limit);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of body) {
-    size += chunk.byteLength;
-    if (size > limit) throw payloadTooLarge(limit);
-    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  try {
+    for await (const chunk of body) {
+      size += chunk.byteLength;
+      if (size > limit) throw payloadTooLarge(limit);
+      chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    }
+  } catch (err) {
+    // A body that breaks off is the client leaving, unless the gateway said why.
+    throw err instanceof GatewayError ? err : clientClosed();
   }
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+}
+
+/**
+ * Refuses at once, unread, a body whose declared Content-Length is over the
+ * limit: reading it up to the limit first would only waste the time.
+ */
+export function refuseDeclaredOver(req: GatewayRequest, limit: number, reported = limit): void {
+  const declared = Number(req.header('content-length'));
+  if (declared > limit) throw payloadTooLarge(reported);
 }
 
 /**
@@ -28,7 +42,7 @@ function readStream(stream: Readable, limit: number): Promise<Buffer> {
     const chunks: Buffer[] = [];
     let size = 0;
     const done = (err: GatewayError | null) => {
-      stream.off('data', onData).off('end', onEnd).off('error', onClose).off('close', onClose);
+      stream.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
       if (err) {
         stream.pause();
         reject(err);
@@ -41,7 +55,9 @@ function readStream(stream: Readable, limit: number): Promise<Buffer> {
     };
     const onEnd = () => done(null);
     const onClose = () => done(clientClosed());
-    stream.on('data', onData).on('end', onEnd).on('error', onClose).on('close', onClose);
+    // An error the gateway raised itself says why; any other break is the client leaving.
+    const onError = (err: unknown) => done(err instanceof GatewayError ? err : clientClosed());
+    stream.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   });
 }
 
@@ -54,8 +70,9 @@ export interface JsonBody {
 export async function readJsonObject(req: GatewayRequest, limit: number): Promise<JsonBody> {
   const type = req.header('content-type');
   if (type !== undefined && !isJsonType(type)) {
-    throw wrongContentType(`Content-Type "${type.split(';')[0]}" is not accepted here; send a JSON body with Content-Type: application/json.`);
+    throw wrongContentType(`Content-Type "${clip(type.split(';')[0])}" is not accepted here; send a JSON body with Content-Type: application/json.`);
   }
+  refuseDeclaredOver(req, limit);
   const raw = await readBody(req.body, limit);
   if (raw.length === 0) throw badRequest('The request body is empty; send a JSON object.', null, 'empty_body');
   let value: unknown;

@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import busboy from 'busboy';
 import { GatewayRequest } from '../core/http';
-import { badRequest, GatewayError, payloadTooLarge, wrongContentType } from '../core/errors';
+import { badRequest, clientClosed, clip, GatewayError, payloadTooLarge, wrongContentType } from '../core/errors';
+import { refuseDeclaredOver } from './body';
 
 /** One uploaded file, kept as the chunks it arrived in (no copy into one buffer). */
 export interface UploadedFile {
@@ -23,6 +24,14 @@ export interface MultipartLimits {
   readonly fieldBytes: number;
 }
 
+/** Room in an upload for its fields and part headers beside the file. */
+const FORM_OVERHEAD_BYTES = 1024 * 1024;
+
+/** The largest multipart body accepted for a file limit: the file, plus its form around it. */
+export function multipartLimit(fileBytes: number): number {
+  return fileBytes + FORM_OVERHEAD_BYTES;
+}
+
 /**
  * Reads a multipart/form-data upload with busboy. The file may come before or
  * after the other fields; an upload over the limit is refused the moment it
@@ -32,8 +41,9 @@ export async function readMultipart(req: GatewayRequest, limits: MultipartLimits
   const type = req.header('content-type');
   const expected = 'Send the upload as multipart/form-data with a "file" field and a "model" field.';
   if (type === undefined || !/^multipart\/form-data/i.test(type.trim())) {
-    throw wrongContentType(`Content-Type ${type ? `"${type.split(';')[0]}"` : 'is missing and'} is not accepted here. ${expected}`);
+    throw wrongContentType(`Content-Type ${type ? `"${clip(type.split(';')[0])}"` : 'is missing and'} is not accepted here. ${expected}`);
   }
+  refuseDeclaredOver(req, multipartLimit(limits.fileBytes), limits.fileBytes);
   let parser: busboy.Busboy;
   try {
     parser = busboy({ headers: { 'content-type': type }, limits: { fileSize: limits.fileBytes, files: 1, fields: 64, fieldSize: limits.fieldBytes, parts: 80 } });
@@ -49,7 +59,7 @@ export async function readMultipart(req: GatewayRequest, limits: MultipartLimits
   };
 
   parser.on('field', (name, value, info) => {
-    if (info.valueTruncated) fail(badRequest(`The field "${name}" is longer than ${limits.fieldBytes} bytes.`, name, 'field_too_long'));
+    if (info.valueTruncated) fail(badRequest(`The field "${clip(name)}" is longer than ${limits.fieldBytes} bytes.`, clip(name), 'field_too_long'));
     else fields.push([name, value]);
   });
   parser.on('file', (name, stream, info) => {
@@ -78,9 +88,14 @@ export async function readMultipart(req: GatewayRequest, limits: MultipartLimits
     });
   });
 
-  for await (const chunk of req.body) {
-    if (failure) break;
-    if (!parser.write(chunk)) await Promise.race([once(parser, 'drain'), closed]);
+  try {
+    for await (const chunk of req.body) {
+      if (failure) break;
+      if (!parser.write(chunk)) await Promise.race([once(parser, 'drain'), closed]);
+    }
+  } catch (err) {
+    // The body broke off: the client left mid-upload (or the gateway refused the rest).
+    throw err instanceof GatewayError ? err : clientClosed();
   }
   if (failure) throw failure;
   parser.end();

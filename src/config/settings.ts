@@ -23,6 +23,7 @@ export const SETTINGS = [
   { name: 'MODEL_DEPLOYMENTS', description: 'JSON: model name -> list of deployments.', optional: true },
   { name: 'MAX_REQUEST_BODY_BYTES', description: 'Largest JSON request body accepted (default 20 MiB).', optional: true },
   { name: 'MAX_AUDIO_FILE_BYTES', description: 'Largest audio upload accepted (default 25 MiB).', optional: true },
+  { name: 'MAX_INFLIGHT_BODY_BYTES', description: 'Most bytes of request bodies an instance holds at once, all requests together (default 256 MiB); beyond it, requests get 503 with Retry-After.', optional: true },
   { name: 'UPSTREAM_HEADERS_TIMEOUT_MS', description: 'How long to wait for an upstream deployment to send response headers before failing over (default 120000).', optional: true },
   { name: 'UPSTREAM_IDLE_TIMEOUT_MS', description: 'Once a deployment has sent its headers, how long the gateway waits for its next byte: before the client has seen any, it fails over; after, it ends the response with an error (default 120000).', optional: true },
   { name: 'UPSTREAM_MAX_RETRY_AFTER_MS', description: 'The longest a deployment is skipped, whatever retry-after Azure sends (default 300000).', optional: true },

@@ -52,6 +52,14 @@ export class GatewayError extends Error {
 }
 
 /** A request the client must fix; the code names what is wrong, for the client and for the log line. */
+/**
+ * A client's value as an error message quotes it or a log line keeps it: cut
+ * to a length a person reads, so a 10 MB model name is not echoed or logged whole.
+ */
+export function clip(value: string, max = 128): string {
+  return value.length <= max ? value : `${value.slice(0, max)}… (${value.length} characters)`;
+}
+
 export const badRequest = (message: string, param: string | null, code: string) =>
   new GatewayError(400, message, 'invalid_request_error', code, param);
 
@@ -62,10 +70,10 @@ export const notFound = (message: string, code: string | null = 'not_found', par
   new GatewayError(404, message, 'invalid_request_error', code, param);
 
 export const modelNotFound = (model: string) =>
-  notFound(`The model \`${model}\` does not exist or you do not have access to it.`, 'model_not_found', 'model');
+  notFound(`The model \`${clip(model)}\` does not exist or you do not have access to it.`, 'model_not_found', 'model');
 
 export const methodNotAllowed = (method: string, allowed: readonly string[]) =>
-  new GatewayError(405, `Method ${method} is not allowed here; use ${allowed.join(' or ')}.`,
+  new GatewayError(405, `Method ${clip(method)} is not allowed here; use ${allowed.join(' or ')}.`,
     'invalid_request_error', 'method_not_allowed', null, { allow: allowed.join(', ') });
 
 export const payloadTooLarge = (limitBytes: number) =>
@@ -98,7 +106,7 @@ export const upstreamTimeout = (message: string) =>
  * `certain` is false while the gateway is still looking for where it is.
  */
 export const holderUnavailable = (what: string, retryAfterSeconds: number, throttled: boolean, certain = true) => {
-  const where = certain ? `${what} is stored on one deployment, which is` : `${what} may be stored on a deployment that is`;
+  const where = certain ? `${clip(what)} is stored on one deployment, which is` : `${clip(what)} may be stored on a deployment that is`;
   const headers = { 'retry-after': String(retryAfterSeconds) };
   const advice = `no other deployment can serve it. Retry after ${retryAfterSeconds} seconds.`;
   return throttled
@@ -112,16 +120,20 @@ export const storedNotFound = (what: string) =>
 
 /** The deployment that stored it has left the gateway's configuration. */
 export const holderGone = (what: string) =>
-  notFound(`${what} was stored by a deployment this gateway no longer serves, so it cannot be reached. Start over without it.`, 'stored_deployment_removed');
+  notFound(`${clip(what)} was stored by a deployment this gateway no longer serves, so it cannot be reached. Start over without it.`, 'stored_deployment_removed');
 
 /** A follow-up names a model none of whose deployments can reach where the response is stored. */
 export const holderOutsideModel = (what: string, model: string, holderModels: readonly string[]) =>
-  badRequest(`${what} is stored where model \`${model}\` cannot reach it. Continue it with ${holderModels.map((m) => `\`${m}\``).join(' or ')}.`, 'model', 'model_mismatch');
+  badRequest(`${clip(what)} is stored where model \`${clip(model)}\` cannot reach it. Continue it with ${holderModels.map((m) => `\`${m}\``).join(' or ')}.`, 'model', 'model_mismatch');
 
 /** The deployment broke off a response already under way: the client has part of it, and must retry. */
 export const upstreamBrokeOff = (stalled: boolean) => stalled
   ? new GatewayError(504, 'The deployment stopped sending in the middle of the response, so it is incomplete. Retry the request.', 'server_error', 'upstream_timeout')
   : new GatewayError(502, 'The connection to the deployment broke in the middle of the response, so it is incomplete. Retry the request.', 'server_error', 'upstream_error');
+
+/** The instance holds as many request bodies as it may (MAX_INFLIGHT_BODY_BYTES): retry shortly. */
+export const bodiesBusy = () =>
+  new GatewayError(503, 'The gateway is holding as many request bodies as it can right now. Retry after 1 second.', 'server_error', 'server_busy', null, { 'retry-after': '1' });
 
 /** The client left before its request was read: nobody will see this answer. */
 export const clientClosed = () =>

@@ -4,6 +4,8 @@ import { ConfigProblem, GatewayConfig } from '../config/config';
 import { GatewayRequest } from '../core/http';
 import { modelNotFound, unavailable } from '../core/errors';
 import { Deployment } from '../azure-openai/deployment';
+import { BodyBudget } from '../bodies/budget';
+import { multipartLimit } from '../bodies/multipart';
 import { AzureOpenAI } from '../azure-openai/upstream';
 import { SecretStore } from '../config/secrets';
 import { ProxyKeyRing, authenticate, presentedKey } from '../core/auth';
@@ -52,6 +54,10 @@ const NO_KEYS = 'The gateway cannot check proxy keys right now (none configured,
 /** Everything a request handler needs, built once per process (or per instance in tests). */
 export class Gateway {
   readonly config: GatewayConfig;
+  /** Request bodies in memory, all requests together. */
+  readonly bodies: BodyBudget;
+  /** The most any route reads of one body: a longer declared length is refused unread. */
+  readonly largestBody: number;
   readonly keys: ProxyKeyRing;
   readonly balancer: Balancer;
   /** Which deployment holds each stored response. */
@@ -73,6 +79,8 @@ export class Gateway {
   constructor(deps: GatewayDeps) {
     this.shared = deps.cursor !== undefined && !(deps.cursor instanceof LocalCursor);
     this.config = deps.config;
+    this.bodies = new BodyBudget(deps.config.maxInflightBodyBytes);
+    this.largestBody = Math.max(deps.config.maxRequestBodyBytes, multipartLimit(deps.config.maxAudioFileBytes));
     this.now = deps.now ?? Date.now;
     this.logger = deps.logger ?? new JsonLineLogger();
     this.stats = deps.stats ?? new DeploymentStats(this.now);

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { RequestContext } from './context';
-import { GatewayError, internalError } from '../core/errors';
+import { GatewayError, clip, internalError } from '../core/errors';
 import { Gateway } from './gateway';
 import { GatewayRequest, GatewayResponse } from '../core/http';
 import { Logger, describeError } from '../core/log';
@@ -18,11 +18,17 @@ export async function serve(route: Route, req: GatewayRequest, gateway: Gateway,
   const incoming = req.header('x-request-id');
   const ctx = new RequestContext(incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : randomUUID(), route.name);
   let res: GatewayResponse;
+  let release: (() => void) | undefined;
   try {
     if (route.auth) ctx.key = await gateway.authenticate(req);
-    res = await route.handler(req, gateway, ctx);
+    const admitted = gateway.bodies.admit(req, gateway.largestBody);
+    release = admitted.release;
+    res = await route.handler(admitted.req, gateway, ctx);
   } catch (err) {
     res = errorResponse(err, ctx, logger);
+  } finally {
+    // The body has been read and sent on by now; what still streams is the answer.
+    release?.();
   }
   ctx.headersMs = ctx.elapsedMs();
   res.headers['x-request-id'] = ctx.requestId;
@@ -52,7 +58,7 @@ function logRequest(logger: Logger, req: GatewayRequest, ctx: RequestContext, st
     route: ctx.route,
     method: req.method,
     key: ctx.key?.name,
-    model: ctx.model,
+    model: ctx.model === undefined ? undefined : clip(ctx.model),
     deployment: answered?.deployment,
     // Which priority group served, and whether the pool's best group could not (PTU overflow).
     priority: answered?.priority,

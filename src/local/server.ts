@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Readable, pipeline } from 'node:stream';
-import { GatewayError, headersTooLarge, malformedHttp, methodNotAllowed, notFound } from '../core/errors';
+import { GatewayError, clip, headersTooLarge, malformedHttp, methodNotAllowed, notFound } from '../core/errors';
 import { Gateway } from '../gateway/gateway';
 import { ClientGone, GatewayRequest, GatewayResponse } from '../core/http';
 import { errorResponse, serve } from '../gateway/pipeline';
@@ -90,7 +90,7 @@ export class LocalServer {
     if (match !== undefined && CorsPolicy.isPreflight(request)) return this.write(req, res, this.cors.preflight(request, match.route.methods));
     let response: GatewayResponse;
     if (match === undefined) {
-      response = this.refuse(notFound(`Unknown request URL: ${request.method} ${path}. Check the path (the base URL should end in /v1).`, 'unknown_url'));
+      response = this.refuse(notFound(`Unknown request URL: ${request.method} ${clip(path)}. Check the path (the base URL should end in /v1).`, 'unknown_url'));
     } else if (!match.route.methods.includes(request.method as never)) {
       response = this.refuse(methodNotAllowed(request.method, match.route.methods));
     } else {

@@ -1,7 +1,7 @@
 /** @module Which realtime model a session may use, and Azure's socket for it opened through the balancer. */
 import { TryRecord } from '../balancer/balancer';
 import { UpstreamSocket } from '../azure-openai/realtime-socket';
-import { badRequest } from '../core/errors';
+import { badRequest, clip } from '../core/errors';
 import { Gateway } from '../gateway/gateway';
 import { ProxyKey } from '../keys/proxy-key';
 
@@ -9,7 +9,7 @@ import { ProxyKey } from '../keys/proxy-key';
 export function requireRealtimeModel(gateway: Gateway, model: unknown, key: ProxyKey | undefined): string {
   if (typeof model !== 'string' || model === '') throw badRequest('You must provide a model parameter.', 'model', 'missing_required_parameter');
   gateway.pool(model, key);
-  if (!model.includes('realtime')) throw badRequest(`The model \`${model}\` is not a realtime model; use one whose name contains "realtime".`, 'model', 'invalid_model');
+  if (!model.includes('realtime')) throw badRequest(`The model \`${clip(model)}\` is not a realtime model; use one whose name contains "realtime".`, 'model', 'invalid_model');
   return model;
 }
 

@@ -1,14 +1,17 @@
 import http from 'node:http';
+import net from 'node:net';
 import OpenAI from 'openai';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { PROXY_KEY } from '../support/harness';
 import { harnessForFile } from '../support/suite';
 
 const IDLE_MS = 300;
+const MiB = 1024 * 1024;
 const suite = harnessForFile({
   env: () => ({
     UPSTREAM_IDLE_TIMEOUT_MS: String(IDLE_MS),
     UPSTREAM_MAX_RETRY_AFTER_MS: '1500',
+    MAX_INFLIGHT_BODY_BYTES: String(24 * MiB),
     MODEL_DEPLOYMENTS: JSON.stringify({
       'stall-json': ['stall-json-a', 'stall-json-b'],
       'stall-sse': ['stall-sse-a', 'stall-sse-b'],
@@ -115,5 +118,114 @@ describe('a retry-after years away (UPSTREAM_MAX_RETRY_AFTER_MS)', () => {
     await new Promise((r) => setTimeout(r, 1600));
     const served = await fetch(`${suite.h.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify(hello('far-retry')) });
     expect(served.status).toBe(200);
+  });
+});
+
+/** A request written by hand on its own socket: the head and as much of the body as the test wants. */
+function rawRequest(head: string, body: Buffer | string = '') {
+  const socket = net.connect(Number(new URL(suite.h.url).port), '127.0.0.1');
+  socket.write(head + '\r\n');
+  if (body.length > 0) socket.write(body);
+  let out = '';
+  socket.on('data', (c) => (out += c));
+  socket.on('error', () => {});
+  const answered = new Promise<string>((resolve) => {
+    const check = () => {
+      const end = out.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const length = /content-length: (\d+)/i.exec(out.slice(0, end))?.[1];
+      if (length !== undefined ? out.length >= end + 4 + Number(length) : out.endsWith('\r\n0\r\n\r\n')) resolve(out);
+    };
+    socket.on('data', check);
+    socket.on('close', () => resolve(out));
+  });
+  return { socket, answered, soFar: () => out };
+}
+
+const chatHead = (length: number | 'chunked') =>
+  `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${PROXY_KEY}\r\nContent-Type: application/json\r\n${length === 'chunked' ? 'Transfer-Encoding: chunked' : `Content-Length: ${length}`}\r\n`;
+
+/** The JSON body of a raw answer, its chunked framing taken off. */
+function bodyOf(answer: string): unknown {
+  const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
+  let rest = answer.slice(head.length + 4);
+  if (!/transfer-encoding: chunked/i.test(head)) return JSON.parse(rest);
+  let text = '';
+  for (;;) {
+    const lineEnd = rest.indexOf('\r\n');
+    const size = parseInt(rest.slice(0, lineEnd), 16);
+    if (!size) return JSON.parse(text);
+    text += rest.slice(lineEnd + 2, lineEnd + 2 + size);
+    rest = rest.slice(lineEnd + 2 + size + 2);
+  }
+}
+
+/** A valid chat body of exactly `bytes` bytes, its prompt one long word (the reply is cut to three words before it). */
+function chatBodyOf(bytes: number): Buffer {
+  const head = '{"model":"slow-reader","max_tokens":3,"messages":[{"role":"user","content":"';
+  const tail = '"}]}';
+  return Buffer.from(head + 'a'.repeat(bytes - head.length - tail.length) + tail);
+}
+
+describe('request bodies held in memory (MAX_INFLIGHT_BODY_BYTES)', () => {
+  it('past the budget, a request gets 503 with Retry-After before its body is read; the admitted ones are served, and the budget comes back', async () => {
+    const size = 6 * MiB;
+    const body = chatBodyOf(size);
+    const held = Array.from({ length: 6 }, () => rawRequest(chatHead(size), body.subarray(0, 1024)));
+    onTestFinished(() => held.forEach((r) => r.socket.destroy()));
+    await new Promise((r) => setTimeout(r, 500));
+    const refused = held.filter((r) => r.soFar().startsWith('HTTP/1.1 503'));
+    const waiting = held.filter((r) => r.soFar() === '');
+    // 24 MiB holds four 6 MiB bodies; the others are turned away at once.
+    expect(refused).toHaveLength(2);
+    expect(waiting).toHaveLength(4);
+    for (const r of refused) {
+      const text = await r.answered;
+      expect(text).toMatch(/retry-after: 1\r\n/i);
+      expect(bodyOf(text)).toMatchObject({ error: { code: 'server_busy' } });
+    }
+    // A body sent in chunks is counted as it comes: with the budget full, its first chunk is refused.
+    const chunked = rawRequest(chatHead('chunked'), '400\r\n' + 'a'.repeat(1024) + '\r\n');
+    expect(await chunked.answered).toMatch(/^HTTP\/1\.1 503/);
+    for (const r of waiting) r.socket.write(body.subarray(1024));
+    for (const r of waiting) expect(await r.answered).toMatch(/^HTTP\/1\.1 200/);
+    const after = rawRequest(chatHead(size), body);
+    expect(await after.answered).toMatch(/^HTTP\/1\.1 200/);
+    for (const r of [chunked, after]) r.socket.destroy();
+    expect(suite.h.gateway.bodies.inUse).toBe(0);
+  });
+
+  it('a declared Content-Length over the limit is a 413 at once, before any of the body is sent', async () => {
+    const r = rawRequest(chatHead(100 * MiB));
+    const text = await Promise.race([r.answered, new Promise<string>((resolve) => setTimeout(() => resolve('no answer within 2 s'), 2000))]);
+    r.socket.destroy();
+    expect(text).toMatch(/^HTTP\/1\.1 413/);
+    expect(bodyOf(text)).toMatchObject({ error: { code: 'request_too_large' } });
+  });
+
+  it('an upload the client abandons midway is logged as the client\'s 499, not a 500', async () => {
+    const boundary = 'b0undary';
+    const r = rawRequest(`POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${PROXY_KEY}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${MiB}\r\n`,
+      `--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n${'x'.repeat(64 * 1024)}`);
+    await new Promise((res) => setTimeout(res, 200));
+    r.socket.destroy();
+    await new Promise((res) => setTimeout(res, 200));
+    const lines = suite.h.logger.entries().filter((l) => l.route === 'audioTranscriptions');
+    expect(lines.at(-1)).toMatchObject({ msg: 'request', status: 499, error: 'client_closed' });
+    expect(suite.h.logger.entries().filter((l) => l.msg === 'unhandled error')).toEqual([]);
+  });
+});
+
+describe('what is echoed and logged of a client\'s value', () => {
+  it('a 10 MiB model name is quoted in a few hundred characters in the 404 and in the log line', async () => {
+    const model = 'm'.repeat(10 * MiB);
+    const res = await fetch(`${suite.h.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify(hello(model)) });
+    expect(res.status).toBe(404);
+    const text = await res.text();
+    expect(text.length).toBeLessThan(1000);
+    expect(JSON.parse(text).error).toMatchObject({ code: 'model_not_found', message: expect.stringContaining(`${10 * MiB} characters`) });
+    await new Promise((r) => setTimeout(r, 20));
+    const line = suite.h.logger.lines.find((l) => l.includes('"status":404') && l.includes('mmmm'))!;
+    expect(line.length).toBeLessThan(2000);
   });
 });
