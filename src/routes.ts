@@ -6,6 +6,7 @@ import { deploymentsHealth } from './handlers/deployments';
 import { jsonOperation } from './handlers/json-operation';
 import { listModels, retrieveModel } from './handlers/models';
 import { cancelResponse, createResponse, listResponseInputItems, responseById } from './handlers/responses';
+import { imageEdits, imageGenerations } from './handlers/images';
 
 /**
  * The route table. The Functions app registers one HTTP function per entry and
@@ -20,6 +21,8 @@ export const routes = {
   audioTranscriptions: { name: 'audioTranscriptions', methods: ['POST'], route: 'v1/audio/transcriptions', auth: true, handler: audioUpload('audio/transcriptions') },
   audioTranslations: { name: 'audioTranslations', methods: ['POST'], route: 'v1/audio/translations', auth: true, handler: audioUpload('audio/translations') },
   audioSpeech: { name: 'audioSpeech', methods: ['POST'], route: 'v1/audio/speech', auth: true, handler: audioSpeech },
+  imageGenerations: { name: 'imageGenerations', methods: ['POST'], route: 'v1/images/generations', auth: true, handler: imageGenerations },
+  imageEdits: { name: 'imageEdits', methods: ['POST'], route: 'v1/images/edits', auth: true, handler: imageEdits },
   createResponse: { name: 'createResponse', methods: ['POST'], route: 'v1/responses', auth: true, handler: createResponse },
   responseById: { name: 'responseById', methods: ['GET', 'DELETE'], route: 'v1/responses/{id}', auth: true, handler: responseById },
   cancelResponse: { name: 'cancelResponse', methods: ['POST'], route: 'v1/responses/{id}/cancel', auth: true, handler: cancelResponse },

@@ -16,12 +16,18 @@ export interface UploadedFile {
 export interface MultipartForm {
   /** Every non-file field in arrival order; repeated names (timestamp_granularities[]) repeat. */
   readonly fields: [string, string][];
-  readonly file?: UploadedFile;
+  /** Every file in arrival order (image[] repeats). */
+  readonly files: UploadedFile[];
 }
 
 export interface MultipartLimits {
+  /** Most bytes of files in one upload, all files together. */
   readonly fileBytes: number;
   readonly fieldBytes: number;
+  /** Most files in one upload (default 1). */
+  readonly files?: number;
+  /** What to send, for messages: 'a "file" field and a "model" field'. */
+  readonly expected?: string;
 }
 
 /** Room in an upload for its fields and part headers beside the file. */
@@ -33,26 +39,29 @@ export function multipartLimit(fileBytes: number): number {
 }
 
 /**
- * Reads a multipart/form-data upload with busboy. The file may come before or
- * after the other fields; an upload over the limit is refused the moment it
- * passes it, and the rest of the body is not read.
+ * Reads a multipart/form-data upload with busboy. Files may come before or
+ * after the other fields; an upload whose files pass the limit is refused the
+ * moment they do, and the rest of the body is not read.
  */
 export async function readMultipart(req: GatewayRequest, limits: MultipartLimits): Promise<MultipartForm> {
   const type = req.header('content-type');
-  const expected = 'Send the upload as multipart/form-data with a "file" field and a "model" field.';
+  const expected = `Send the upload as multipart/form-data with ${limits.expected ?? 'a "file" field and a "model" field'}.`;
+  const maxFiles = limits.files ?? 1;
+  const tooMany = maxFiles === 1 ? 'Send one file per request.' : `Send at most ${maxFiles} files per request.`;
   if (type === undefined || !/^multipart\/form-data/i.test(type.trim())) {
     throw wrongContentType(`Content-Type ${type ? `"${clip(type.split(';')[0])}"` : 'is missing and'} is not accepted here. ${expected}`);
   }
   refuseDeclaredOver(req, multipartLimit(limits.fileBytes), limits.fileBytes);
   let parser: busboy.Busboy;
   try {
-    parser = busboy({ headers: { 'content-type': type }, limits: { fileSize: limits.fileBytes, files: 1, fields: 64, fieldSize: limits.fieldBytes, parts: 80 } });
+    parser = busboy({ headers: { 'content-type': type }, limits: { fileSize: limits.fileBytes, files: maxFiles, fields: 64, fieldSize: limits.fieldBytes, parts: 64 + maxFiles + 16 } });
   } catch {
     throw wrongContentType(`The multipart Content-Type has no boundary. ${expected}`);
   }
 
   const fields: [string, string][] = [];
-  let file: UploadedFile | undefined;
+  const files: UploadedFile[] = [];
+  let fileBytes = 0;
   let failure: GatewayError | undefined;
   const fail = (e: GatewayError) => {
     failure ??= e;
@@ -63,13 +72,14 @@ export async function readMultipart(req: GatewayRequest, limits: MultipartLimits
     else fields.push([name, value]);
   });
   parser.on('file', (name, stream, info) => {
-    if (file !== undefined) {
-      stream.resume();
-      return fail(badRequest('Send one file per request.', name, 'too_many_files'));
-    }
-    const upload: UploadedFile = { field: name, filename: info.filename ?? 'audio', mimeType: info.mimeType, chunks: [], size: 0 };
-    file = upload;
+    const upload: UploadedFile = { field: name, filename: info.filename ?? name.replace('[]', ''), mimeType: info.mimeType, chunks: [], size: 0 };
+    files.push(upload);
     stream.on('data', (chunk: Buffer) => {
+      fileBytes += chunk.length;
+      if (fileBytes > limits.fileBytes) {
+        stream.resume();
+        return fail(payloadTooLarge(limits.fileBytes));
+      }
       upload.chunks.push(chunk);
       upload.size += chunk.length;
     });
@@ -77,7 +87,7 @@ export async function readMultipart(req: GatewayRequest, limits: MultipartLimits
     // A cut-off body errors the file stream as well as the parser; the parser's error reports it.
     stream.on('error', () => {});
   });
-  parser.on('filesLimit', () => fail(badRequest('Send one file per request.', 'file', 'too_many_files')));
+  parser.on('filesLimit', () => fail(badRequest(tooMany, 'file', 'too_many_files')));
   parser.on('fieldsLimit', () => fail(badRequest('The upload has too many fields.', null, 'too_many_fields')));
   parser.on('partsLimit', () => fail(badRequest('The upload has too many parts.', null, 'too_many_parts')));
   const closed = new Promise<void>((resolve) => {
@@ -101,7 +111,7 @@ export async function readMultipart(req: GatewayRequest, limits: MultipartLimits
   parser.end();
   await closed;
   if (failure) throw failure;
-  return { fields, file };
+  return { fields, files };
 }
 
 export function fieldValue(form: MultipartForm, name: string): string | undefined {
@@ -118,8 +128,7 @@ export function encodeMultipart(form: MultipartForm, boundary: string, replace: 
     const v = Object.hasOwn(replace, name) ? replace[name] : value;
     parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${quote(name)}"\r\n\r\n${v}\r\n`));
   }
-  if (form.file) {
-    const f = form.file;
+  for (const f of form.files) {
     parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${quote(f.field)}"; filename="${quote(f.filename)}"\r\nContent-Type: ${f.mimeType.replace(/[\r\n]/g, '')}\r\n\r\n`));
     parts.push(...f.chunks);
     parts.push(Buffer.from('\r\n'));

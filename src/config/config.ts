@@ -47,6 +47,8 @@ export interface GatewayConfig {
   readonly maxAudioFileBytes: number;
   /** Request bodies held in memory at once, all requests together. */
   readonly maxInflightBodyBytes: number;
+  /** All files of one image edit together. */
+  readonly maxImageUploadBytes: number;
   readonly upstreamHeadersTimeoutMs: number;
   readonly upstreamIdleTimeoutMs: number;
   readonly failureCooldownMs: number;
@@ -121,6 +123,8 @@ export function loadConfig(env: Env): GatewayConfig {
     maxAudioFileBytes: positiveInt('MAX_AUDIO_FILE_BYTES', env, 25 * MiB, problem),
     // Ten of the largest uploads at once; an instance has 2 GB by default on Flex Consumption.
     maxInflightBodyBytes: positiveInt('MAX_INFLIGHT_BODY_BYTES', env, 256 * MiB, problem),
+    // Azure takes input images under 50 MB (azure-ai-docs how-to/dall-e.md).
+    maxImageUploadBytes: positiveInt('MAX_IMAGE_UPLOAD_BYTES', env, 50 * MiB, problem),
     upstreamHeadersTimeoutMs: positiveInt('UPSTREAM_HEADERS_TIMEOUT_MS', env, 120_000, problem),
     // As long as for headers: a reasoning model may think for a minute or more between streamed chunks.
     upstreamIdleTimeoutMs: positiveInt('UPSTREAM_IDLE_TIMEOUT_MS', env, 120_000, problem),

@@ -22,6 +22,7 @@ export const SETTINGS = [
   { name: 'AZURE_OPENAI_URL', description: 'Single-deployment chat URL of the original design; still accepted.', optional: true },
   { name: 'MODEL_DEPLOYMENTS', description: 'JSON: model name -> list of deployments.', optional: true },
   { name: 'MAX_REQUEST_BODY_BYTES', description: 'Largest JSON request body accepted (default 20 MiB).', optional: true },
+  { name: 'MAX_IMAGE_UPLOAD_BYTES', description: 'Largest image edit upload, all images and the mask together (default 50 MiB).', optional: true },
   { name: 'MAX_AUDIO_FILE_BYTES', description: 'Largest audio upload accepted (default 25 MiB).', optional: true },
   { name: 'MAX_INFLIGHT_BODY_BYTES', description: 'Most bytes of request bodies an instance holds at once, all requests together (default 256 MiB); beyond it, requests get 503 with Retry-After.', optional: true },
   { name: 'UPSTREAM_HEADERS_TIMEOUT_MS', description: 'How long to wait for an upstream deployment to send response headers before failing over (default 120000).', optional: true },

@@ -80,7 +80,7 @@ export class Gateway {
     this.shared = deps.cursor !== undefined && !(deps.cursor instanceof LocalCursor);
     this.config = deps.config;
     this.bodies = new BodyBudget(deps.config.maxInflightBodyBytes);
-    this.largestBody = Math.max(deps.config.maxRequestBodyBytes, multipartLimit(deps.config.maxAudioFileBytes));
+    this.largestBody = Math.max(deps.config.maxRequestBodyBytes, multipartLimit(deps.config.maxAudioFileBytes), multipartLimit(deps.config.maxImageUploadBytes));
     this.now = deps.now ?? Date.now;
     this.logger = deps.logger ?? new JsonLineLogger();
     this.stats = deps.stats ?? new DeploymentStats(this.now);

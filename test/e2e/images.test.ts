@@ -5,7 +5,20 @@ import { AzureOpenAISimulator } from '../../src/simulator/server';
 import { installSimulatorOperations } from '../../src/simulator/operations';
 import { onePixelPng } from '../../src/simulator/images';
 import type { ReceivedUpload } from '../../src/simulator/uploads';
-import { AZURE_KEY } from '../support/harness';
+import { AZURE_KEY, PROXY_KEY } from '../support/harness';
+import { harnessForFile } from '../support/suite';
+
+const LIMIT = 200_000;
+const suite = harnessForFile({
+  env: (sim) => ({
+    MAX_IMAGE_UPLOAD_BYTES: String(LIMIT),
+    MODEL_DEPLOYMENTS: JSON.stringify({
+      'gpt-image-1': ['img-a', 'img-b'],
+      'image-v1': [{ deployment: 'img-v1', endpoint: sim, apiKey: AZURE_KEY, apiVersion: 'v1' }],
+    }),
+  }),
+});
+const png = (seed: number) => onePixelPng(seed, seed + 1, seed + 2);
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const lastUpload = (sim: AzureOpenAISimulator) => (sim.calls.at(-1) as unknown as { upload: ReceivedUpload }).upload;
@@ -50,5 +63,57 @@ describe('the simulator serves images as Azure does', () => {
     });
     expect(res.status).toBe(400);
     expect((await res.json()).error.code).toBe('contentFilter');
+  });
+});
+
+describe('images through the gateway, with the openai SDK', () => {
+  it('generates images on the deployment form, the images and their usage passed back', async () => {
+    const { data, response } = await suite.h.client.images.generate({ model: 'gpt-image-1', prompt: 'a red bicycle', n: 2, size: '1024x1024' }).withResponse();
+    expect(data.data).toHaveLength(2);
+    expect(Buffer.from(data.data![0].b64_json!, 'base64').subarray(1, 4).toString()).toBe('PNG');
+    const call = suite.h.sim.calls.at(-1)!;
+    expect(call).toMatchObject({ form: 'dated', operation: 'images/generations' });
+    expect(JSON.parse(call.body.toString())).toMatchObject({ prompt: 'a red bicycle', n: 2, size: '1024x1024' });
+    const line = suite.h.logger.entries().find((e) => e.requestId === response.headers.get('x-request-id'))!;
+    expect(line).toMatchObject({ route: 'imageGenerations', status: 200, usage: { total_tokens: data.usage!.total_tokens } });
+  });
+
+  it('edits from one `image`, or several `image[]` and a mask, every file and field arriving as sent', async () => {
+    await suite.h.client.images.edit({ model: 'gpt-image-1', prompt: 'add a hat', image: await toFile(png(1), 'cat.png', { type: 'image/png' }) });
+    const one = lastUpload(suite.h.sim);
+    expect(one.files.map((f) => [f.field, f.filename, f.sha256])).toEqual([['image', 'cat.png', sha256(png(1))]]);
+    expect(one.fields).toContainEqual(['prompt', 'add a hat']);
+
+    const res = await suite.h.client.images.edit({
+      model: 'image-v1', prompt: 'both', n: 2,
+      image: [await toFile(png(1), 'a.png', { type: 'image/png' }), await toFile(png(2), 'b.png', { type: 'image/png' })],
+      mask: await toFile(png(3), 'mask.png', { type: 'image/png' }),
+    });
+    expect(res.data).toHaveLength(2);
+    const several = lastUpload(suite.h.sim);
+    expect(several.files.map((f) => `${f.field} ${f.sha256}`).sort()).toEqual([`image[] ${sha256(png(1))}`, `image[] ${sha256(png(2))}`, `mask ${sha256(png(3))}`].sort());
+    // The GA v1 form names the deployment in the model field.
+    expect(several.fields).toContainEqual(['model', 'img-v1']);
+    expect(suite.h.sim.calls.at(-1)!.form).toBe('v1');
+  });
+
+  it('refuses uploads past MAX_IMAGE_UPLOAD_BYTES with 413, and an edit without an image with 400', async () => {
+    const big = Buffer.concat([png(1), Buffer.alloc(LIMIT)]);
+    const tooBig = await suite.h.client.images.edit({ model: 'gpt-image-1', prompt: 'x', image: await toFile(big, 'big.png', { type: 'image/png' }) }).catch((e) => e);
+    expect(tooBig.status).toBe(413);
+    const form = new FormData();
+    form.append('model', 'gpt-image-1');
+    form.append('prompt', 'no image');
+    const res = await suite.raw('/v1/images/edits', { method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}` }, body: form });
+    expect(res.status).toBe(400);
+    expect(JSON.parse(await res.text()).error).toMatchObject({ param: 'image', code: 'missing_required_parameter' });
+  });
+
+  it('an image blocked by Azure\'s content filter is OpenAI\'s 400 content_filter with a plain message', async () => {
+    for (const d of ['img-a', 'img-b']) suite.h.sim.setBehaviour(d, { mode: 'block', times: 1 });
+    const err = await suite.h.client.images.generate({ model: 'gpt-image-1', prompt: 'something blocked' }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.error.code).toBe('content_filter');
+    expect(err.message).not.toContain('safety system');
   });
 });
