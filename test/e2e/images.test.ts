@@ -8,10 +8,13 @@ import type { ReceivedUpload } from '../../src/simulator/uploads';
 import { AZURE_KEY, PROXY_KEY } from '../support/harness';
 import { harnessForFile } from '../support/suite';
 
-const LIMIT = 200_000;
+const LIMIT = 2_000_000;
 const suite = harnessForFile({
   env: (sim) => ({
     MAX_IMAGE_UPLOAD_BYTES: String(LIMIT),
+    // Image uploads have their own limit, above what JSON bodies and audio files may take.
+    MAX_REQUEST_BODY_BYTES: '10000',
+    MAX_AUDIO_FILE_BYTES: '1000',
     MODEL_DEPLOYMENTS: JSON.stringify({
       'gpt-image-1': ['img-a', 'img-b'],
       'image-v1': [{ deployment: 'img-v1', endpoint: sim, apiKey: AZURE_KEY, apiVersion: 'v1' }],
@@ -95,6 +98,12 @@ describe('images through the gateway, with the openai SDK', () => {
     // The GA v1 form names the deployment in the model field.
     expect(several.fields).toContainEqual(['model', 'img-v1']);
     expect(suite.h.sim.calls.at(-1)!.form).toBe('v1');
+  });
+
+  it('takes an upload within MAX_IMAGE_UPLOAD_BYTES however small the other limits are', async () => {
+    const large = Buffer.concat([png(4), Buffer.alloc(1_500_000)]);
+    await suite.h.client.images.edit({ model: 'gpt-image-1', prompt: 'large', image: await toFile(large, 'large.png', { type: 'image/png' }) });
+    expect(lastUpload(suite.h.sim).files[0].sha256).toBe(sha256(large));
   });
 
   it('refuses uploads past MAX_IMAGE_UPLOAD_BYTES with 413, and an edit without an image with 400', async () => {
