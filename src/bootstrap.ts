@@ -4,18 +4,21 @@ import { GatewayConfig, StorageTarget, loadConfig } from './config/config';
 import { Gateway, GatewayDeps } from './gateway/gateway';
 import { HealthView } from './balancer/cooldowns';
 import { JsonLineLogger, Logger } from './core/log';
+import { StorageGuard } from './core/storage-guard';
 import { Env } from './config/settings';
 import { SharedBalancerState } from './balancer/shared-state';
 import { TableBalancerStore } from './balancer/table-store';
 import { tlsOptions } from './config/service-tls';
 import { DeploymentStats } from './balancer/stats';
 import { SecretStore } from './config/secrets';
+import { TableLimitStore } from './limits/table-store';
 
 /**
  * Builds the gateway from settings, the way both hosts start it: configuration
  * read once, problems logged once (naming the setting, never a value), an
- * Entra ID credential only where something needs it, and the balancer shared
- * through Table Storage when a storage account is configured.
+ * Entra ID credential only where something needs it, and the balancer and
+ * the keys' limits shared through Table Storage when a storage account is
+ * configured.
  */
 export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): Gateway {
   const config = overrides.config ?? loadConfig(env);
@@ -33,37 +36,51 @@ export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): G
   if (config.needsIdentity) identity();
 
   let shared: Partial<GatewayDeps> = {};
-  if (overrides.cursor === undefined && config.balancerStorage !== undefined) {
+  const storage = config.balancerStorage;
+  const table = storage === undefined ? undefined : tableClient(config, storage, identity, overrides.serviceTls);
+  const storageGuard = overrides.storageGuard ?? (table === undefined ? undefined : new StorageGuard({
+    logger,
+    now,
+    timeoutMs: config.storageTimeoutMs,
+    retryMs: 5000,
+    downMessage: 'table storage unavailable; this instance balances and enforces key limits alone until it answers',
+    upMessage: 'table storage reachable again; the cursor, health and key limits are shared again',
+  }));
+  if (overrides.cursor === undefined && table !== undefined) {
     const health = overrides.health ?? new HealthView(now, config.maxCooldownMs);
     const stats = overrides.stats ?? new DeploymentStats(now);
-    const state = sharedState(config, config.balancerStorage, health, stats, logger, now, identity, overrides.serviceTls);
+    const state = sharedState(config, table, health, stats, logger, now, storageGuard);
     shared = { cursor: state, publisher: state, sharedView: state, sharedHolders: state, health, stats, probeStorage: () => state.probe() };
   }
+  const limitStore = overrides.limitStore ?? (table === undefined ? undefined : new TableLimitStore(table));
   let secrets = overrides.secrets;
   if (secrets === undefined && config.keyVault !== undefined) {
     const { SecretClient } = require('@azure/keyvault-secrets') as typeof import('@azure/keyvault-secrets');
     const kv = config.keyVault;
     secrets = new SecretStore(new SecretClient(kv.url, identity()), { proxyKeys: kv.proxyKeysSecret, namedKeys: kv.namedKeysSecret, azureOpenAIKey: kv.azureOpenAIKeySecret }, kv.refreshMs, logger, now, new Set(config.models.keys()));
   }
-  const gateway = new Gateway({ ...shared, ...overrides, config, logger, credential, secrets });
+  const gateway = new Gateway({ ...shared, ...overrides, config, logger, credential, secrets, limitStore, storageGuard });
   // The first readiness check starts now, so /health has an answer when first asked.
   void gateway.readiness.check();
   return gateway;
 }
 
+/** The table every instance shares: the balancer's cursor and health, and the keys' limits and usage. */
+function tableClient(config: GatewayConfig, target: StorageTarget, identity: () => TokenCredential, serviceTls?: { readonly ca: Buffer }): TableClient {
+  return 'connectionString' in target
+    ? TableClient.fromConnectionString(target.connectionString, config.balancerTable, { allowInsecureConnection: /127\.0\.0\.1|localhost|usedevelopmentstorage/i.test(target.connectionString) })
+    : new TableClient(target.tableServiceUri, config.balancerTable, identity(), tlsOptions(serviceTls));
+}
+
 export function sharedState(
   config: GatewayConfig,
-  target: StorageTarget,
+  table: TableClient,
   health: HealthView,
   stats: DeploymentStats,
   logger: Logger,
   now: () => number,
-  identity: () => TokenCredential,
-  serviceTls?: { readonly ca: Buffer },
+  guard?: StorageGuard,
 ): SharedBalancerState {
-  const table = 'connectionString' in target
-    ? TableClient.fromConnectionString(target.connectionString, config.balancerTable, { allowInsecureConnection: /127\.0\.0\.1|localhost|usedevelopmentstorage/i.test(target.connectionString) })
-    : new TableClient(target.tableServiceUri, config.balancerTable, identity(), tlsOptions(serviceTls));
   return new SharedBalancerState({
     store: new TableBalancerStore(table),
     health,
@@ -73,5 +90,6 @@ export function sharedState(
     blockTarget: config.balancerBlockSize,
     timeoutMs: config.storageTimeoutMs,
     refreshMs: config.healthRefreshMs,
+    guard,
   });
 }

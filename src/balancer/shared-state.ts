@@ -3,7 +3,8 @@ import { performance } from 'node:perf_hooks';
 import { Buckets, DeploymentStats } from './stats';
 import { CursorSource, HealthPublisher } from './balancer';
 import { Cooldown, HealthView } from './cooldowns';
-import { Logger, RateLimitedWarning, describeError, whyUnreachable } from '../core/log';
+import { Logger, whyUnreachable } from '../core/log';
+import { StorageGuard } from '../core/storage-guard';
 import { BalancerStore } from './store';
 import { SharedHolders } from './holders';
 
@@ -22,6 +23,8 @@ export interface SharedStateOptions {
   readonly refreshMs?: number;
   /** After storage failed, how long before it is tried again (default 5000 ms). */
   readonly retryMs?: number;
+  /** The store's outage state, shared with the other parts that use the same table (else this instance's own). */
+  readonly guard?: StorageGuard;
 }
 
 interface PoolState {
@@ -98,15 +101,21 @@ export class SharedBalancerState implements CursorSource, HealthPublisher, Share
   private lastStatsFlush = -Infinity;
   private readonly pools = new Map<string, PoolState>();
   private readonly now: () => number;
-  private readonly warning: RateLimitedWarning;
-  private offlineUntil = 0;
-  private wasOffline = false;
+  private readonly guard: StorageGuard;
   private lastRefresh = -Infinity;
   private refreshing = false;
 
   constructor(private readonly options: SharedStateOptions) {
     this.now = options.now ?? Date.now;
-    this.warning = new RateLimitedWarning(options.logger, 10 * 60_000, this.now);
+    this.guard = options.guard ?? new StorageGuard({
+      logger: options.logger,
+      now: this.now,
+      timeoutMs: options.timeoutMs ?? 1000,
+      retryMs: options.retryMs ?? 5000,
+      downMessage: 'balancer storage unavailable; balancing on this instance alone until it answers',
+      upMessage: 'balancer storage reachable again; the cursor and health are shared again',
+    });
+    this.guard.onFailure(() => options.store.forget());
   }
 
   next(poolKey: string, cycle: number): number | Promise<number> {
@@ -221,26 +230,14 @@ export class SharedBalancerState implements CursorSource, HealthPublisher, Share
   private async call<T>(op: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const started = performance.now();
     try {
-      const result = await op(AbortSignal.timeout(this.options.timeoutMs ?? 1000));
-      if (this.wasOffline) {
-        this.wasOffline = false;
-        this.warning.reset();
-        this.options.logger.log('info', { msg: 'balancer storage reachable again; the cursor and health are shared again' });
-      }
-      return result;
-    } catch (err) {
-      this.offlineUntil = this.now() + (this.options.retryMs ?? 5000);
-      this.wasOffline = true;
-      this.options.store.forget();
-      this.warning.warn({ msg: 'balancer storage unavailable; balancing on this instance alone until it answers', error: describeError(err) });
-      throw err;
+      return await this.guard.run(op);
     } finally {
       this.stats.storageMs += performance.now() - started;
     }
   }
 
   private offline(): boolean {
-    return this.now() < this.offlineUntil;
+    return this.guard.offline;
   }
 
   private pool(poolKey: string, cycle: number): PoolState {

@@ -1,4 +1,5 @@
-import { odata, RestError, TableClient, TableEntityResult } from '@azure/data-tables';
+import { odata, TableClient, TableEntityResult } from '@azure/data-tables';
+import { TableOnce, isStatus, lostRace, pauseAfterRace } from '../core/table';
 import { Cooldown, SkipReason } from './cooldowns';
 import { Buckets } from './stats';
 import { BalancerStore, Reservation } from './store';
@@ -31,9 +32,13 @@ interface HealthEntity {
  * id, row "holder"). Cursor moves use optimistic concurrency on the ETag.
  */
 export class TableBalancerStore implements BalancerStore {
-  private tableReady?: Promise<void>;
+  private readonly table: TableClient;
+  private readonly once: TableOnce;
 
-  constructor(private readonly table: TableClient) {}
+  constructor(table: TableClient) {
+    this.table = table;
+    this.once = new TableOnce(table);
+  }
 
   /** Moves the pool's cursor forward by `size` and returns where the block starts. */
   async reserve(poolKey: string, size: number, signal: AbortSignal): Promise<Reservation> {
@@ -50,10 +55,10 @@ export class TableBalancerStore implements BalancerStore {
         await this.table.updateEntity<CursorEntity>({ partitionKey: CURSOR, rowKey, next: current.next + size }, 'Replace', { etag: current.etag, abortSignal: signal });
         return { start: current.next, conflicts };
       } catch (err) {
-        if (!isStatus(err, 409) && !isStatus(err, 412)) throw err;
+        if (!lostRace(err)) throw err;
         conflicts++;
         // Another instance moved the cursor first: read again after a short, jittered pause.
-        await pause(Math.random() * 2 * (race + 1), signal);
+        await pauseAfterRace(race, signal);
       }
     }
     throw new Error('cursor reservation kept losing races');
@@ -128,19 +133,12 @@ export class TableBalancerStore implements BalancerStore {
   }
 
   private ensureTable(signal: AbortSignal): Promise<void> {
-    this.tableReady ??= this.table.createTable({ abortSignal: signal }).then(
-      () => undefined,
-      (err) => {
-        this.tableReady = undefined;
-        throw err;
-      },
-    );
-    return this.tableReady;
+    return this.once.ensure(signal);
   }
 
   /** After storage was lost (an emulator restarted empty), the table may need creating again. */
   forget(): void {
-    this.tableReady = undefined;
+    this.once.forget();
   }
 }
 
@@ -149,17 +147,3 @@ function rowKeyFor(poolKey: string): string {
   return Buffer.from(poolKey, 'utf8').toString('base64url');
 }
 
-export function isStatus(err: unknown, status: number): boolean {
-  return err instanceof RestError ? err.statusCode === status : (err as { statusCode?: number })?.statusCode === status;
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    }, { once: true });
-  });
-}

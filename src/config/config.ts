@@ -60,6 +60,8 @@ export interface GatewayConfig {
   readonly balancerBlockSize: number;
   readonly healthRefreshMs: number;
   readonly storageTimeoutMs: number;
+  /** How often usage counts are shared and the instances sharing limits counted. */
+  readonly limitsSyncMs: number;
   readonly keyVault?: KeyVaultSettings;
   /** The Web PubSub service carrying realtime sessions; unset = realtime over Web PubSub is off. */
   readonly webPubSub?: WebPubSubSettings;
@@ -135,6 +137,7 @@ export function loadConfig(env: Env): GatewayConfig {
     balancerBlockSize: positiveInt('BALANCER_BLOCK_SIZE', env, 16, problem),
     healthRefreshMs: positiveInt('BALANCER_HEALTH_REFRESH_MS', env, 1000, problem),
     storageTimeoutMs: positiveInt('BALANCER_STORAGE_TIMEOUT_MS', env, 1000, problem),
+    limitsSyncMs: positiveInt('LIMITS_SYNC_MS', env, 5000, problem),
     keyVault,
     webPubSub: webPubSubSettings(env, problem),
     corsAllowedOrigins: corsOrigins(env.CORS_ALLOWED_ORIGINS, problem),

@@ -39,6 +39,7 @@ export const SETTINGS = [
   { name: 'BALANCER_BLOCK_SIZE', description: 'About how many cursor positions an instance reserves per storage write (default 16).', optional: true },
   { name: 'BALANCER_HEALTH_REFRESH_MS', description: 'How often an instance reads the cooldowns other instances published (default 1000).', optional: true },
   { name: 'BALANCER_STORAGE_TIMEOUT_MS', description: 'Longest a balancer storage call may take before the instance balances alone (default 1000).', optional: true },
+  { name: 'LIMITS_SYNC_MS', description: 'How often an instance shares its usage counts and counts the instances that share the limits (default 5000).', optional: true },
   { name: 'KEY_VAULT_URL', description: 'When set, the proxy keys and the Azure OpenAI key are read from this Key Vault with the managed identity.', optional: true },
   { name: 'PROXY_API_KEY_SECRET_NAME', description: 'Key Vault secret holding the proxy keys (default proxy-api-key).', optional: true },
   { name: 'PROXY_KEYS_SECRET_NAME', description: 'Key Vault secret holding the named keys, as PROXY_KEYS (default proxy-keys); absent secret = none.', optional: true },

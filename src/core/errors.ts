@@ -89,6 +89,24 @@ export const rateLimited = (retryAfterSeconds: number) =>
     `Every deployment of this model is throttled right now. Retry after ${retryAfterSeconds} seconds.`,
     'requests', 'rate_limit_exceeded', null, { 'retry-after': String(retryAfterSeconds) });
 
+/** A named key over its requests or tokens per minute: OpenAI's own 429, which the SDKs retry after Retry-After. */
+export const keyRateLimited = (what: 'requests' | 'tokens', limit: number, retryAfterSeconds: number) =>
+  new GatewayError(429,
+    `Rate limit reached for this key on ${what} per min (${what === 'requests' ? 'RPM' : 'TPM'}): Limit ${limit}. Please try again in ${retryAfterSeconds}s.`,
+    what, 'rate_limit_exceeded', null, { 'retry-after': String(retryAfterSeconds) });
+
+/** One request estimated at more tokens than the key's per-minute limit: retrying cannot help, so SDKs are told not to. */
+export const keyRequestTooLarge = (limit: number, requested: number) =>
+  new GatewayError(429,
+    `Request too large for this key's tokens per min (TPM): Limit ${limit}, Requested ${requested} (estimated from the request's size and its max tokens). Send a smaller request or a lower max_tokens.`,
+    'tokens', 'rate_limit_exceeded', null, { 'x-should-retry': 'false' });
+
+/** A named key that used its tokens for the UTC day or month: OpenAI's quota 429, which SDKs must not retry. */
+export const quotaExceeded = (period: 'day' | 'month', limit: number, resetsIn: string, retryAfterSeconds: number) =>
+  new GatewayError(429,
+    `This key has used its quota of ${limit} tokens for the UTC ${period}; it resets in ${resetsIn}. Ask the gateway's operator for a larger quota.`,
+    'insufficient_quota', 'insufficient_quota', null, { 'x-should-retry': 'false', 'retry-after': String(retryAfterSeconds) });
+
 export const upstreamFailed = (message: string) =>
   new GatewayError(502, message, 'server_error', 'upstream_error');
 

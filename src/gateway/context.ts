@@ -4,6 +4,7 @@ import { GatewayError } from '../core/errors';
 import { GatewayResponse } from '../core/http';
 import { Usage } from '../bodies/usage';
 import { ProxyKey } from '../keys/proxy-key';
+import { Admission } from '../limits/limiter';
 
 /** What one request did, filled in as it goes and logged as one line when it ends. */
 export class RequestContext {
@@ -13,6 +14,10 @@ export class RequestContext {
   key: ProxyKey | undefined;
   readonly tries: TryRecord[] = [];
   usage: Usage | undefined;
+  /** The key's limits let it through on this estimate; settled with `usage` when the request ends. */
+  admission: Admission | undefined;
+  /** Events of a streamed answer that reached the client: what a stream cut short before its usage is counted by. */
+  streamedEvents: number | undefined;
   /** Milliseconds from arrival to response headers. */
   headersMs: number | undefined;
   errorCode: string | undefined;

@@ -10,6 +10,10 @@ import { AzureOpenAI } from '../azure-openai/upstream';
 import { SecretStore } from '../config/secrets';
 import { ProxyKeyRing, authenticate, presentedKey } from '../core/auth';
 import { ProxyKey } from '../keys/proxy-key';
+import { Limiter } from '../limits/limiter';
+import { LimitStore } from '../limits/store';
+import { MemoryLimitStore } from '../limits/memory-store';
+import { StorageGuard } from '../core/storage-guard';
 import { Balancer, CursorSource, HealthPublisher, LocalCursor } from '../balancer/balancer';
 import { HealthView } from '../balancer/cooldowns';
 import { SharedView } from '../balancer/shared-state';
@@ -37,6 +41,10 @@ export interface GatewayDeps {
   readonly sharedHolders?: SharedHolders;
   readonly logger?: Logger;
   readonly now?: () => number;
+  /** Where the keys' limits and usage are shared; this process's own memory when unset. */
+  readonly limitStore?: LimitStore;
+  /** The shared table's outage state, one for the balancer and the limits. */
+  readonly storageGuard?: StorageGuard;
   /** Proxy keys and the Azure OpenAI key from Key Vault, when KEY_VAULT_URL is set. */
   readonly secrets?: SecretStore;
   /** Extra trust for Azure service endpoints (a test's own certificate authority). */
@@ -62,6 +70,7 @@ export class Gateway {
   readonly balancer: Balancer;
   /** Which deployment holds each stored response. */
   readonly holders: StoredHolders;
+  readonly limits: Limiter;
   readonly azure: AzureOpenAI;
   readonly logger: Logger;
   readonly now: () => number;
@@ -113,6 +122,15 @@ export class Gateway {
       probeUpstream: (endpoint) => this.azure.probe(endpoint, PROBE_TIMEOUT_MS),
       probeStorage: deps.probeStorage,
       now: this.now,
+    });
+    this.limits = new Limiter({
+      store: deps.limitStore ?? new MemoryLimitStore(),
+      shared: deps.limitStore !== undefined,
+      logger: this.logger,
+      now: this.now,
+      timeoutMs: deps.config.storageTimeoutMs,
+      syncMs: deps.config.limitsSyncMs,
+      guard: deps.storageGuard,
     });
     this.balancer = new Balancer({
       cursor: deps.cursor ?? new LocalCursor(),
@@ -188,6 +206,7 @@ export class Gateway {
 
   close(): void {
     for (const fn of this.closers.splice(0)) fn();
+    this.limits.close();
     this.azure.close();
   }
 }

@@ -32,14 +32,21 @@ export async function serve(route: Route, req: GatewayRequest, gateway: Gateway,
   }
   ctx.headersMs = ctx.elapsedMs();
   res.headers['x-request-id'] = ctx.requestId;
+  if (ctx.key?.limited) gateway.limits.writeHeaders(ctx.key, res.headers);
   const body = res.body;
   if (route.logSuccess === false && res.status < 400) return res;
   if (body instanceof Readable) {
-    body.once('close', () => logRequest(logger, req, ctx, res.status, body.errored ?? (body.readableEnded ? null : 'client closed')));
+    body.once('close', () => finish(gateway, logger, req, ctx, res.status, body.errored ?? (body.readableEnded ? null : 'client closed')));
   } else {
-    logRequest(logger, req, ctx, res.status, null);
+    finish(gateway, logger, req, ctx, res.status, null);
   }
   return res;
+}
+
+/** The request is over: its tokens are settled with the key's limits and counted, and its line is logged. */
+function finish(gateway: Gateway, logger: Logger, req: GatewayRequest, ctx: RequestContext, status: number, streamError: unknown): void {
+  if (ctx.admission !== undefined) gateway.limits.finish(ctx.admission, ctx.usage, ctx.streamedEvents);
+  logRequest(logger, req, ctx, status, streamError);
 }
 
 export function errorResponse(err: unknown, ctx: RequestContext, logger: Logger): GatewayResponse {

@@ -5,6 +5,7 @@ import { fieldValue, readMultipart } from '../bodies/multipart';
 import { Handler } from '../gateway/route';
 import { forward, passThrough } from './forward';
 import { forwardUpload } from './uploads';
+import { estimateTokens } from '../limits/estimate';
 
 /** Transcription and translation: the client's multipart upload, passed on whole (see forwardUpload). */
 export function audioUpload(operation: 'audio/transcriptions' | 'audio/translations'): Handler {
@@ -27,6 +28,7 @@ export const audioSpeech: Handler = async (req, gateway, ctx) => {
     operation: 'audio/speech',
     contentType: 'application/json',
     accept: '*/*',
+    estimate: estimateTokens(raw.length, value),
     body: (d) => (usesModelField(d) ? Buffer.from(JSON.stringify({ ...value, model: d.deployment })) : raw),
     respond: (reply) => passThrough(reply, ctx, false),
   });

@@ -10,6 +10,8 @@ import { UpstreamFailure, UpstreamReply } from '../azure-openai/client';
 import { UsageTap } from '../bodies/usage-tap';
 import { readBody } from '../bodies/body';
 import { usageOfBody } from '../bodies/usage';
+import { NO_TOKENS, TokenEstimate } from '../limits/estimate';
+import { UNNAMED_KEY } from '../keys/proxy-key';
 
 export interface ForwardSpec {
   /** Operation path, e.g. "chat/completions" (under the deployment) or "responses/resp_1" (on the resource). */
@@ -25,6 +27,8 @@ export interface ForwardSpec {
   readonly accept?: string;
   /** Keeps requests that share it on one deployment, for models that opt in to prompt-cache affinity. */
   readonly affinityKey?: string;
+  /** The tokens the request is admitted on by its key's limits (see limits/estimate). */
+  readonly estimate?: TokenEstimate;
 }
 
 /**
@@ -37,6 +41,8 @@ export interface ForwardSpec {
 export async function forward(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, model: string, spec: ForwardSpec): Promise<GatewayResponse> {
   ctx.model = model;
   const pool = gateway.pool(model, ctx.key);
+  const admitted = gateway.limits.admit(ctx.key ?? UNNAMED_KEY, model, spec.estimate ?? NO_TOKENS);
+  ctx.admission = admitted instanceof Promise ? await admitted : admitted;
   const request = operationRequest(req, ctx, spec, (error) => ctx.fail(error));
   const affinityKey = spec.affinityKey !== undefined && gateway.config.promptCacheAffinity.has(model) ? spec.affinityKey : undefined;
   // An operation a deployment does not serve cools that operation there, not the deployment.

@@ -7,6 +7,7 @@ import { AzureEventFilter } from '../bodies/sse';
 import { usesModelField } from '../azure-openai/wire';
 import { forward, passThrough, through } from './forward';
 import { Handler } from '../gateway/route';
+import { estimateTokens } from '../limits/estimate';
 
 /**
  * A JSON operation that Azure serves per deployment (chat, completions,
@@ -25,6 +26,7 @@ export function jsonOperation(operation: string): Handler {
       contentType: 'application/json',
       accept: streamed ? 'text/event-stream' : 'application/json',
       affinityKey: promptCacheKey(value),
+      estimate: estimateTokens(raw.length, value),
       body: (d: Deployment) => (usesModelField(d) ? Buffer.from(JSON.stringify({ ...value, model: d.deployment })) : raw),
       respond: (reply): GatewayResponse | Promise<GatewayResponse> => {
         const type = reply.headers['content-type'] ?? 'application/json';

@@ -20,11 +20,28 @@ afterAll(() => {
   for (const key of [TEAM_KEY, OPS_KEY, PROXY_KEY]) expect(all).not.toContain(key);
 });
 
-async function gateway(keys: unknown[], env: Record<string, string> = {}): Promise<Harness> {
-  const h = await startHarness({ sharedSimulator: upstream.sim, env: () => ({ MODEL_DEPLOYMENTS: JSON.stringify(MODELS), PROXY_KEYS: JSON.stringify(keys), ...env }) });
+async function gateway(keys: unknown[], env: Record<string, string> = {}, now?: () => number): Promise<Harness> {
+  const h = await startHarness({
+    sharedSimulator: upstream.sim,
+    env: () => ({ MODEL_DEPLOYMENTS: JSON.stringify(MODELS), PROXY_KEYS: JSON.stringify(keys), ...env }),
+    deps: now ? { now } : {},
+  });
   running.push(h);
   const close = h.close.bind(h);
   return Object.assign(h, { close: async () => { seen.push(...h.logger.lines); await close(); } });
+}
+
+let tables = 0;
+/** Half past noon: a test's requests all fall in one minute, and Retry-After is known. */
+const T0 = Date.parse('2026-11-26T12:00:30Z');
+
+/** `count` instances sharing one fresh table in Azurite, on one clock. */
+async function instances(count: number, keys: unknown[], extra: Record<string, string> = {}, clock: () => number = () => T0): Promise<Harness[]> {
+  // A generous storage timeout: on a busy test machine a slow answer would count as an outage, tested on its own below.
+  const env = { BALANCER_STORAGE_CONNECTION: upstream.azurite.connectionString, BALANCER_TABLE: `keys${++tables}`, LIMITS_SYNC_MS: '100', BALANCER_STORAGE_TIMEOUT_MS: '10000', ...extra };
+  const list: Harness[] = [];
+  for (let i = 0; i < count; i++) list.push(await gateway(keys, env, clock));
+  return list;
 }
 
 async function call(h: Harness, key: string, path: string, init: RequestInit = {}): Promise<{ status: number; headers: Headers; body: Record<string, any> }> {
@@ -125,5 +142,96 @@ describe('named keys in Key Vault', () => {
     seen.push(JSON.stringify(health), ...logger.lines);
     expect(health.problems).toEqual([{ setting: 'PROXY_KEYS', message: expect.stringMatching(/^\(Key Vault secret "proxy-keys"\) entry "broken": "tpm"/) }]);
     expect(JSON.stringify(health)).not.toContain('broken-key-99');
+  });
+});
+
+describe('limits shared by instances through Table Storage', () => {
+  it('rpm 5, alternating between two instances: five answers with remaining going down, then 429 with Retry-After', async () => {
+    const [a, b] = await instances(2, [{ name: 'team-a', key: TEAM_KEY, rpm: 5 }]);
+    const remaining: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await chat(i % 2 === 0 ? a : b, TEAM_KEY);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-ratelimit-limit-requests')).toBe('5');
+      expect(res.headers.get('x-ratelimit-reset-requests')).toBe('30s');
+      remaining.push(res.headers.get('x-ratelimit-remaining-requests')!);
+    }
+    expect(remaining).toEqual(['4', '3', '2', '1', '0']);
+    const refused = await chat(b, TEAM_KEY);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('30');
+    expect(refused.body.error).toMatchObject({ code: 'rate_limit_exceeded', type: 'requests' });
+    expect(refused.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+    const sdk = new OpenAI({ baseURL: `${a.url}/v1`, apiKey: TEAM_KEY, maxRetries: 0 });
+    await expect(sdk.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] })).rejects.toBeInstanceOf(OpenAI.RateLimitError);
+    expect(upstream.sim.calls).toHaveLength(5);
+    // Other keys are not held back by this one.
+    expect((await chat(a, PROXY_KEY)).status).toBe(200);
+    expect((await chat(a, PROXY_KEY)).headers.get('x-ratelimit-limit-requests')).toBeNull();
+  });
+
+  it('a spent tokensPerDay is insufficient_quota, which the openai SDK does not retry', async () => {
+    const [a, b] = await instances(2, [{ name: 'team-a', key: TEAM_KEY, tokensPerDay: 100 }]);
+    // The simulator answers max_tokens words: 60 output tokens and a small prompt each.
+    expect((await chat(a, TEAM_KEY, 'gpt-4o-mini', { max_tokens: 60 })).status).toBe(200);
+    const res = await chat(b, TEAM_KEY, 'gpt-4o-mini', { max_tokens: 60 });
+    expect(res.status).toBe(429);
+    expect(res.body.error).toMatchObject({ code: 'insufficient_quota', type: 'insufficient_quota' });
+    expect(res.headers.get('x-should-retry')).toBe('false');
+    expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('100');
+    const sdk = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: TEAM_KEY, maxRetries: 2 });
+    const err = await sdk.chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 60, messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(err.code).toBe('insufficient_quota');
+    const refusedLines = b.logger.entries().filter((e) => e.msg === 'request' && e.error === 'insufficient_quota');
+    expect(refusedLines).toHaveLength(2); // one for the fetch, one for the SDK: no retries
+  });
+
+  for (const n of [2, 4]) {
+    it(`${n} instances under concurrent load never pass rpm, nor tokensPerDay with requests that set max_tokens`, async () => {
+      const hs = await instances(n, [{ name: 'team-a', key: TEAM_KEY, tokensPerDay: 2000 }, { name: 'team-b', key: OPS_KEY, rpm: 40 }]);
+      let okA = 0;
+      let tokensA = 0;
+      let okB = 0;
+      await Promise.all(Array.from({ length: 8 }, async (_, w) => {
+        for (let i = 0; i < 20; i++) {
+          const h = hs[(w + i) % n];
+          const a = await chat(h, TEAM_KEY, 'gpt-4o-mini', { max_tokens: 20 });
+          if (a.status === 200) {
+            okA++;
+            tokensA += a.body.usage.total_tokens;
+          } else expect(a.status).toBe(429);
+          const b = await chat(h, OPS_KEY);
+          if (b.status === 200) okB++;
+          else expect(b.body.error.code).toBe('rate_limit_exceeded');
+        }
+      }));
+      expect(tokensA).toBeLessThanOrEqual(2000);
+      expect(okB).toBe(40);
+      // Budget stranded on instances when the store ran dry stays small.
+      expect(tokensA).toBeGreaterThan(2000 - 200);
+    });
+  }
+
+  it('a storage outage keeps serving, each instance holding to its share of a limit, with one warning each', async () => {
+    const hs = await instances(2, [{ name: 'team-a', key: TEAM_KEY, rpm: 10 }, { name: 'team-b', key: OPS_KEY, rpm: 1000 }], { BALANCER_STORAGE_TIMEOUT_MS: '1000' });
+    // Both instances serve a little, and so count each other (each shares its presence 100 ms after serving).
+    for (let round = 0; round < 2; round++) {
+      for (const h of hs) expect((await chat(h, OPS_KEY)).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    await upstream.azurite.stop();
+    try {
+      let ok = 0;
+      for (let i = 0; i < 20; i++) if ((await chat(hs[i % 2], TEAM_KEY)).status === 200) ok++;
+      expect(ok).toBe(10); // 5 each: half of 10 for each of two instances
+      for (const h of hs) {
+        const warnings = h.logger.entries().filter((e) => e.level === 'warn');
+        expect(warnings).toHaveLength(1);
+        expect(String(warnings[0].msg)).toMatch(/^table storage unavailable; this instance balances and enforces key limits alone/);
+      }
+    } finally {
+      await upstream.azurite.start();
+    }
   });
 });

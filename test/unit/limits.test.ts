@@ -1,0 +1,230 @@
+import { describe, expect, it } from 'vitest';
+import { GatewayError } from '../../src/core/errors';
+import { MemoryLogger } from '../../src/core/log';
+import { KeyLimits, ProxyKey, UNNAMED_KEY } from '../../src/keys/proxy-key';
+import { estimateTokens, TokenEstimate } from '../../src/limits/estimate';
+import { Admission, Limiter } from '../../src/limits/limiter';
+import { MemoryLimitStore } from '../../src/limits/memory-store';
+import { goDuration } from '../../src/limits/windows';
+
+const T0 = Date.parse('2026-11-26T12:00:30Z');
+const ONE: TokenEstimate = { prompt: 1, output: 0 };
+
+function world(instances: number, start = T0) {
+  const store = new MemoryLimitStore();
+  const logger = new MemoryLogger();
+  const clock = { now: start };
+  const limiters = Array.from({ length: instances }, () => new Limiter({ store, shared: true, logger, now: () => clock.now, timeoutMs: 1000, syncMs: 60_000 }));
+  return { store, logger, clock, limiters };
+}
+
+const key = (limits: KeyLimits, name = 'team-a') => new ProxyKey(name, undefined, limits, false);
+
+async function admit(l: Limiter, k: ProxyKey, estimate: TokenEstimate = ONE): Promise<Admission | GatewayError> {
+  try {
+    return await l.admit(k, 'gpt-4o-mini', estimate);
+  } catch (err) {
+    if (err instanceof GatewayError) return err;
+    throw err;
+  }
+}
+
+function headers(l: Limiter, k: ProxyKey): Record<string, string> {
+  const h: Record<string, string> = {};
+  l.writeHeaders(k, h);
+  return h;
+}
+
+describe('requests per minute, shared by instances', () => {
+  it('alternating between two instances, rpm 5 admits five with remaining going down, then 429 with Retry-After to the next minute', async () => {
+    const { limiters: [a, b] } = world(2);
+    const k = key({ rpm: 5 });
+    const remaining: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const l = i % 2 === 0 ? a : b;
+      expect(await admit(l, k)).toBeInstanceOf(Admission);
+      remaining.push(headers(l, k)['x-ratelimit-remaining-requests']);
+    }
+    expect(remaining).toEqual(['4', '3', '2', '1', '0']);
+    const refused = await admit(b, k);
+    expect(refused).toBeInstanceOf(GatewayError);
+    expect(refused).toMatchObject({ status: 429, code: 'rate_limit_exceeded', type: 'requests', headers: { 'retry-after': '30' } });
+    expect(headers(b, k)).toMatchObject({ 'x-ratelimit-limit-requests': '5', 'x-ratelimit-reset-requests': '30s' });
+    expect(await admit(a, k)).toBeInstanceOf(GatewayError);
+  });
+
+  it('starts again in the next minute', async () => {
+    const { clock, limiters: [a] } = world(1);
+    const k = key({ rpm: 2 });
+    for (let i = 0; i < 2; i++) expect(await admit(a, k)).toBeInstanceOf(Admission);
+    expect(await admit(a, k)).toBeInstanceOf(GatewayError);
+    clock.now += 30_000;
+    expect(await admit(a, k)).toBeInstanceOf(Admission);
+    expect(headers(a, k)['x-ratelimit-remaining-requests']).toBe('1');
+  });
+
+  it('admits from held budget without a storage call: a few leases serve a busy key', async () => {
+    const { store, limiters: [a] } = world(1);
+    const k = key({ rpm: 6000 });
+    let waited = 0;
+    for (let i = 0; i < 1000; i++) {
+      const r = a.admit(k, 'gpt-4o-mini', ONE);
+      if (r instanceof Promise) {
+        waited++;
+        await r;
+      }
+      if (i % 50 === 0) await new Promise((r2) => setImmediate(r2)); // let background leases land
+    }
+    expect(waited).toBe(1); // only the very first request waited for a lease
+    expect(store.calls.lease).toBeLessThanOrEqual(1000 / 300 + 2);
+  });
+
+  it('an unlimited key never touches storage', async () => {
+    const { store, limiters: [a] } = world(1);
+    for (let i = 0; i < 100; i++) expect(a.admit(UNNAMED_KEY, 'm', ONE)).toBeInstanceOf(Admission);
+    expect(store.calls.lease).toBe(0);
+  });
+
+  for (const n of [2, 4]) {
+    it(`${n} instances racing for rpm 200 admit at most 200 (never more), and at least 200 minus what leases strand`, async () => {
+      const { limiters } = world(n);
+      const k = key({ rpm: 200 });
+      let admitted = 0;
+      await Promise.all(Array.from({ length: 600 }, async (_, i) => {
+        if ((await admit(limiters[i % n], k)) instanceof Admission) admitted++;
+      }));
+      expect(admitted).toBeLessThanOrEqual(200);
+      // Each instance may strand up to a slice and a half (10 each here) when the store runs dry.
+      expect(admitted).toBeGreaterThanOrEqual(200 - n * 15);
+    });
+  }
+});
+
+describe('tokens: admitted on an estimate, settled with the real count', () => {
+  it('estimates a quarter of the body bytes plus the answer\'s cap, times n', () => {
+    expect(estimateTokens(400, { max_tokens: 50 })).toEqual({ prompt: 100, output: 50 });
+    expect(estimateTokens(401, { max_completion_tokens: 10, n: 3 })).toEqual({ prompt: 101, output: 30 });
+    expect(estimateTokens(8, { max_output_tokens: 7 })).toEqual({ prompt: 2, output: 7 });
+    expect(estimateTokens(8, {})).toEqual({ prompt: 2, output: 0 });
+  });
+
+  it('refuses what the estimate does not fit, and gives back what a request did not use', async () => {
+    const { limiters: [a] } = world(1);
+    const k = key({ tpm: 1000 });
+    const first = await admit(a, k, { prompt: 100, output: 500 });
+    expect(first).toBeInstanceOf(Admission);
+    expect(await admit(a, k, { prompt: 100, output: 200 })).toBeInstanceOf(Admission);
+    const refused = await admit(a, k, { prompt: 100, output: 100 });
+    expect(refused).toMatchObject({ status: 429, code: 'rate_limit_exceeded', type: 'tokens' });
+    a.finish(first as Admission, { prompt_tokens: 90, completion_tokens: 10, total_tokens: 100 }, undefined);
+    expect(await admit(a, k, { prompt: 100, output: 100 })).toBeInstanceOf(Admission);
+    expect(headers(a, k)['x-ratelimit-remaining-tokens']).toBe('400');
+  });
+
+  it('a request that used more than its estimate leaves a debt the next one pays first', async () => {
+    const { limiters: [a] } = world(1);
+    const k = key({ tpm: 1000 });
+    const small = await admit(a, k, { prompt: 10, output: 0 });
+    a.finish(small as Admission, { prompt_tokens: 10, completion_tokens: 890 }, undefined);
+    expect(headers(a, k)['x-ratelimit-remaining-tokens']).toBe('100');
+    expect(await admit(a, k, { prompt: 200, output: 0 })).toMatchObject({ status: 429 });
+    expect(await admit(a, k, { prompt: 100, output: 0 })).toBeInstanceOf(Admission);
+  });
+
+  it('a stream cut short is counted as its prompt estimate plus one token per event that passed', async () => {
+    const { limiters: [a] } = world(1);
+    const k = key({ tpm: 1000 });
+    const adm = await admit(a, k, { prompt: 50, output: 300 });
+    a.finish(adm as Admission, undefined, 40);
+    expect(headers(a, k)['x-ratelimit-remaining-tokens']).toBe('910');
+    expect((await a.report('2026-11-26')).rows).toEqual([{ key: 'team-a', model: 'gpt-4o-mini', requests: 1, inputTokens: 50, outputTokens: 40 }]);
+  });
+
+  it('one request larger than the per-minute limit is refused as too large, and SDKs are told not to retry', async () => {
+    const { limiters: [a] } = world(1);
+    const err = await admit(a, key({ tpm: 1000 }), { prompt: 900, output: 200 });
+    expect(err).toMatchObject({ status: 429, code: 'rate_limit_exceeded', headers: { 'x-should-retry': 'false' } });
+    expect((err as GatewayError).message).toMatch(/Request too large.*Limit 1000, Requested 1100/);
+  });
+
+  it('a spent day quota is insufficient_quota, not retried, and named before a busy minute', async () => {
+    const { clock, limiters: [a, b] } = world(2);
+    const k = key({ tokensPerDay: 1000, rpm: 100 });
+    const adm = await admit(a, k, { prompt: 100, output: 0 });
+    a.finish(adm as Admission, { prompt_tokens: 100, completion_tokens: 900 }, undefined);
+    // b learns it from the store: nothing is left to lease.
+    const err = await admit(b, k, { prompt: 10, output: 0 });
+    expect(err).toMatchObject({ status: 429, type: 'insufficient_quota', code: 'insufficient_quota', headers: { 'x-should-retry': 'false', 'retry-after': String(12 * 3600 - 30) } });
+    expect((err as GatewayError).message).toMatch(/quota of 1000 tokens for the UTC day; it resets in 11h59m30s/);
+    expect(headers(b, k)).toMatchObject({ 'x-ratelimit-limit-tokens': '1000', 'x-ratelimit-reset-tokens': '11h59m30s' });
+    clock.now += 12 * 3600_000;
+    expect(await admit(b, k, { prompt: 10, output: 0 })).toBeInstanceOf(Admission);
+  });
+
+  it('a month quota counts across days and starts again on the first of the next month', async () => {
+    const { clock, limiters: [a] } = world(1, Date.parse('2026-11-30T23:59:00Z'));
+    const k = key({ tokensPerMonth: 500 });
+    a.finish((await admit(a, k, { prompt: 10, output: 0 })) as Admission, { prompt_tokens: 500, completion_tokens: 0 }, undefined);
+    expect(await admit(a, k, { prompt: 10, output: 0 })).toMatchObject({ code: 'insufficient_quota' });
+    clock.now += 120_000;
+    expect(await admit(a, k, { prompt: 10, output: 0 })).toBeInstanceOf(Admission);
+  });
+});
+
+describe('storage outages', () => {
+  it('each instance enforces its share alone, with one warning, and the debt is leased back when storage returns', async () => {
+    const { store, logger, clock, limiters } = world(2);
+    const [a, b] = limiters;
+    const other = key({ rpm: 1000 }, 'other');
+    // Both instances serve a limited key and announce themselves (as they do in the background while serving).
+    for (const l of limiters) expect(await admit(l, other)).toBeInstanceOf(Admission);
+    for (const l of limiters) await l.report('2026-11-26');
+    await a.report('2026-11-26');
+    expect(a.instances).toBe(2);
+
+    store.down = true;
+    clock.now += 60_000; // a fresh minute, not seen by the store
+    const k = key({ rpm: 10 });
+    let admitted = 0;
+    for (let i = 0; i < 20; i++) if ((await admit(a, k)) instanceof Admission) admitted++;
+    expect(admitted).toBe(5); // half of 10, for one of two instances
+    expect(logger.entries().filter((e) => e.level === 'warn')).toHaveLength(1);
+
+    store.down = false;
+    clock.now += 6000; // past the retry interval
+    await a.report('2026-11-26'); // a's next share, which leases back the five it admitted alone
+    // b takes what is left in the store; a has nothing more.
+    let fromB = 0;
+    for (let i = 0; i < 10; i++) if ((await admit(b, k)) instanceof Admission) fromB++;
+    expect(fromB).toBe(5);
+    let moreFromA = 0;
+    for (let i = 0; i < 10; i++) if ((await admit(a, k)) instanceof Admission) moreFromA++;
+    expect(moreFromA).toBe(0);
+    expect(logger.entries().some((e) => /reachable again/.test(String(e.msg)))).toBe(true);
+  });
+});
+
+describe('usage counts', () => {
+  it('sum every instance\'s requests and tokens per key and model for a UTC day', async () => {
+    const { limiters: [a, b] } = world(2);
+    const k = key({}, 'team-a');
+    a.finish(await a.admit(k, 'gpt-4o-mini', ONE), { prompt_tokens: 10, completion_tokens: 5 }, undefined);
+    b.finish(await b.admit(k, 'gpt-4o-mini', ONE), { prompt_tokens: 20, completion_tokens: 7, total_tokens: 27 }, undefined);
+    b.finish(await b.admit(UNNAMED_KEY, 'text-embedding-3-small', ONE), { prompt_tokens: 3, total_tokens: 3 }, undefined);
+    await a.report('2026-11-26');
+    const { rows } = await b.report('2026-11-26');
+    expect(rows).toEqual([
+      { key: null, model: 'text-embedding-3-small', requests: 1, inputTokens: 3, outputTokens: 0 },
+      { key: 'team-a', model: 'gpt-4o-mini', requests: 2, inputTokens: 30, outputTokens: 12 },
+    ]);
+    expect((await b.report('2026-11-25')).rows).toEqual([]);
+  });
+});
+
+it('writes reset times as OpenAI does', () => {
+  expect(goDuration(12)).toBe('12ms');
+  expect(goDuration(1500)).toBe('1.5s');
+  expect(goDuration(30_000)).toBe('30s');
+  expect(goDuration(360_000)).toBe('6m0s');
+  expect(goDuration(47_000_000)).toBe('13h3m20s');
+});
