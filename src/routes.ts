@@ -7,12 +7,10 @@ import { jsonOperation } from './handlers/json-operation';
 import { listModels, retrieveModel } from './handlers/models';
 import { cancelResponse, createResponse, listResponseInputItems, responseById } from './handlers/responses';
 import { imageEdits, imageGenerations } from './handlers/images';
+import { azurePaths } from './handlers/azure-paths';
 
-/**
- * The route table. The Functions app registers one HTTP function per entry and
- * the local host serves the same entries, so the two can never disagree.
- */
-export const routes = {
+/** OpenAI's API, at OpenAI's paths. */
+const openAI = {
   chatCompletions: { name: 'chatCompletions', methods: ['POST'], route: 'v1/chat/completions', auth: true, handler: jsonOperation('chat/completions') },
   completions: { name: 'completions', methods: ['POST'], route: 'v1/completions', auth: true, handler: jsonOperation('completions') },
   embeddings: { name: 'embeddings', methods: ['POST'], route: 'v1/embeddings', auth: true, handler: jsonOperation('embeddings') },
@@ -28,6 +26,15 @@ export const routes = {
   cancelResponse: { name: 'cancelResponse', methods: ['POST'], route: 'v1/responses/{id}/cancel', auth: true, handler: cancelResponse },
   listResponseInputItems: { name: 'listResponseInputItems', methods: ['GET'], route: 'v1/responses/{id}/input_items', auth: true, handler: listResponseInputItems },
   realtimeSessions: { name: 'realtimeSessions', methods: ['POST'], route: 'v1/realtime/sessions', auth: true, handler: realtimeSessions },
+} as const satisfies Record<string, Route>;
+
+/**
+ * The route table. The Functions app registers one HTTP function per entry and
+ * the local host serves the same entries, so the two can never disagree.
+ */
+export const routes = {
+  ...openAI,
+  azurePaths: { name: 'azurePaths', methods: ['GET', 'POST', 'DELETE'], route: 'openai/{*operation}', auth: true, handler: azurePaths(Object.values(openAI)) },
   realtimeEvents: { name: 'realtimeEvents', methods: ['POST', 'OPTIONS'], route: 'realtime/events', auth: false, handler: realtimeEvents, logSuccess: false },
   health: { name: 'health', methods: ['GET'], route: 'health', auth: false, handler: health },
   deploymentsHealth: { name: 'deploymentsHealth', methods: ['GET'], route: 'health/deployments', auth: true, handler: deploymentsHealth },

@@ -34,6 +34,27 @@ export function onResource(operation: string): boolean {
   return operation === 'responses' || operation.startsWith('responses/');
 }
 
+/** What Azure serves under a deployment: /openai/deployments/{d}/… (the AzureOpenAI client's list, openai 7.57 src/azure.ts). */
+const DEPLOYMENT_OPERATIONS = new Set([
+  'chat/completions', 'completions', 'embeddings',
+  'audio/transcriptions', 'audio/translations', 'audio/speech',
+  'images/generations', 'images/edits',
+]);
+
+/**
+ * An Azure-style path, after /openai/, as the OpenAI path it stands for, with
+ * the deployment segment when it has one: deployments/{d}/{operation} (the
+ * AzureOpenAI client's form), v1/{operation} (GA's form), and the dated form's
+ * calls on the resource (responses…, models). Undefined for anything else.
+ */
+export function openAIPathOf(azurePath: string): { readonly path: string; readonly deployment?: string } | undefined {
+  const deployment = /^deployments\/([^/]+)\/(.+)$/.exec(azurePath);
+  if (deployment) return DEPLOYMENT_OPERATIONS.has(deployment[2]) ? { path: `/v1/${deployment[2]}`, deployment: deployment[1] } : undefined;
+  if (azurePath.startsWith('v1/')) return { path: `/${azurePath}` };
+  if (/^(responses|models)(\/|$)/.test(azurePath)) return { path: `/v1/${azurePath}` };
+  return undefined;
+}
+
 function withoutApiVersion(query: string): string {
   if (!query.includes('api-version')) return query;
   const params = new URLSearchParams(query);

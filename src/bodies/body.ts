@@ -93,6 +93,11 @@ export function isJsonType(contentType: string): boolean {
   return essence === 'application/json' || essence.endsWith('+json');
 }
 
+/** The model a request is for: named by its path (an Azure-style deployment segment), else by its body. */
+export function requestModel(req: GatewayRequest, body: Record<string, unknown>): string {
+  return req.params.model ?? requireModel(body);
+}
+
 export function requireModel(body: Record<string, unknown>): string {
   const model = body.model;
   if (model === undefined || model === null || model === '') {

@@ -24,7 +24,8 @@ export class RequestContext {
 
   constructor(
     readonly requestId: string,
-    readonly route: string,
+    /** The route's name; a path that stands for another route (an Azure-style one) names the route it reached. */
+    public route: string,
   ) {}
 
   /**

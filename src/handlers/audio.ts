@@ -1,5 +1,5 @@
 import { usesModelField } from '../azure-openai/wire';
-import { readJsonObject, requireModel } from '../bodies/body';
+import { readJsonObject, requestModel } from '../bodies/body';
 import { badRequest } from '../core/errors';
 import { fieldValue, readMultipart } from '../bodies/multipart';
 import { Handler } from '../gateway/route';
@@ -11,7 +11,7 @@ import { estimateTokens } from '../limits/estimate';
 export function audioUpload(operation: 'audio/transcriptions' | 'audio/translations'): Handler {
   return async (req, gateway, ctx) => {
     const form = await readMultipart(req, { fileBytes: gateway.config.maxAudioFileBytes, fieldBytes: 256 * 1024 });
-    const model = requireModel({ model: fieldValue(form, 'model') });
+    const model = requestModel(req, { model: fieldValue(form, 'model') });
     const file = form.files[0];
     if (file === undefined) throw badRequest('No audio file was uploaded. Send it as the "file" field.', 'file', 'missing_required_parameter');
     if (file.size === 0) throw badRequest('The uploaded audio file is empty.', 'file', 'empty_file');
@@ -22,7 +22,7 @@ export function audioUpload(operation: 'audio/transcriptions' | 'audio/translati
 /** Text to speech: the audio bytes stream back as Azure sends them. */
 export const audioSpeech: Handler = async (req, gateway, ctx) => {
   const { raw, value } = await readJsonObject(req, gateway.config.maxRequestBodyBytes);
-  const model = requireModel(value);
+  const model = requestModel(req, value);
   if (typeof value.input !== 'string' || value.input.length === 0) throw badRequest('You must provide the text to speak as "input".', 'input', 'missing_required_parameter');
   return forward(req, gateway, ctx, model, {
     operation: 'audio/speech',

@@ -1,4 +1,4 @@
-import { requireModel } from '../bodies/body';
+import { requestModel } from '../bodies/body';
 import { fieldValue, readMultipart } from '../bodies/multipart';
 import { badRequest } from '../core/errors';
 import { Handler } from '../gateway/route';
@@ -23,7 +23,7 @@ export const imageEdits: Handler = async (req, gateway, ctx) => {
     files: MAX_IMAGES + 1,
     expected: 'the image as an "image" file (several as "image[]"), a "prompt" and a "model" field',
   });
-  const model = requireModel({ model: fieldValue(form, 'model') });
+  const model = requestModel(req, { model: fieldValue(form, 'model') });
   const images = form.files.filter((f) => f.field === 'image' || f.field === 'image[]');
   if (images.length === 0) throw badRequest('No image was uploaded. Send it as the "image" file field (several as "image[]").', 'image', 'missing_required_parameter');
   if (images.length > MAX_IMAGES) throw badRequest(`Send at most ${MAX_IMAGES} images.`, 'image', 'too_many_files');

@@ -1,4 +1,4 @@
-import { promptCacheKey, readJsonObject, requireModel } from '../bodies/body';
+import { promptCacheKey, readJsonObject, requestModel } from '../bodies/body';
 import { Deployment } from '../azure-openai/deployment';
 import { RequestContext } from '../gateway/context';
 import { Gateway } from '../gateway/gateway';
@@ -19,7 +19,7 @@ import { estimateTokens } from '../limits/estimate';
 export function jsonOperation(operation: string): Handler {
   return async (req: GatewayRequest, gateway: Gateway, ctx: RequestContext): Promise<GatewayResponse> => {
     const { raw, value } = await readJsonObject(req, gateway.config.maxRequestBodyBytes);
-    const model = requireModel(value);
+    const model = requestModel(req, value);
     const streamed = value.stream === true;
     return forward(req, gateway, ctx, model, {
       operation,

@@ -1,4 +1,4 @@
-import { promptCacheKey, readJsonObject, requireModel } from '../bodies/body';
+import { promptCacheKey, readJsonObject, requestModel } from '../bodies/body';
 import { ResponseTap } from '../bodies/response-tap';
 import { Usage } from '../bodies/usage';
 import { UpstreamReply } from '../azure-openai/client';
@@ -22,7 +22,7 @@ import { StoredObject, byResource, findAndForward, holderOf, sendToHolder } from
 /** POST /v1/responses: whole or streamed; a follow-up goes where the response it continues is stored. */
 export const createResponse: Handler = async (req, gateway, ctx) => {
   const { value } = await readJsonObject(req, gateway.config.maxRequestBodyBytes);
-  const model = requireModel(value);
+  const model = requestModel(req, value);
   const pool = gateway.pool(model, ctx.key);
   ctx.model = model;
   const streamed = value.stream === true;
@@ -80,13 +80,21 @@ async function onStoredResponse(gateway: Gateway, req: GatewayRequest, ctx: Requ
   return findAndForward(req, gateway, ctx, object, reachable(gateway, ctx), spec);
 }
 
-/** The stored object a create names, if any: the response it continues, or the conversation it adds to. */
+/**
+ * The stored object a create names, if any: the response it continues, the
+ * conversation it adds to, or else the first stored item its input refers to
+ * (the Vercel AI SDK sends earlier turns as item references).
+ */
 function namedObject(body: Record<string, unknown>): StoredObject | undefined {
   const previous = body.previous_response_id;
   if (typeof previous === 'string' && previous) return { id: previous, what: `Response '${previous}'` };
   const conversation = body.conversation;
   const id = typeof conversation === 'string' ? conversation : (conversation as { id?: unknown } | null | undefined)?.id;
-  return typeof id === 'string' && id ? { id, what: `Conversation '${id}'` } : undefined;
+  if (typeof id === 'string' && id) return { id, what: `Conversation '${id}'` };
+  const reference = Array.isArray(body.input)
+    ? (body.input as { type?: unknown; id?: unknown }[]).find((item) => item?.type === 'item_reference' && typeof item.id === 'string' && item.id)
+    : undefined;
+  return reference ? { id: reference.id as string, what: `Item '${reference.id as string}'` } : undefined;
 }
 
 /** Every deployment of the models the request's key may use. */

@@ -8,7 +8,7 @@ import { ClientGone, GatewayRequest, GatewayResponse } from '../core/http';
 import { errorResponse, serve } from '../gateway/pipeline';
 import { RequestContext } from '../gateway/context';
 import { Route } from '../gateway/route';
-import { Router } from './router';
+import { Router } from '../gateway/router';
 import { DirectRealtime } from '../realtime/direct';
 import { CorsPolicy } from './cors';
 

@@ -19,6 +19,7 @@ export const SIMULATOR_MODELS: Record<string, string[]> = {
   'gpt-35-turbo-instruct': ['gpt-35-turbo-instruct'],
   'whisper-1': ['whisper-1'],
   'tts-1': ['gpt-4o-mini-tts'],
+  'gpt-image-1': ['gpt-image-1'],
   'gpt-4o-mini-realtime-preview': ['gpt-4o-mini-realtime-preview'],
 };
 

@@ -62,6 +62,14 @@ describe('the README\'s examples run as written against npm start', () => {
     expect((await run('responses.mjs')).trim().split('\n')).toHaveLength(2);
   });
 
+  it('ai-sdk.mjs streams the text through the Responses API and prints the usage', async () => {
+    expect(await run('ai-sdk.mjs')).toMatch(/^Simulated reply to: Write a haiku about gateways\.\ntokens: \d+\n$/);
+  });
+
+  it('azure-client.mjs reaches a gateway model through Azure\'s deployment path', async () => {
+    expect(await run('azure-client.mjs')).toBe('Simulated reply to: Hello from an Azure client\n');
+  });
+
   it('realtime.mjs holds a session on the direct socket until the response is done', async () => {
     const events = (await run('realtime.mjs')).trim().split('\n');
     expect(events[0]).toBe('session.created');

@@ -1,6 +1,8 @@
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
+import { createOpenAI } from '@ai-sdk/openai';
+import { ModelMessage, generateText, streamText } from 'ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AzureOpenAISimulator } from '../../src/simulator/server';
 import { installSimulatorOperations } from '../../src/simulator/operations';
@@ -257,6 +259,36 @@ describe('the Responses API through the gateway, with the openai SDK', () => {
   });
 });
 
+describe('the Vercel AI SDK, with its default openai(model) (the Responses API)', () => {
+  const provider = () => createOpenAI({ baseURL: `${suite.h.url}/v1`, apiKey: PROXY_KEY });
+
+  it('generateText produces the text and the usage', async () => {
+    const { text, usage, finishReason } = await generateText({ model: provider()('gpt-4o-mini'), prompt: 'Hello from the AI SDK' });
+    expect(text).toBe('Simulated reply to: Hello from the AI SDK');
+    expect(finishReason).toBe('stop');
+    expect(usage.inputTokens).toBeGreaterThan(0);
+    expect(suite.h.sim.calls.at(-1)!.operation).toBe('responses');
+  });
+
+  it('streamText streams the text and finishes with usage, because the stream ends with response.completed', async () => {
+    const result = streamText({ model: provider()('gpt-4o-mini'), prompt: 'Stream from the AI SDK' });
+    let text = '';
+    for await (const delta of result.textStream) text += delta;
+    expect(text).toBe('Simulated reply to: Stream from the AI SDK');
+    expect(await result.finishReason).toBe('stop');
+    expect((await result.usage).outputTokens).toBeGreaterThan(0);
+  });
+
+  it('a second turn, which refers to the first turn\'s stored items, is answered', async () => {
+    const messages: ModelMessage[] = [{ role: 'user', content: 'First question here' }];
+    const first = await generateText({ model: provider()('gpt-4o-mini'), messages });
+    messages.push(...first.response.messages, { role: 'user', content: 'Second question here' });
+    const second = await generateText({ model: provider()('gpt-4o-mini'), messages });
+    expect(second.text).toBe('Simulated reply to: Second question here');
+    expect(JSON.parse(suite.h.sim.calls.at(-1)!.body.toString()).input).toContainEqual(expect.objectContaining({ type: 'item_reference' }));
+  });
+});
+
 describe('a pool spread over two Azure resources', () => {
   let other: AzureOpenAISimulator;
   beforeAll(async () => {
@@ -276,6 +308,15 @@ describe('a pool spread over two Azure resources', () => {
       const next = await h.client.responses.create({ model: 'spread', input: 'follow up', previous_response_id: first.id });
       expect(next.previous_response_id).toBe(first.id);
       expect((await h.client.responses.retrieve(first.id)).id).toBe(first.id);
+
+      // The AI SDK's second turn names no response, only the first turn's items: they are found too, whichever resource made them.
+      const provider = createOpenAI({ baseURL: `${h.url}/v1`, apiKey: PROXY_KEY });
+      for (let conversation = 0; conversation < 2; conversation++) {
+        const messages: ModelMessage[] = [{ role: 'user', content: `Opening line ${conversation}` }];
+        const turn = await generateText({ model: provider('spread'), messages });
+        messages.push(...turn.response.messages, { role: 'user', content: `Follow-up line ${conversation}` });
+        expect((await generateText({ model: provider('spread'), messages })).text).toBe(`Simulated reply to: Follow-up line ${conversation}`);
+      }
     } finally {
       await h.close();
     }

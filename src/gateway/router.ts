@@ -1,4 +1,4 @@
-import { Route } from '../gateway/route';
+import { Route } from './route';
 
 export interface Match {
   readonly route: Route;
@@ -12,8 +12,10 @@ interface Compiled {
 }
 
 /**
- * Matches paths against the Functions route templates ("v1/models/{model}"),
- * the same templates the Functions host is given, with an empty route prefix.
+ * Matches paths against the Functions route templates ("v1/models/{model}",
+ * "openai/{*operation}"), the same templates the Functions host is given,
+ * with an empty route prefix: the local host routes with it, and so do the
+ * Azure-style paths that stand for the gateway's own routes.
  */
 export class Router {
   /** Matches of the routes without parameters, made once: most requests land on one. */
@@ -23,9 +25,10 @@ export class Router {
   constructor(routes: readonly Route[]) {
     for (const route of routes) {
       const names: string[] = [];
-      const source = route.route.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{(\w+)\??\}/g, (_m, name: string) => {
+      // {name} takes one segment; {*name}, the Functions catch-all, takes the rest of the path.
+      const source = route.route.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{(\\\*)?(\w+)\??\}/g, (_m, rest: string | undefined, name: string) => {
         names.push(name);
-        return '([^/]+)';
+        return rest ? '(.+)' : '([^/]+)';
       });
       if (names.length === 0) this.exact.set(`/${route.route}`.toLowerCase(), Object.freeze({ route, params: Object.freeze({}) }));
       else this.templated.push({ route, pattern: new RegExp(`^/${source}/?$`, 'i'), names });

@@ -1,0 +1,28 @@
+import { openAIPathOf } from '../azure-openai/wire';
+import { clip, methodNotAllowed, notFound } from '../core/errors';
+import { Handler, HttpMethod, Route } from '../gateway/route';
+import { Router } from '../gateway/router';
+
+/**
+ * The gateway's routes under Azure's paths, for clients built for Azure:
+ * /openai/deployments/{model}/{operation}?api-version=… (AzureOpenAI, where
+ * {model} is one of the gateway's models, balanced across its pool),
+ * /openai/v1/{operation} (OpenAI({ baseURL: <gateway>/openai/v1 })) and the
+ * dated /openai/responses… and /openai/models. Each is served by the route it
+ * stands for, so the answer is the same whichever path reached it.
+ */
+export function azurePaths(targets: readonly Route[]): Handler {
+  const router = new Router(targets);
+  return async (req, gateway, ctx) => {
+    const target = openAIPathOf(req.params.operation ?? '');
+    const match = target === undefined ? undefined : router.match(target.path);
+    if (target === undefined || match === undefined) {
+      throw notFound(`Unknown request URL: ${req.method} ${clip(req.path)}. Azure-style paths are /openai/deployments/{model}/{operation}, /openai/v1/{operation} and /openai/responses.`, 'unknown_url');
+    }
+    if (!match.route.methods.includes(req.method as HttpMethod)) throw methodNotAllowed(req.method, match.route.methods);
+    ctx.route = match.route.name;
+    // The deployment segment names one of the gateway's models: it wins over any `model` in the body.
+    const params = target.deployment === undefined ? match.params : { ...match.params, model: target.deployment };
+    return match.route.handler({ ...req, params }, gateway, ctx);
+  };
+}
