@@ -121,6 +121,7 @@ describe('images through the gateway, with the openai SDK', () => {
   it('an image blocked by Azure\'s content filter is OpenAI\'s 400 content_filter with a plain message', async () => {
     for (const d of ['img-a', 'img-b']) suite.h.sim.setBehaviour(d, { mode: 'block', times: 1 });
     const err = await suite.h.client.images.generate({ model: 'gpt-image-1', prompt: 'something blocked' }).catch((e) => e);
+    for (const d of ['img-a', 'img-b']) suite.h.sim.setBehaviour(d, { mode: 'ok' });
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect(err.error.code).toBe('content_filter');
     expect(err.message).not.toContain('safety system');

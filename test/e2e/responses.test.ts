@@ -250,9 +250,11 @@ describe('the Responses API through the gateway, with the openai SDK', () => {
     const throttled = await suite.h.client.responses.create({ model: 'gpt-4o-mini', input: 'x' }).catch((e) => e);
     expect(throttled).toBeInstanceOf(OpenAI.RateLimitError);
     await new Promise((r) => setTimeout(r, 350));
+    // A blocked request is not retried elsewhere: only one of these two rules is used, so both are cleared after.
     suite.h.sim.setBehaviour('chat-a', { mode: 'block', times: 1 });
     suite.h.sim.setBehaviour('chat-b', { mode: 'block', times: 1 });
     const blocked = await suite.h.client.responses.create({ model: 'gpt-4o-mini', input: 'x' }).catch((e) => e);
+    for (const d of ['chat-a', 'chat-b']) suite.h.sim.setBehaviour(d, { mode: 'ok' });
     expect(blocked).toBeInstanceOf(OpenAI.BadRequestError);
     expect(blocked.error.code).toBe('content_filter');
     expect(blocked.message).not.toMatch(/go\.microsoft|ResponsibleAIPolicyViolation/);
