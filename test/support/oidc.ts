@@ -12,6 +12,8 @@ export class OidcStandIn {
   private server?: http.Server;
   private address = '';
   readonly kid = 'test-key-1';
+  /** The object id tokens are issued to unless a test names another principal. */
+  static readonly PRINCIPAL = '6f1c2a9e-0d3b-4c1e-9a8f-2b7d5e4c3a10';
 
   constructor() {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -34,10 +36,12 @@ export class OidcStandIn {
     return `${this.address}/tenant/v2.0`;
   }
 
-  issue(audience: string, options: { lifetimeS?: number; issuer?: string; signWith?: KeyObject } = {}): string {
+  /** A token for the audience, issued (by default) to the principal `oid`, as an app-only managed identity token is. */
+  issue(audience: string, options: { lifetimeS?: number; issuer?: string; signWith?: KeyObject; oid?: string } = {}): string {
     const now = Math.floor(Date.now() / 1000);
+    const oid = options.oid ?? OidcStandIn.PRINCIPAL;
     const header = Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid: this.kid })).toString('base64url');
-    const payload = Buffer.from(JSON.stringify({ iss: options.issuer ?? this.issuer, aud: audience, iat: now, nbf: now, exp: now + (options.lifetimeS ?? 3600), sub: 'web-pubsub-identity' })).toString('base64url');
+    const payload = Buffer.from(JSON.stringify({ iss: options.issuer ?? this.issuer, aud: audience, iat: now, nbf: now, exp: now + (options.lifetimeS ?? 3600), sub: oid, oid, azp: `${oid}-client`, idtyp: 'app' })).toString('base64url');
     const sig = createSign('sha256').update(`${header}.${payload}`).sign(options.signWith ?? this.privateKey).toString('base64url');
     return `${header}.${payload}.${sig}`;
   }
