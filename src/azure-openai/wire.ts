@@ -62,10 +62,20 @@ function withoutApiVersion(query: string): string {
   return params.toString();
 }
 
-/** Azure's realtime WebSocket URL for a deployment: the dated form, or the GA v1 form. */
+/**
+ * Which realtime protocol a deployment's socket speaks: GA's unless the
+ * deployment itself names a dated version (then the preview's, beta event
+ * names). AZURE_OPENAI_API_VERSION is the HTTP routes' default and always
+ * dated, so it says nothing about realtime, whose preview Azure is retiring.
+ */
+export function realtimeForm(d: Deployment): 'ga' | 'preview' {
+  return d.namedApiVersion !== undefined && d.namedApiVersion !== 'v1' ? 'preview' : 'ga';
+}
+
+/** Azure's realtime WebSocket URL for a deployment: GA's v1 form (no api-version: Azure refuses one there), or the dated preview form. */
 export function realtimeUrl(d: Deployment): string {
   const base = d.endpoint.replace(/^http/, 'ws');
-  return d.apiVersion === 'v1'
+  return realtimeForm(d) === 'ga'
     ? `${base}/openai/v1/realtime?model=${encodeURIComponent(d.deployment)}`
     : `${base}/openai/realtime?api-version=${encodeURIComponent(d.apiVersion)}&deployment=${encodeURIComponent(d.deployment)}`;
 }
