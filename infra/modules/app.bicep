@@ -64,7 +64,12 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           authentication: { type: 'UserAssignedIdentity', userAssignedIdentityResourceId: identityId }
         }
       }
-      scaleAndConcurrency: { maximumInstanceCount: maximumInstanceCount, instanceMemoryMB: 2048 }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: 2048
+        // One HTTP instance always up: a realtime session's Azure socket lives on an instance, and scaling to zero would end it.
+        alwaysReady: [ { name: 'http', instanceCount: 1 } ]
+      }
       runtime: { name: 'node', version: '22' }
     }
     siteConfig: {

@@ -102,6 +102,8 @@ describe('the deployment template', () => {
     const app = read('infra/modules/app.bicep');
     expect(app).toMatch(/tier: 'FlexConsumption', name: 'FC1'/);
     expect(app).toMatch(/runtime: \{ name: 'node', version: '22' \}/);
+    // Flex Consumption's documented way to keep an instance of the HTTP functions (realtime sessions live on one).
+    expect(app).toMatch(/alwaysReady: \[ \{ name: 'http', instanceCount: 1 \} \]/);
     expect(read('infra/main.bicep')).toContain("/realtime/events'");
     expect(read('infra/modules/webpubsub.bicep')).toMatch(/systemEvents: \['connect', 'connected', 'disconnected'\]/);
     expect(read('infra/modules/webpubsub.bicep')).toMatch(/userEventPattern: '\*'/);
