@@ -8,7 +8,8 @@ const ws = new WebSocket(`${base}/realtime?model=gpt-4o-mini-realtime-preview`, 
 });
 
 ws.on('open', () => {
-  ws.send(JSON.stringify({ type: 'session.update', session: { voice: 'alloy' } }));
+  // Azure's GA realtime protocol: a session.update names its session type.
+  ws.send(JSON.stringify({ type: 'session.update', session: { type: 'realtime', audio: { output: { voice: 'alloy' } } } }));
   ws.send(JSON.stringify({ type: 'response.create' }));
 });
 ws.on('message', (data) => {

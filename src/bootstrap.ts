@@ -12,13 +12,18 @@ import { tlsOptions } from './config/service-tls';
 import { DeploymentStats } from './balancer/stats';
 import { SecretStore } from './config/secrets';
 import { TableLimitStore } from './limits/table-store';
+import { RealtimeHub } from './realtime/hub';
+import { MemorySessionStore, TableSessionStore } from './realtime/session-store';
+import { WebPubSubService } from './realtime/web-pubsub-service';
+import { IdentityCheck, SignatureCheck } from './realtime/web-pubsub-events';
+import { EntraTokenValidator } from './realtime/event-auth';
 
 /**
  * Builds the gateway from settings, the way both hosts start it: configuration
  * read once, problems logged once (naming the setting, never a value), an
- * Entra ID credential only where something needs it, and the balancer and
- * the keys' limits shared through Table Storage when a storage account is
- * configured.
+ * Entra ID credential only where something needs it, the balancer and the
+ * keys' limits shared through Table Storage when a storage account is
+ * configured, and realtime sessions over Web PubSub when it is configured.
  */
 export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): Gateway {
   const config = overrides.config ?? loadConfig(env);
@@ -57,12 +62,32 @@ export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): G
   if (secrets === undefined && config.keyVault !== undefined) {
     const { SecretClient } = require('@azure/keyvault-secrets') as typeof import('@azure/keyvault-secrets');
     const kv = config.keyVault;
-    secrets = new SecretStore(new SecretClient(kv.url, identity()), { proxyKeys: kv.proxyKeysSecret, namedKeys: kv.namedKeysSecret, azureOpenAIKey: kv.azureOpenAIKeySecret }, kv.refreshMs, logger, now, new Set(config.models.keys()));
+    const webPubSubConnectionString = config.webPubSub?.mode === 'key' ? kv.webPubSubSecret : undefined;
+    secrets = new SecretStore(new SecretClient(kv.url, identity()), { proxyKeys: kv.proxyKeysSecret, namedKeys: kv.namedKeysSecret, azureOpenAIKey: kv.azureOpenAIKeySecret, webPubSubConnectionString }, kv.refreshMs, logger, now, new Set(config.models.keys()));
   }
-  const gateway = new Gateway({ ...shared, ...overrides, config, logger, credential, secrets, limitStore, storageGuard });
+  const realtime = overrides.realtime ?? (config.webPubSub ? (g: Gateway) => realtimeHub(g, config, identity, secrets, table) : undefined);
+  const gateway = new Gateway({ ...shared, ...overrides, config, logger, credential, secrets, limitStore, storageGuard, realtime });
   // The first readiness check starts now, so /health has an answer when first asked.
   void gateway.readiness.check();
   return gateway;
+}
+
+/**
+ * Realtime over Web PubSub: the service by key (rotating with the vault's
+ * copy of the connection string) or by identity, the check each event must
+ * pass, and where sessions' leases live: the balancer's table when there is
+ * storage, else this process (one instance, no resume).
+ */
+function realtimeHub(gateway: Gateway, config: GatewayConfig, identity: () => TokenCredential, secrets: SecretStore | undefined, table: TableClient | undefined): RealtimeHub {
+  const settings = config.webPubSub!;
+  const credential = settings.mode === 'identity' ? gateway.credential ?? identity() : undefined;
+  const source = secrets && { current: () => secrets.webPubSubConnectionString, fresh: () => secrets.fresh() };
+  const service = new WebPubSubService(settings, credential, gateway.serviceTls, source);
+  const check = settings.mode === 'key'
+    ? new SignatureCheck(() => service.signingKeys(), secrets ? () => secrets.refreshEarly() : undefined)
+    : new IdentityCheck(new EntraTokenValidator(settings.eventIssuer, settings.eventAudience, settings.eventPrincipal, undefined, gateway.now));
+  const store = table ? new TableSessionStore(table) : new MemorySessionStore();
+  return new RealtimeHub(gateway, { service, check, store, leaseMs: config.realtimeLeaseMs });
 }
 
 /** The table every instance shares: the balancer's cursor and health, and the keys' limits and usage. */

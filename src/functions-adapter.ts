@@ -4,11 +4,13 @@ import { Gateway } from './gateway/gateway';
 import { ClientGone, GatewayRequest } from './core/http';
 import { Level, Logger } from './core/log';
 import { serve } from './gateway/pipeline';
-import { Route } from './gateway/route';
+import { Route, Timer } from './gateway/route';
+import { describeError } from './core/log';
 
 /**
  * The only module that knows the Functions host: it registers a route-table
- * entry as an HTTP function and translates requests and responses.
+ * entry as an HTTP function (translating requests and responses) and a timer
+ * as a timer-triggered function.
  */
 let gateway: Gateway | undefined;
 
@@ -25,6 +27,20 @@ export function register(route: Route): void {
     // The gateway checks proxy keys itself; function keys would break OpenAI clients.
     authLevel: 'anonymous',
     handler: (request, context) => handle(route, request, context),
+  });
+}
+
+/** A timer-triggered function: the host runs one at a time across all instances. */
+export function registerTimer(timer: Timer): void {
+  app.timer(timer.name, {
+    schedule: timer.schedule,
+    handler: async (_info, context) => {
+      try {
+        await timer.run(instance());
+      } catch (err) {
+        context.error(JSON.stringify({ level: 'error', msg: 'timer failed', timer: timer.name, error: describeError(err) }));
+      }
+    },
   });
 }
 

@@ -1,7 +1,7 @@
 import { Route } from './gateway/route';
 import { audioSpeech, audioUpload } from './handlers/audio';
 import { health } from './handlers/health';
-import { realtimeEvents, realtimeSessions } from './handlers/realtime';
+import { realtimeClientSecrets, realtimeEvents, realtimeSessions } from './handlers/realtime';
 import { deploymentsHealth } from './handlers/deployments';
 import { jsonOperation } from './handlers/json-operation';
 import { listModels, retrieveModel } from './handlers/models';
@@ -26,6 +26,7 @@ const openAI = {
   cancelResponse: { name: 'cancelResponse', methods: ['POST'], route: 'v1/responses/{id}/cancel', auth: true, handler: cancelResponse },
   listResponseInputItems: { name: 'listResponseInputItems', methods: ['GET'], route: 'v1/responses/{id}/input_items', auth: true, handler: listResponseInputItems },
   realtimeSessions: { name: 'realtimeSessions', methods: ['POST'], route: 'v1/realtime/sessions', auth: true, handler: realtimeSessions },
+  realtimeClientSecrets: { name: 'realtimeClientSecrets', methods: ['POST'], route: 'v1/realtime/client_secrets', auth: true, handler: realtimeClientSecrets },
 } as const satisfies Record<string, Route>;
 
 /**

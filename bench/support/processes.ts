@@ -40,12 +40,13 @@ export function startThinProxyProcess(env: Record<string, string>): Promise<Serv
  * would (the README's way to keep the log lines), and waits for its
  * "listening on <url>" line. A file rather than a pipe read here: reading
  * every log line would put the load generator's own work into what it measures.
+ * `cwd`, when given, is where it runs (a test keeps it away from local.settings.json).
  */
-async function startService(main: string, env: Record<string, string>, flags: string[]): Promise<ServiceProcess> {
+export async function startService(main: string, env: Record<string, string>, flags: string[] = [], cwd?: string): Promise<ServiceProcess> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bench-'));
   const logFile = path.join(dir, 'out.log');
   const out = openSync(logFile, 'w');
-  const child = spawn(process.execPath, [...flags, main], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', out, 'inherit'] });
+  const child = spawn(process.execPath, [...flags, main], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', out, 'inherit'] });
   closeSync(out);
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${path.basename(main)} exited with ${code}: ${readFileSync(logFile, 'utf8')}`))));
   exited.catch(() => {});

@@ -15,6 +15,8 @@ export interface KeyVaultSettings {
   readonly proxyKeysSecret: string;
   readonly namedKeysSecret: string;
   readonly azureOpenAIKeySecret: string;
+  /** Read when realtime uses Web PubSub by key: the connection string, so its key can rotate. */
+  readonly webPubSubSecret: string;
   readonly refreshMs: number;
 }
 
@@ -25,8 +27,8 @@ export interface KeyVaultSettings {
  * service's identity for the configured audience).
  */
 export type WebPubSubSettings =
-  | { readonly mode: 'key'; readonly hub: string; readonly connectionString: string; readonly accessKey: string }
-  | { readonly mode: 'identity'; readonly hub: string; readonly endpoint: string; readonly eventAudience: string; readonly eventIssuer: string };
+  | { readonly mode: 'key'; readonly hub: string; readonly endpoint: string; readonly connectionString: string; readonly accessKey: string }
+  | { readonly mode: 'identity'; readonly hub: string; readonly endpoint: string; readonly eventAudience: string; readonly eventIssuer: string; readonly eventPrincipal: string };
 
 export interface ConfigProblem {
   readonly setting: string;
@@ -65,6 +67,8 @@ export interface GatewayConfig {
   readonly keyVault?: KeyVaultSettings;
   /** The Web PubSub service carrying realtime sessions; unset = realtime over Web PubSub is off. */
   readonly webPubSub?: WebPubSubSettings;
+  /** How long a realtime session's lease lasts without renewal. */
+  readonly realtimeLeaseMs: number;
   /** Client id of the user-assigned managed identity, when the app uses one. */
   readonly managedIdentityClientId?: string;
   /** True when some deployment has no key and needs an Entra ID token. */
@@ -141,6 +145,7 @@ export function loadConfig(env: Env): GatewayConfig {
     keyVault,
     webPubSub: webPubSubSettings(env, problem),
     corsAllowedOrigins: corsOrigins(env.CORS_ALLOWED_ORIGINS, problem),
+    realtimeLeaseMs: positiveInt('REALTIME_LEASE_MS', env, 6000, problem),
     managedIdentityClientId: nonEmpty(env.AZURE_CLIENT_ID),
     needsIdentity: keyVault !== undefined || all.some((d) => !d.apiKey) || nonEmpty(env.WEBPUBSUB_ENDPOINT) !== undefined,
     problems: Object.freeze(problems),
@@ -329,7 +334,7 @@ function keyVaultSettings(env: Env, problem: Report): KeyVaultSettings | undefin
   if (raw === undefined) return undefined;
   const url = parseEndpoint('KEY_VAULT_URL', raw, problem);
   if (url === undefined) return undefined;
-  const secretName = (name: 'PROXY_API_KEY_SECRET_NAME' | 'PROXY_KEYS_SECRET_NAME' | 'AZURE_OPENAI_API_KEY_SECRET_NAME', fallback: string) => {
+  const secretName = (name: 'PROXY_API_KEY_SECRET_NAME' | 'PROXY_KEYS_SECRET_NAME' | 'AZURE_OPENAI_API_KEY_SECRET_NAME' | 'WEBPUBSUB_CONNECTION_STRING_SECRET_NAME', fallback: string) => {
     const value = nonEmpty(env[name]) ?? fallback;
     if (!/^[0-9A-Za-z-]{1,127}$/.test(value)) {
       problem(name, `is "${value}"; a Key Vault secret name is 1 to 127 letters, digits and dashes.`);
@@ -342,6 +347,7 @@ function keyVaultSettings(env: Env, problem: Report): KeyVaultSettings | undefin
     proxyKeysSecret: secretName('PROXY_API_KEY_SECRET_NAME', 'proxy-api-key'),
     namedKeysSecret: secretName('PROXY_KEYS_SECRET_NAME', 'proxy-keys'),
     azureOpenAIKeySecret: secretName('AZURE_OPENAI_API_KEY_SECRET_NAME', 'azure-openai-api-key'),
+    webPubSubSecret: secretName('WEBPUBSUB_CONNECTION_STRING_SECRET_NAME', 'webpubsub-connection-string'),
     refreshMs: positiveInt('SECRETS_REFRESH_MS', env, 300_000, problem),
   };
 }
@@ -357,18 +363,23 @@ function webPubSubSettings(env: Env, problem: Report): WebPubSubSettings | undef
     const eventAudience = nonEmpty(env.WEBPUBSUB_EVENT_AUDIENCE);
     const tenant = nonEmpty(env.AZURE_TENANT_ID);
     const eventIssuer = nonEmpty(env.WEBPUBSUB_EVENT_ISSUER) ?? (tenant ? `https://login.microsoftonline.com/${tenant}/v2.0` : undefined);
+    const eventPrincipal = nonEmpty(env.WEBPUBSUB_EVENT_PRINCIPAL_ID);
     if (!eventAudience) problem('WEBPUBSUB_EVENT_AUDIENCE', 'is not set: with WEBPUBSUB_ENDPOINT (identity, no key) the gateway checks the Entra ID token Web PubSub sends with each event, and needs the audience it is issued for (the resource set in the hub\'s event handler auth).');
     if (!eventIssuer) problem('AZURE_TENANT_ID', 'is not set: with WEBPUBSUB_ENDPOINT the gateway needs the tenant (or WEBPUBSUB_EVENT_ISSUER) whose tokens Web PubSub sends with each event.');
-    return endpoint && eventAudience && eventIssuer ? { mode: 'identity', hub, endpoint, eventAudience, eventIssuer } : undefined;
+    if (!eventPrincipal) problem('WEBPUBSUB_EVENT_PRINCIPAL_ID', 'is not set: with WEBPUBSUB_ENDPOINT the gateway accepts event tokens only from Web PubSub\'s own managed identity; set its object id (the service\'s identity.principalId).');
+    return endpoint && eventAudience && eventIssuer && eventPrincipal ? { mode: 'identity', hub, endpoint, eventAudience, eventIssuer, eventPrincipal } : undefined;
   }
   const parts = new Map(conn.split(';').map((p) => { const i = p.indexOf('='); return [p.slice(0, i).trim().toLowerCase(), p.slice(i + 1).trim()] as [string, string]; }));
   const accessKey = parts.get('accesskey');
   const endpoint = parts.get('endpoint');
-  if (!endpoint || !accessKey) {
+  if (!endpoint || !accessKey || !/^https?:\/\//.test(endpoint)) {
     problem('WEBPUBSUB_CONNECTION_STRING', 'must look like Endpoint=https://<name>.webpubsub.azure.com;AccessKey=...;Version=1.0;');
     return undefined;
   }
-  return { mode: 'key', connectionString: conn, accessKey, hub };
+  const port = parts.get('port');
+  const url = new URL(endpoint);
+  if (port) url.port = port;
+  return { mode: 'key', connectionString: conn, accessKey, hub, endpoint: url.origin };
 }
 
 /** "*", or origins such as https://app.example.com (scheme, host and port only: that is what a browser sends). */

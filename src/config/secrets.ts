@@ -16,6 +16,8 @@ export interface SecretNames {
   readonly azureOpenAIKey: string;
   /** Named keys, as PROXY_KEYS; unset = not read. */
   readonly namedKeys?: string;
+  /** The Web PubSub connection string, when realtime uses it by access key; unset = not read. */
+  readonly webPubSubConnectionString?: string;
 }
 
 /** An early refresh for an unknown proxy key happens at most this often per instance. */
@@ -32,6 +34,7 @@ export const EARLY_REFRESH_MS = 30_000;
 export class SecretStore {
   private ring = new ProxyKeyRing([]);
   private azureKey: string | undefined;
+  private webPubSub: string | undefined;
   private badEntries: readonly ConfigProblem[] = [];
   private loaded = false;
   private loadedAt = -Infinity;
@@ -77,16 +80,36 @@ export class SecretStore {
     return this.ring;
   }
 
+  /** The Web PubSub connection string from the vault, when it holds one. */
+  get webPubSubConnectionString(): string | undefined {
+    this.refreshIfDue();
+    return this.webPubSub;
+  }
+
   /** The identity of one of the current proxy keys; an unknown key may trigger one early refresh. */
   async identify(key: string): Promise<ProxyKey | undefined> {
     this.refreshIfDue();
     const known = this.ring.identify(key);
     if (known !== undefined) return known;
+    return (await this.refreshEarly()) ? this.ring.identify(key) : undefined;
+  }
+
+  /**
+   * Reads the vault again now, unless that was done in the last
+   * EARLY_REFRESH_MS (a key nothing matches yet may mean one just rotated);
+   * true when it did.
+   */
+  async refreshEarly(): Promise<boolean> {
     const now = this.now();
-    if (now - this.earlyAt < EARLY_REFRESH_MS) return undefined;
+    if (now - this.earlyAt < EARLY_REFRESH_MS) return false;
     this.earlyAt = now;
     await this.refresh();
-    return this.ring.identify(key);
+    return true;
+  }
+
+  /** Resolves once the secrets are no older than the refresh interval (reading the vault first if they are). */
+  async fresh(): Promise<void> {
+    if (this.now() - this.loadedAt >= this.refreshMs) await this.refresh();
   }
 
   refreshIfDue(): void {
@@ -103,10 +126,12 @@ export class SecretStore {
   private async load(): Promise<void> {
     try {
       const namedSecret = this.names.namedKeys;
-      const [proxy, named, azure] = await Promise.all([
+      const webPubSubSecret = this.names.webPubSubConnectionString;
+      const [proxy, named, azure, webPubSub] = await Promise.all([
         this.read(this.names.proxyKeys, namedSecret === undefined),
         namedSecret === undefined ? undefined : this.read(namedSecret, false),
         this.read(this.names.azureOpenAIKey, false),
+        webPubSubSecret === undefined ? undefined : this.read(webPubSubSecret, false),
       ]);
       if (proxy === undefined && named === undefined) {
         throw new SecretProblem(`has neither a secret named "${this.names.proxyKeys}" nor one named "${namedSecret}". Create one (comma-separated keys, or named keys as in PROXY_KEYS).`);
@@ -119,6 +144,7 @@ export class SecretStore {
       }
       this.ring = new ProxyKeyRing(keys, parsed.entries);
       this.azureKey = azure?.trim() || undefined;
+      this.webPubSub = webPubSub?.trim() || undefined;
       if (this.loaded && this.failure) this.logger.log('info', { msg: 'Key Vault readable again' });
       this.loaded = true;
       this.loadedAt = this.now();

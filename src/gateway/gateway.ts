@@ -1,7 +1,7 @@
 /** @module The gateway: every part a request needs, built once and handed to the handlers. */
 import type { TokenCredential } from '@azure/core-auth';
 import { ConfigProblem, GatewayConfig } from '../config/config';
-import { GatewayRequest } from '../core/http';
+import { GatewayRequest, GatewayResponse } from '../core/http';
 import { modelNotFound, unavailable } from '../core/errors';
 import { Deployment } from '../azure-openai/deployment';
 import { BodyBudget } from '../bodies/budget';
@@ -53,6 +53,31 @@ export interface GatewayDeps {
   readonly directRealtime?: boolean;
   /** Whether the balancer's storage answers (undefined) or why not; set when storage is shared. */
   readonly probeStorage?: () => Promise<string | undefined>;
+  /** Realtime sessions over Web PubSub, made from the finished gateway (bootstrap passes it when configured). */
+  readonly realtime?: (gateway: Gateway) => RealtimeSessions;
+}
+
+/** A realtime session a client may now connect to. */
+export interface StartedSession {
+  readonly sessionId: string;
+  readonly model: string;
+  /** The short-lived token that lets the client connect (also in `url`). */
+  readonly token: string;
+  readonly url: string;
+  /** When the token expires, in seconds since the epoch. */
+  readonly expiresAt: number;
+}
+
+/** Realtime sessions carried by Azure Web PubSub: what the realtime routes and the sweep timer use. */
+export interface RealtimeSessions {
+  /** A token and URL for a new session on a realtime model the key may use (validated here). */
+  start(model: unknown, ttlSeconds: number, key: ProxyKey | undefined): Promise<StartedSession>;
+  /** One of Web PubSub's event posts. */
+  handleEvent(req: GatewayRequest): Promise<GatewayResponse>;
+  /** Takes over sessions whose owning instance was lost. */
+  sweep(): Promise<void>;
+  /** Hands this instance's sessions over to the others; resolves once that is recorded (or after a short wait). */
+  close(): Promise<void>;
 }
 
 /** How long a resource has to answer the readiness check. */
@@ -84,6 +109,8 @@ export class Gateway {
   readonly directRealtime: boolean;
   /** Whether the Azure OpenAI resources and the storage answer, checked at most every 30 s. */
   readonly readiness: Readiness;
+  /** Realtime sessions over Web PubSub; undefined when Web PubSub is not configured. */
+  readonly realtime?: RealtimeSessions;
 
   constructor(deps: GatewayDeps) {
     this.shared = deps.cursor !== undefined && !(deps.cursor instanceof LocalCursor);
@@ -140,6 +167,8 @@ export class Gateway {
       now: this.now,
       failureCooldownMs: deps.config.failureCooldownMs,
     });
+    // Last: it is made from the gateway built so far.
+    this.realtime = deps.realtime?.(this);
   }
 
   /**
@@ -197,16 +226,9 @@ export class Gateway {
     return (this.secrets?.keys ?? this.keys).named(name);
   }
 
-  private readonly closers: (() => void)[] = [];
-
-  /** Runs when the gateway closes: for parts made after it (the realtime bridge). */
-  onClose(fn: () => void): void {
-    this.closers.push(fn);
-  }
-
-  close(): void {
-    for (const fn of this.closers.splice(0)) fn();
+  async close(): Promise<void> {
     this.limits.close();
     this.azure.close();
+    await this.realtime?.close();
   }
 }

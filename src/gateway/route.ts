@@ -23,3 +23,17 @@ export interface Route {
    */
   readonly logSuccess?: boolean;
 }
+
+/**
+ * Work on a schedule rather than a request: a timer-triggered function on
+ * Azure (one run at a time across instances), an interval on the local host.
+ */
+export interface Timer {
+  /** The Azure Functions function name. */
+  readonly name: string;
+  /** Six-field NCRONTAB, seconds first. */
+  readonly schedule: string;
+  /** The same period for the local host's interval. */
+  readonly everyMs: number;
+  run(gateway: Gateway): Promise<void>;
+}

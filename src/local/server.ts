@@ -9,8 +9,10 @@ import { errorResponse, serve } from '../gateway/pipeline';
 import { RequestContext } from '../gateway/context';
 import { Route } from '../gateway/route';
 import { Router } from '../gateway/router';
-import { DirectRealtime } from '../realtime/direct';
+import { DirectOptions, DirectRealtime } from '../realtime/direct';
 import { CorsPolicy } from './cors';
+import { describeError } from '../core/log';
+import { timerTable } from '../timers';
 
 /**
  * The host-less server: serves the same route table as the Functions app on
@@ -19,6 +21,7 @@ import { CorsPolicy } from './cors';
 export interface LocalServerOptions {
   /** Largest request head accepted, in bytes (node's own default is 16 KiB). */
   readonly maxHeaderSize?: number;
+  readonly realtime?: DirectOptions;
 }
 
 export class LocalServer {
@@ -26,12 +29,17 @@ export class LocalServer {
   readonly realtime: DirectRealtime;
   private readonly router: Router;
   private readonly cors: CorsPolicy;
+  private readonly intervals: NodeJS.Timeout[];
 
   constructor(private readonly gateway: Gateway, routes: readonly Route[], options: LocalServerOptions = {}) {
     this.router = new Router(routes);
     this.cors = new CorsPolicy(gateway.config.corsAllowedOrigins);
     this.server = http.createServer({ maxHeaderSize: options.maxHeaderSize ?? 16 * 1024 }, (req, res) => void this.onRequest(req, res));
-    this.realtime = new DirectRealtime(gateway);
+    this.realtime = new DirectRealtime(gateway, options.realtime);
+    // What a timer function does on Azure, a plain interval does here.
+    this.intervals = timerTable.map((t) => setInterval(() => {
+      t.run(gateway).catch((err) => gateway.logger.log('error', { msg: 'timer failed', timer: t.name, error: describeError(err) }));
+    }, t.everyMs).unref());
     this.server.on('upgrade', (req, socket, head) => {
       if ((req.url ?? '').split('?')[0] === '/v1/realtime') void this.realtime.upgrade(req, socket, head);
       else socket.destroy();
@@ -59,6 +67,7 @@ export class LocalServer {
   }
 
   async close(): Promise<void> {
+    for (const i of this.intervals) clearInterval(i);
     this.realtime.close();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));

@@ -92,7 +92,7 @@ export async function startLocalHost(options: StartOptions): Promise<LocalHost> 
     const server = new LocalServer(gateway, routeTable);
     const listening = server.listen(options.port ?? 7071, options.host ?? '127.0.0.1');
     const [url, reachable] = await Promise.all([listening.catch(async (err) => {
-      gateway.close();
+      void gateway.close();
       throw err;
     }), gateway.readiness.check()]);
 

@@ -1,28 +1,43 @@
+/** @module The local host's direct realtime socket: the client's handshake first, then Azure's, with flow control both ways. */
 import http from 'node:http';
 import { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import { GatewayError, realtimeStartFailed } from '../core/errors';
 import { Gateway } from '../gateway/gateway';
 import { ClientGone, GatewayRequest } from '../core/http';
-import { UpstreamSocket } from '../azure-openai/realtime-socket';
+import { describeError } from '../core/log';
 import { connectRealtime, requireRealtimeModel } from './upstream';
-import { Relay } from './relay';
+import { ClientLost, HIGH_WATER, Relay, errorEvent } from './relay';
 
 const KEY_PROTOCOL = 'openai-insecure-api-key.';
+/** Largest client message taken (OpenAI's own limit for an event is 15 MiB). */
+const MAX_MESSAGE = 16 * 1024 * 1024;
+
+export interface DirectOptions {
+  /** How long a client may stay more than HIGH_WATER behind before it is dropped (default 10 s). */
+  readonly behindLimitMs?: number;
+}
 
 /**
  * The local host's direct realtime socket, ws://localhost:7071/v1/realtime?model=…,
  * for work without Web PubSub. The proxy key comes as a header or, from
- * browsers, as the `openai-insecure-api-key.<key>` subprotocol. Azure's
- * socket is opened before the client's is accepted, so a bad key, model or
- * upstream is an ordinary OpenAI-shaped HTTP error.
+ * browsers, as the `openai-insecure-api-key.<key>` subprotocol. A bad key or
+ * model is an ordinary OpenAI-shaped HTTP error; the client's handshake is
+ * completed before Azure's socket is opened, so a handshake that fails or a
+ * client that leaves early costs no Azure socket. Memory per session is
+ * bounded: Azure's socket is not read while the client is HIGH_WATER behind
+ * (a client that stays behind past the limit is dropped with an error event),
+ * and the client's socket is not read while Azure's is HIGH_WATER behind.
  */
 export class DirectRealtime {
-  private readonly wss = new WebSocketServer({ noServer: true, handleProtocols: (offered) => (offered.has('realtime') ? 'realtime' : false) });
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE, handleProtocols: (offered) => (offered.has('realtime') ? 'realtime' : false) });
   /** Sessions open now (for tests that check nothing outlives its session). */
   readonly sessions = new Set<Relay>();
+  private readonly behindLimitMs: number;
 
-  constructor(private readonly gateway: Gateway) {}
+  constructor(private readonly gateway: Gateway, options: DirectOptions = {}) {
+    this.behindLimitMs = options.behindLimitMs ?? 10_000;
+  }
 
   async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://local');
@@ -33,32 +48,101 @@ export class DirectRealtime {
       header: (name) => (name === 'authorization' && fromProtocol && !req.headers.authorization ? `Bearer ${fromProtocol}` : (req.headers[name] as string | undefined)),
       body: (async function* () {})(), gone: new ClientGone(),
     };
-    let azure: UpstreamSocket;
+    let model: string;
     try {
       const key = await this.gateway.authenticate(request);
-      const model = requireRealtimeModel(this.gateway, url.searchParams.get('model'), key);
-      azure = await connectRealtime(this.gateway, model, []);
+      model = requireRealtimeModel(this.gateway, url.searchParams.get('model'), key);
     } catch (err) {
-      return refuse(socket, err);
+      return void socket.end((err instanceof GatewayError ? err : realtimeStartFailed(err)).toRawHttp());
     }
-    this.wss.handleUpgrade(req, socket, head, (client) => {
-      const relay: Relay = new Relay(azure, (text) => new Promise<void>((resolve, reject) => client.send(text, (e) => (e ? reject(e) : resolve()))), () => {
-        this.sessions.delete(relay);
-        if (client.readyState === WebSocket.OPEN) client.close(1011, 'upstream closed');
-      });
-      this.sessions.add(relay);
-      client.on('message', (data, isBinary) => relay.fromClient(isBinary ? Buffer.from(data as Buffer).toString('utf8') : String(data)));
-      client.on('close', () => relay.end('client closed'));
-      client.on('error', () => relay.end('client closed'));
-    });
+    // ws calls back only for a valid handshake on a socket still open: anything else never reaches Azure.
+    this.wss.handleUpgrade(req, socket, head, (client) => void this.open(client, model));
   }
 
   close(): void {
     for (const r of this.sessions) r.end('client closed');
     this.wss.close();
   }
+
+  private async open(client: WebSocket, model: string): Promise<void> {
+    // What the client says before Azure is there waits in its socket, not here.
+    client.pause();
+    let gone = false;
+    client.once('close', () => (gone = true));
+    client.on('error', () => {});
+    let relay: Relay;
+    try {
+      const azure = await connectRealtime(this.gateway, model, []);
+      if (gone) {
+        azure.socket.terminate();
+        return;
+      }
+      relay = new Relay(azure, new DirectSink(client, this.behindLimitMs), {
+        onEnd: (reason) => {
+          this.sessions.delete(relay);
+          if (reason === 'client behind') dropBehind(client);
+          else if (client.readyState === WebSocket.OPEN) client.close(1011, 'upstream closed');
+        },
+      });
+    } catch (err) {
+      const why = err instanceof GatewayError ? err.message : 'The realtime service could not be reached.';
+      this.gateway.logger.log('warn', { msg: 'realtime: Azure refused the session', model, error: err instanceof GatewayError ? err.code : describeError(err) });
+      if (client.readyState === WebSocket.OPEN) {
+        client.send(errorEvent(err instanceof GatewayError && err.status === 429 ? 'rate_limit_exceeded' : 'upstream_unavailable', why), () => client.close(1011, 'upstream unavailable'));
+      }
+      return;
+    }
+    this.sessions.add(relay);
+    let paused = true;
+    client.on('message', (data, isBinary) => {
+      relay.fromClient(isBinary ? Buffer.from(data as Buffer).toString('utf8') : String(data), () => {
+        if (paused && relay.azureBacklog < HIGH_WATER / 4) {
+          paused = false;
+          client.resume();
+        }
+      });
+      // Azure not keeping up: stop reading the client until it does.
+      if (!paused && relay.azureBacklog > HIGH_WATER) {
+        paused = true;
+        client.pause();
+      }
+    });
+    client.on('close', () => relay.end('client closed'));
+    paused = false;
+    client.resume();
+  }
 }
 
-function refuse(socket: Duplex, err: unknown): void {
-  socket.end((err instanceof GatewayError ? err : realtimeStartFailed(err)).toRawHttp());
+/**
+ * Azure's events to a direct client: sent at once while the client keeps up;
+ * once more than HIGH_WATER waits in its socket, the next waits until that
+ * has gone out, and a client that stays behind for the limit is given up.
+ */
+class DirectSink {
+  constructor(private readonly client: WebSocket, private readonly behindLimitMs: number) {}
+
+  deliver(text: string): Promise<void> | void {
+    const client = this.client;
+    if (client.readyState !== WebSocket.OPEN) throw new ClientLost('client closed');
+    if (client.bufferedAmount <= HIGH_WATER) {
+      client.send(text);
+      return;
+    }
+    return new Promise<void>((resolve, reject) => {
+      const limit = setTimeout(() => reject(new ClientLost('client behind')), this.behindLimitMs);
+      client.send(text, (err) => {
+        clearTimeout(limit);
+        if (err) reject(new ClientLost('client closed'));
+        else resolve();
+      });
+    });
+  }
+}
+
+/** A client that does not read will not read a close either: tell it, close, and cut it off shortly after. */
+function dropBehind(client: WebSocket): void {
+  if (client.readyState !== WebSocket.OPEN) return;
+  client.send(errorEvent('client_too_slow', 'The client did not read the session\'s events fast enough and was disconnected. Read events as they arrive.'));
+  client.close(1008, 'client too slow');
+  setTimeout(() => client.terminate(), 1000).unref();
 }

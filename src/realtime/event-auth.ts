@@ -4,8 +4,11 @@ import { createPublicKey, JsonWebKey, KeyObject, verify } from 'node:crypto';
  * Checks the Entra ID token Web PubSub sends to its event handler when the
  * handler is set to authenticate with the service's managed identity (no
  * access key anywhere): RS256 signature against the issuer's published keys,
- * issuer, audience and lifetime. Keys are fetched once and again only for an
- * unknown key id, at most every five minutes.
+ * issuer, audience, lifetime, and that the token was issued to the service's
+ * own identity (its principal's object id, or its client id) rather than to
+ * any other principal of the tenant that can get a token for the audience.
+ * Keys are fetched once and again only for an unknown key id, at most every
+ * five minutes.
  */
 export type FetchJson = (url: string) => Promise<unknown>;
 
@@ -20,6 +23,7 @@ export class EntraTokenValidator {
   constructor(
     private readonly issuer: string,
     private readonly audience: string,
+    private readonly principal: string,
     private readonly fetchJson: FetchJson = async (url) => (await fetch(url)).json(),
     private readonly now: () => number = Date.now,
   ) {}
@@ -30,7 +34,7 @@ export class EntraTokenValidator {
     const [h, p, s] = token.split('.');
     if (!h || !p || !s) return false;
     let header: { alg?: string; kid?: string };
-    let claims: { iss?: string; aud?: string | string[]; exp?: number; nbf?: number };
+    let claims: { iss?: string; aud?: string | string[]; exp?: number; nbf?: number; oid?: string; azp?: string; appid?: string };
     try {
       header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8'));
       claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
@@ -42,7 +46,9 @@ export class EntraTokenValidator {
     if (!key || !verify('sha256', Buffer.from(`${h}.${p}`), key, Buffer.from(s, 'base64url'))) return false;
     const nowS = this.now() / 1000;
     const audiences = [claims.aud].flat();
-    return claims.iss === this.issuer && audiences.includes(this.audience)
+    const principal = this.principal.toLowerCase();
+    const issuedTo = [claims.oid, claims.azp, claims.appid].some((id) => typeof id === 'string' && id.toLowerCase() === principal);
+    return claims.iss === this.issuer && audiences.includes(this.audience) && issuedTo
       && typeof claims.exp === 'number' && claims.exp + SKEW_S > nowS
       && (claims.nbf === undefined || claims.nbf - SKEW_S <= nowS);
   }

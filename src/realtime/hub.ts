@@ -1,82 +1,78 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { WebPubSubServiceClient } from '@azure/web-pubsub';
-import { EntraTokenValidator } from './event-auth';
-import { tlsOptions } from '../config/service-tls';
-import { WebSocket } from 'ws';
-import { readBody } from '../bodies/body';
-import { WebPubSubSettings } from '../config/config';
-import { GatewayError, badRequest, unauthorized } from '../core/errors';
-import { Gateway } from '../gateway/gateway';
-import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
-import { describeError } from '../core/log';
-import { connectRealtime, requireRealtimeModel } from './upstream';
-import { Relay, errorEvent } from './relay';
+/** @module Realtime sessions over Azure Web PubSub across instances: who owns a session, how client events reach it, and who takes over when it is lost. */
+import { randomBytes } from 'node:crypto';
+import { unauthorized, unavailable } from '../core/errors';
+import { Gateway, RealtimeSessions, StartedSession } from '../gateway/gateway';
+import { GatewayRequest, GatewayResponse } from '../core/http';
+import { RateLimitedWarning, describeError } from '../core/log';
+import { OwnedSession, SessionContext, groupOf } from './owned-session';
+import { PUBSUB_PROTOCOL, ServiceConnection } from './service-connection';
+import { LeaseLost, SessionExists, SessionRecord, SessionStore } from './session-store';
+import { requireRealtimeModel } from './upstream';
 import { ProxyKey } from '../keys/proxy-key';
+import { ClientEvent, ConnectAnswer, ConnectEvent, EventCheck, EventHandlers, MessageEvent, WebPubSubEvents } from './web-pubsub-events';
+import { WebPubSubService } from './web-pubsub-service';
+
+const SESSION_PREFIX = 'session.';
+const INSTANCE_PREFIX = 'instance.';
+/** Longest a shutting-down instance waits for its sessions' hand-over to be recorded. */
+const CLOSE_WAIT_MS = 2000;
+/** Lapsed sessions one sweep takes on at most. */
+const SWEEP_BATCH = 50;
+
+export interface HubOptions {
+  readonly service: WebPubSubService;
+  readonly check: EventCheck;
+  readonly store: SessionStore;
+  /** How long a session's lease lasts without renewal (renewed every third of it). */
+  readonly leaseMs: number;
+}
 
 /**
- * Realtime sessions over Azure Web PubSub. The client's socket ends at Web
- * PubSub, which posts each of its events to /realtime/events on any instance.
+ * Realtime sessions over Web PubSub. The client's socket ends at Web PubSub,
+ * which posts each of its events to /realtime/events on any instance, one
+ * event at a time per client.
  *
- * The instance that handles a client's `connect` event owns the session: it
- * opens Azure's realtime socket and, before answering, a service-side
- * connection of its own to Web PubSub that is a member of the session's group.
- * Every client event, on whichever instance it lands, is forwarded to that
- * group (the owner's own included, so all events take one path and keep
- * their order); the owner passes them to Azure, skipping any event id it has
- * seen (Web PubSub retries). Azure's events go back with send-to-connection,
- * one at a time. Either side closing ends the other.
+ * The instance that answers a client's `connect` owns the session: it records
+ * a lease in the store, joins the session's group with its one service
+ * connection, and opens Azure's socket. A client event landing on any
+ * instance is sent to that group (so all of a session's events take one path
+ * and keep their order) and, at the same moment, the group is asked whether
+ * anyone is in it. Nobody there means the owner is gone or reconnecting: the
+ * event is held (the next one waits with it, as Web PubSub waits for our
+ * answer) until the owner is back or its lease lapses, when this instance
+ * claims the session, resumes it, and delivers the event itself. A sweep
+ * (a timer function on Azure, an interval locally) finds lapsed sessions
+ * whose clients are silent.
  */
-const SESSION_PREFIX = 'session.';
-const RELAY_PREFIX = 'relay.';
-const TOKEN_MINUTES = 5;
-const RELAY_PROTOCOL = 'json.webpubsub.azure.v1';
-
-interface Envelope {
-  /** The CloudEvent id, for deduplication at the owner. */
-  readonly id?: string;
-  readonly data?: string;
-  /** The client disconnected (seen by a non-owner). */
-  readonly end?: boolean;
-}
-
-class OwnedSession {
-  relay?: Relay;
-  /** A send to the client has succeeded: it is connected. */
-  reached = false;
-  relayWs?: WebSocket;
-  private readonly seen = new Set<string>();
-  private readonly order: string[] = [];
-
-  /** True the first time an event id is seen; remembers the last 4,096. */
-  firstTime(id: string): boolean {
-    if (this.seen.has(id)) return false;
-    this.seen.add(id);
-    this.order.push(id);
-    if (this.order.length > 4096) this.seen.delete(this.order.shift()!);
-    return true;
-  }
-}
-
-export class RealtimeHub {
-  private readonly service: WebPubSubServiceClient;
+export class RealtimeHub implements RealtimeSessions, EventHandlers {
+  readonly instanceId = `${INSTANCE_PREFIX}${randomBytes(6).toString('hex')}`;
   private readonly owned = new Map<string, OwnedSession>();
-  private readonly origin: string;
+  private readonly claiming = new Map<string, Promise<OwnedSession | undefined>>();
+  private readonly events: WebPubSubEvents;
+  private readonly link: ServiceConnection;
+  private readonly context: SessionContext;
+  private readonly storeWarning: RateLimitedWarning;
+  private sweeping?: Promise<void>;
 
-  private readonly validator?: EntraTokenValidator;
-  private readonly socketOptions: { ca?: Buffer };
-
-  constructor(private readonly gateway: Gateway, private readonly settings: WebPubSubSettings) {
-    const tls = gateway.serviceTls;
-    const options = { allowInsecureConnection: settings.mode === 'key', ...tlsOptions(tls) };
-    if (settings.mode === 'key') {
-      this.service = new WebPubSubServiceClient(settings.connectionString, settings.hub, options);
-    } else {
-      if (!gateway.credential) throw new Error('Web PubSub by identity needs a credential');
-      this.service = new WebPubSubServiceClient(settings.endpoint, gateway.credential, settings.hub, options);
-      this.validator = new EntraTokenValidator(settings.eventIssuer, settings.eventAudience, undefined, gateway.now);
-    }
-    this.socketOptions = tls ? { ca: tls.ca } : {};
-    this.origin = new URL(this.service.endpoint).host;
+  constructor(private readonly gateway: Gateway, private readonly options: HubOptions) {
+    const service = options.service;
+    this.events = new WebPubSubEvents(service.settings.hub, service.origin, options.check, this);
+    this.link = new ServiceConnection(service, {
+      userId: this.instanceId,
+      socketOptions: gateway.serviceTls ? { ca: gateway.serviceTls.ca } : {},
+      logger: gateway.logger,
+      onMessage: (group, text) => this.owned.get(group.slice('session-'.length))?.receive(text),
+      onLost: () => void this.handOverAll(),
+      restoreMs: options.leaseMs,
+    });
+    this.context = {
+      gateway, service, store: options.store, instanceId: this.instanceId, leaseMs: options.leaseMs, logger: gateway.logger,
+      forget: (s) => {
+        if (this.owned.get(s.connectionId) === s) this.owned.delete(s.connectionId);
+      },
+      leaveGroup: (connectionId) => this.link.leave(groupOf(connectionId)),
+    };
+    this.storeWarning = new RateLimitedWarning(gateway.logger, 60_000, gateway.now);
   }
 
   /** Sessions this instance owns now. */
@@ -84,179 +80,189 @@ export class RealtimeHub {
     return this.owned.size;
   }
 
-  async startSession(model: unknown, key: ProxyKey | undefined): Promise<GatewayResponse> {
+  async start(model: unknown, ttlSeconds: number, key: ProxyKey | undefined): Promise<StartedSession> {
     const name = requireRealtimeModel(this.gateway, model, key);
-    const id = `sess_${randomBytes(12).toString('base64url')}`;
-    const userId = `${SESSION_PREFIX}${id}.${Buffer.from(name).toString('base64url')}`;
-    const { url } = await this.service.getClientAccessToken({ userId, expirationTimeInMinutes: TOKEN_MINUTES });
-    return jsonResponse(200, { id, object: 'realtime.session', model: name, url, expires_at: Math.floor(this.gateway.now() / 1000) + TOKEN_MINUTES * 60 });
+    const sessionId = `sess_${randomBytes(12).toString('base64url')}`;
+    const minutes = Math.max(1, Math.ceil(ttlSeconds / 60));
+    const userId = `${SESSION_PREFIX}${sessionId}.${Buffer.from(name).toString('base64url')}`;
+    const { token, url } = await this.options.service.token(userId, minutes);
+    return { sessionId, model: name, token, url, expiresAt: Math.floor(this.gateway.now() / 1000) + minutes * 60 };
   }
 
-  /** Web PubSub's CloudEvents HTTP protocol: abuse protection, signatures, then the event. */
-  async handle(req: GatewayRequest): Promise<GatewayResponse> {
-    if (req.method === 'OPTIONS') return this.abuseProtection(req);
-    const connectionId = req.header('ce-connectionid') ?? '';
-    if (!(await this.fromService(req, connectionId))) {
-      throw unauthorized('The event is not signed by this gateway\'s Web PubSub service.');
-    }
-    if (req.header('ce-hub') !== this.settings.hub) throw badRequest('The event is for another hub.', null, 'wrong_hub');
-    const type = req.header('ce-type') ?? '';
-    const userId = req.header('ce-userid') ?? '';
-    const body = await readBody(req.body, 1024 * 1024);
-    if (userId.startsWith(RELAY_PREFIX)) return { status: 204, headers: {} }; // the owners' own connections
-    switch (type) {
-      case 'azure.webpubsub.sys.connect':
-        return this.onConnect(connectionId, userId);
-      case 'azure.webpubsub.sys.connected':
-        return { status: 204, headers: {} };
-      case 'azure.webpubsub.sys.disconnected':
-        await this.toOwner(connectionId, { end: true }).catch(() => {});
-        return { status: 204, headers: {} };
-      case 'azure.webpubsub.user.message':
-        // Always 2xx: Web PubSub drops the client when a user event gets anything else.
-        await this.toOwner(connectionId, { id: req.header('ce-id'), data: body.toString('utf8') }).catch((err) => this.tellClient(connectionId, err));
-        return { status: 204, headers: {} };
-      default:
-        return { status: 204, headers: {} };
-    }
+  handleEvent(req: GatewayRequest): Promise<GatewayResponse> {
+    return this.events.handle(req);
   }
 
-  close(): void {
-    for (const [connectionId, s] of this.owned) this.teardown(connectionId, s, false);
-  }
+  // ---- Web PubSub's events ----
 
-  private abuseProtection(req: GatewayRequest): GatewayResponse {
-    const origins = (req.header('webhook-request-origin') ?? '').split(',').map((o) => o.trim());
-    if (!origins.includes(this.origin)) return { status: 400, headers: {} };
-    return { status: 200, headers: { 'webhook-allowed-origin': this.origin } };
-  }
-
-  /** By access key: the ce-signature HMAC. By identity: the service's Entra ID token. */
-  private async fromService(req: GatewayRequest, connectionId: string): Promise<boolean> {
-    if (!connectionId) return false;
-    if (this.settings.mode === 'identity') return this.validator!.valid(req.header('authorization'));
-    return this.signedWith(this.settings.accessKey, connectionId, req.header('ce-signature'));
-  }
-
-  private signedWith(accessKey: string, connectionId: string, header: string | undefined): boolean {
-    if (!header) return false;
-    const expected = Buffer.from(`sha256=${createHmac('sha256', accessKey).update(connectionId).digest('hex')}`);
-    let ok = false;
-    for (const candidate of header.split(',').map((s) => Buffer.from(s.trim()))) {
-      ok = (candidate.length === expected.length && timingSafeEqual(candidate, expected)) || ok;
-    }
-    return ok;
-  }
-
-  private async onConnect(connectionId: string, userId: string): Promise<GatewayResponse> {
-    if (!userId.startsWith(SESSION_PREFIX)) return jsonResponse(401, { code: 'unauthorized', error: 'not a gateway session' });
-    if (this.owned.has(connectionId)) return jsonResponse(200, {}); // a retried connect
-    const model = Buffer.from(userId.slice(userId.lastIndexOf('.') + 1), 'base64url').toString('utf8');
-    const session = new OwnedSession();
-    this.owned.set(connectionId, session);
+  async connect(e: ConnectEvent): Promise<ConnectAnswer> {
+    if (e.userId.startsWith(INSTANCE_PREFIX)) return { subprotocol: e.subprotocols.includes(PUBSUB_PROTOCOL) ? PUBSUB_PROTOCOL : undefined };
+    const session = parseSessionUser(e.userId);
+    if (!session) throw unauthorized('This connection was not started by the gateway: call POST /v1/realtime/sessions for a URL.');
+    // A client that offers OpenAI's `realtime` subprotocol (OpenAIRealtimeWebSocket does) must get it back.
+    const answer = { subprotocol: e.subprotocols.includes('realtime') ? 'realtime' : undefined };
+    if (this.owned.has(e.connectionId)) return answer;
+    let etag: string;
     try {
-      session.relayWs = await this.joinGroup(connectionId, session);
+      etag = await this.options.store.create({ connectionId: e.connectionId, sessionId: session.sessionId, model: session.model, owner: this.instanceId, expiresAt: this.gateway.now() + this.options.leaseMs, ended: false, config: '', inFlight: '' });
     } catch (err) {
-      this.owned.delete(connectionId);
+      // Another instance answered this connect before and its answer was lost: the session is theirs.
+      if (err instanceof SessionExists) return answer;
+      this.gateway.logger.log('error', { msg: 'realtime: could not record a new session', error: describeError(err) });
+      throw unavailable('The gateway could not start the realtime session. Try again.');
+    }
+    const owned = new OwnedSession(this.context, { connectionId: e.connectionId, model: session.model }, etag);
+    this.owned.set(e.connectionId, owned);
+    try {
+      // Joined before the answer: the client's first event may follow it at once.
+      await this.link.join(groupOf(e.connectionId));
+    } catch (err) {
       this.gateway.logger.log('error', { msg: 'realtime: could not join the session group', error: describeError(err) });
-      return jsonResponse(500, { code: 'relay_unavailable' });
+      owned.end('client unreachable');
+      throw unavailable('The gateway could not start the realtime session. Try again.');
     }
-    const tries: import('../balancer/balancer').TryRecord[] = [];
-    try {
-      const azure = await connectRealtime(this.gateway, model, tries);
-      session.relay = new Relay(
-        azure,
-        (text) => this.sendToClient(connectionId, session, text),
-        (reason) => {
-          this.gateway.logger.log('info', { msg: 'realtime session ended', model, reason });
-          this.teardown(connectionId, session, reason !== 'client closed');
-        },
-      );
-      this.gateway.logger.log('info', { msg: 'realtime session started', model, deployment: tries.at(-1)?.deployment, tried: tries.length });
-    } catch (err) {
-      this.gateway.logger.log('warn', { msg: 'realtime: Azure refused the session', model, tries, error: err instanceof GatewayError ? err.code : describeError(err) });
-      // The client is connected only once this answer is in: tell it, then close it, just after.
-      void this.failAfterConnect(connectionId, session, err);
-    }
-    return jsonResponse(200, {});
+    void owned.start();
+    return answer;
   }
 
-  /** A service-side connection in the session's group: where client events reach the owner. */
-  private async joinGroup(connectionId: string, session: OwnedSession): Promise<WebSocket> {
-    const { url } = await this.service.getClientAccessToken({ userId: `${RELAY_PREFIX}${connectionId}`, groups: [groupOf(connectionId)], expirationTimeInMinutes: TOKEN_MINUTES });
-    const ws = new WebSocket(url, RELAY_PROTOCOL, this.socketOptions);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-      ws.once('unexpected-response', () => reject(new Error('relay connection refused')));
-    });
-    ws.on('error', () => {});
-    ws.on('message', (raw) => {
-      let envelope: Envelope;
-      try {
-        const message = JSON.parse(String(raw)) as { type?: string; from?: string; data?: unknown };
-        if (message.type !== 'message' || message.from !== 'group' || typeof message.data !== 'string') return;
-        envelope = JSON.parse(message.data) as Envelope;
-      } catch {
+  async connected(e: ClientEvent): Promise<void> {
+    if (e.userId.startsWith(INSTANCE_PREFIX)) return;
+    // The owner may be elsewhere: tell it, so Azure's held events can go out.
+    await this.options.service.sendToGroup(groupOf(e.connectionId), 'c').catch(() => {});
+  }
+
+  async disconnected(e: ClientEvent): Promise<void> {
+    if (e.userId.startsWith(INSTANCE_PREFIX)) return;
+    const local = this.owned.get(e.connectionId);
+    if (local) return local.end('client closed');
+    const group = groupOf(e.connectionId);
+    const [, present] = await Promise.all([this.options.service.sendToGroup(group, 'e'), this.options.service.groupExists(group)]).catch(() => [undefined, false]);
+    // No owner heard it: leave a mark, so the session is cleaned up by whoever finds it.
+    if (!present) await this.options.store.markEnded(e.connectionId).catch((err) => this.storeWarning.warn({ msg: 'realtime: could not mark a session ended', error: describeError(err) }));
+  }
+
+  async message(e: MessageEvent): Promise<void> {
+    if (e.userId.startsWith(INSTANCE_PREFIX)) return;
+    const group = groupOf(e.connectionId);
+    const payload = `d ${e.eventId}\n${e.data}`;
+    // The owner itself, still in the group: no need to ask whether anyone is.
+    if (this.owned.has(e.connectionId) && this.link.isJoined(group)) return this.options.service.sendToGroup(group, payload);
+    const [, present] = await Promise.all([this.options.service.sendToGroup(group, payload), this.options.service.groupExists(group)]);
+    if (!present) await this.rescue(e.connectionId, payload);
+  }
+
+  // ---- owner loss ----
+
+  /**
+   * A client event reached a group with nobody in it. Wait for the owner to
+   * come back, or claim the session once its lease lapses; either way the
+   * event is delivered. Gives up (the event is lost, the client told) only
+   * after the lease time and a margin have passed without either.
+   */
+  private async rescue(connectionId: string, payload: string): Promise<void> {
+    const deadline = this.gateway.now() + this.options.leaseMs + 5000;
+    const group = groupOf(connectionId);
+    while (this.gateway.now() < deadline) {
+      const local = this.owned.get(connectionId);
+      if (local) return local.receive(payload);
+      const rec = await this.options.store.read(connectionId).catch(() => undefined);
+      if (rec === undefined || rec.ended) {
+        // No session behind this connection any more.
+        await this.options.service.closeConnection(connectionId, 'realtime session ended').catch(() => {});
         return;
       }
-      if (envelope.end) return session.relay ? session.relay.end('client closed') : this.teardown(connectionId, session, false);
-      if (envelope.id !== undefined && !session.firstTime(envelope.id)) return;
-      if (typeof envelope.data === 'string') session.relay?.fromClient(envelope.data);
-    });
-    return ws;
+      if (rec.expiresAt <= this.gateway.now() || rec.owner === this.instanceId) {
+        const claimed = await this.claim(rec);
+        if (claimed) return claimed.receive(payload);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      if (await this.options.service.groupExists(group).catch(() => false)) {
+        await this.options.service.sendToGroup(group, payload);
+        return;
+      }
+    }
+    this.gateway.logger.log('warn', { msg: 'realtime: a client event found no owner for its session and was dropped' });
+  }
+
+  /** Takes a lapsed session over (at most once at a time per session on this instance) and resumes it here. */
+  private claim(rec: SessionRecord): Promise<OwnedSession | undefined> {
+    let pending = this.claiming.get(rec.connectionId);
+    if (!pending) {
+      pending = this.takeOver(rec).finally(() => this.claiming.delete(rec.connectionId));
+      this.claiming.set(rec.connectionId, pending);
+    }
+    return pending;
+  }
+
+  private async takeOver(rec: SessionRecord): Promise<OwnedSession | undefined> {
+    let etag: string;
+    try {
+      etag = await this.options.store.update(rec.connectionId, rec.etag, { owner: this.instanceId, expiresAt: this.gateway.now() + this.options.leaseMs });
+    } catch (err) {
+      if (!(err instanceof LeaseLost)) this.storeWarning.warn({ msg: 'realtime: could not claim a lapsed session', error: describeError(err) });
+      return undefined;
+    }
+    const owned = new OwnedSession(this.context, rec, etag);
+    this.owned.set(rec.connectionId, owned);
+    try {
+      await this.link.join(groupOf(rec.connectionId));
+    } catch (err) {
+      this.gateway.logger.log('error', { msg: 'realtime: could not join a resumed session\'s group', error: describeError(err) });
+      void owned.handOver();
+      return undefined;
+    }
+    void owned.resume(rec);
+    return owned;
+  }
+
+  /** Finds sessions whose owner is gone: resumes those whose client is still there, removes the rest. */
+  sweep(): Promise<void> {
+    this.sweeping ??= this.sweepOnce().finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
+
+  private async sweepOnce(): Promise<void> {
+    let lapsed: SessionRecord[];
+    try {
+      lapsed = await this.options.store.lapsed(this.gateway.now(), SWEEP_BATCH);
+    } catch (err) {
+      this.storeWarning.warn({ msg: 'realtime: could not look for lapsed sessions', error: describeError(err) });
+      return;
+    }
+    await Promise.all(lapsed.filter((rec) => !this.owned.has(rec.connectionId)).map(async (rec) => {
+      try {
+        if (rec.ended || !(await this.options.service.connectionExists(rec.connectionId))) {
+          await this.options.store.remove(rec.connectionId, rec.etag).catch(() => {});
+          return;
+        }
+        await this.claim(rec);
+      } catch (err) {
+        this.storeWarning.warn({ msg: 'realtime: could not take over a lapsed session', error: describeError(err) });
+      }
+    }));
+  }
+
+  /** This instance's service connection is gone for good: let every session go to another instance. */
+  private handOverAll(): Promise<void[]> {
+    return Promise.all([...this.owned.values()].map((s) => s.handOver()));
   }
 
   /**
-   * Azure speaks first (session.created) while Web PubSub is still waiting for
-   * this instance's answer to `connect`, so until one send has gone through,
-   * a send to the not-yet-connected client is retried for a few seconds.
+   * Shutting down (a scale-in, a deployment): the sessions are handed over
+   * rather than ended, so their clients stay connected and another instance
+   * resumes them at once instead of after the lease. The wait is short: the
+   * platform does not wait long either.
    */
-  private async sendToClient(connectionId: string, session: OwnedSession, text: string): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.service.sendToConnection(connectionId, text, { contentType: 'text/plain' });
-        session.reached = true;
-        return;
-      } catch (err) {
-        if (session.reached || attempt >= 50 || this.owned.get(connectionId) !== session) throw err;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  }
-
-  private async toOwner(connectionId: string, envelope: Envelope): Promise<void> {
-    await this.service.group(groupOf(connectionId)).sendToAll(JSON.stringify(envelope), { contentType: 'text/plain' });
-  }
-
-  private async tellClient(connectionId: string, err: unknown): Promise<void> {
-    this.gateway.logger.log('warn', { msg: 'realtime: could not relay a client event', error: describeError(err) });
-    await this.service.sendToConnection(connectionId, errorEvent('relay_failed', 'The gateway could not pass this event on. Send it again.'), { contentType: 'text/plain' }).catch(() => {});
-  }
-
-  private async failAfterConnect(connectionId: string, session: OwnedSession, err: unknown): Promise<void> {
-    const why = err instanceof GatewayError ? err.message : 'The realtime service could not be reached.';
-    const event = errorEvent(err instanceof GatewayError && err.status === 429 ? 'rate_limit_exceeded' : 'upstream_unavailable', why);
-    for (let attempt = 0; attempt < 50; attempt++) {
-      try {
-        await this.service.sendToConnection(connectionId, event, { contentType: 'text/plain' });
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    this.teardown(connectionId, session, true);
-  }
-
-  private teardown(connectionId: string, session: OwnedSession, closeClient: boolean): void {
-    if (this.owned.get(connectionId) !== session) return;
-    this.owned.delete(connectionId);
-    session.relay?.end('client closed');
-    session.relayWs?.close();
-    if (closeClient) void this.service.closeConnection(connectionId, { reason: 'realtime session ended' }).catch(() => {});
+  async close(): Promise<void> {
+    await Promise.race([this.handOverAll(), new Promise((r) => setTimeout(r, CLOSE_WAIT_MS).unref())]);
+    this.link.close();
   }
 }
 
-function groupOf(connectionId: string): string {
-  return `session-${connectionId}`;
+function parseSessionUser(userId: string): { sessionId: string; model: string } | undefined {
+  if (!userId.startsWith(SESSION_PREFIX)) return undefined;
+  const rest = userId.slice(SESSION_PREFIX.length);
+  const dot = rest.lastIndexOf('.');
+  if (dot <= 0) return undefined;
+  return { sessionId: rest.slice(0, dot), model: Buffer.from(rest.slice(dot + 1), 'base64url').toString('utf8') };
 }

@@ -73,7 +73,9 @@ describe('the README\'s examples run as written against npm start', () => {
   it('realtime.mjs holds a session on the direct socket until the response is done', async () => {
     const events = (await run('realtime.mjs')).trim().split('\n');
     expect(events[0]).toBe('session.created');
-    expect(events).toContain('response.audio.delta');
+    expect(events).toContain('session.updated');
+    expect(events).not.toContain('error');
+    expect(events).toContain('response.output_audio.delta');
     expect(events.at(-1)).toBe('response.done');
   });
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { readFileSync, existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routeTable } from '../../src/routes';
+import { timerTable } from '../../src/timers';
 import { AzureOpenAISimulator } from '../../src/simulator/server';
 import { CapturedApp, Registration, loadAppLikeTheWorker } from '../support/functions-core';
 import { AZURE_KEY, PROXY_KEY } from '../support/harness';
@@ -43,7 +44,7 @@ describe('the Functions host contract', () => {
   });
 
   it('registers every route of the route table as an anonymous HTTP function with its methods and route', () => {
-    expect(app.registrations.map((r) => r.metadata.name).sort()).toEqual(routeTable.map((r) => r.name).sort());
+    expect(app.registrations.map((r) => r.metadata.name).sort()).toEqual([...routeTable, ...timerTable].map((r) => r.name).sort());
     for (const route of routeTable) {
       const reg = app.registrations.find((r) => r.metadata.name === route.name)!;
       const bindings = Object.values(reg.metadata.bindings);
@@ -51,6 +52,24 @@ describe('the Functions host contract', () => {
       expect(trigger).toMatchObject({ direction: 'in', authLevel: 'anonymous', route: route.route, methods: [...route.methods] });
       expect(bindings.find((b) => b.type === 'http')).toMatchObject({ direction: 'out' });
     }
+  });
+
+  it('registers every timer as a timer-triggered function with its schedule, and runs it through the programming model', async () => {
+    for (const timer of timerTable) {
+      const reg = app.registrations.find((r) => r.metadata.name === timer.name)!;
+      const bindings = Object.values(reg.metadata.bindings);
+      expect(bindings).toEqual([expect.objectContaining({ type: 'timerTrigger', direction: 'in', schedule: timer.schedule })]);
+    }
+    // Without Web PubSub configured, the realtime sweep has nothing to do and ends cleanly.
+    const reg = app.registrations.find((r) => r.metadata.name === 'realtimeSweep')!;
+    const triggerName = Object.keys(reg.metadata.bindings)[0];
+    const model = app.programmingModel.getInvocationModel({
+      invocationId: 'timer-1', metadata: reg.metadata,
+      request: { invocationId: 'timer-1', inputData: [{ name: triggerName, data: { json: JSON.stringify({ Schedule: { AdjustForDST: true }, ScheduleStatus: null, IsPastDue: false }) } }], triggerMetadata: {} },
+      log: () => {}, state: undefined,
+    });
+    const { context, inputs } = await model.getArguments();
+    await expect(model.invokeFunction(context, inputs, reg.callback)).resolves.toBeUndefined();
   });
 
   it('turns HTTP streaming on (the library opens its streaming proxy for the host)', () => {

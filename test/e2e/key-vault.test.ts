@@ -4,7 +4,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SecretStore } from '../../src/config/secrets';
 import { MemoryLogger } from '../../src/core/log';
 import { KeyVaultStandIn, TestCredential } from '../support/key-vault';
-import { AZURE_KEY, Harness, PROXY_KEY, assertLogsClean, startHarness } from '../support/harness';
+import { AZURE_KEY, Harness, PROXY_KEY, assertLogsClean, eventually, startHarness } from '../support/harness';
+import { WebPubSubStandIn } from '../support/web-pubsub';
 
 let vault: KeyVaultStandIn;
 const running: Harness[] = [];
@@ -157,5 +158,51 @@ describe('keyless Azure OpenAI with a managed identity', () => {
     }
     expect(used.size).toBeGreaterThanOrEqual(3);
     expect(identity.requests).toBeLessThanOrEqual(5);
+  });
+});
+
+describe('the Web PubSub access key in Key Vault', () => {
+  it('rotates without a restart: tokens, REST calls and event signatures follow the vault\'s connection string', async () => {
+    const pubsub = new WebPubSubStandIn('realtime');
+    await pubsub.start();
+    try {
+      vault.set('proxy-api-key', OLD_PROXY);
+      vault.set('azure-openai-api-key', AZURE_KEY);
+      vault.set('webpubsub-connection-string', pubsub.connectionString(0));
+      const logger = new MemoryLogger();
+      const secrets = new SecretStore(vault.client(), { proxyKeys: 'proxy-api-key', azureOpenAIKey: 'azure-openai-api-key', webPubSubConnectionString: 'webpubsub-connection-string' }, 200, logger);
+      const h = await startHarness({
+        env: (sim) => ({
+          PROXY_API_KEY: '', AZURE_OPENAI_API_KEY: '', AZURE_OPENAI_ENDPOINT: sim, KEY_VAULT_URL: vault.url,
+          MODEL_DEPLOYMENTS: JSON.stringify({ 'gpt-4o-mini-realtime-preview': ['rt-a'] }),
+          // What the app setting's Key Vault reference resolved to when the app started.
+          WEBPUBSUB_CONNECTION_STRING: pubsub.connectionString(0),
+        }),
+        deps: { secrets, logger, credential: new TestCredential('https://cognitiveservices.azure.com/.default') },
+      });
+      running.push(h);
+      pubsub.handlers = [`${h.url}/realtime/events`];
+      const talk = async () => {
+        const res = await fetch(`${h.url}/v1/realtime/sessions`, { method: 'POST', headers: { authorization: `Bearer ${OLD_PROXY}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4o-mini-realtime-preview' }) });
+        expect(res.status).toBe(200);
+        const ws = new WebSocket((await res.json()).url);
+        const received: string[] = [];
+        ws.on('message', (d) => received.push(String(d)));
+        await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
+        ws.send(JSON.stringify({ type: 'response.create' }));
+        await eventually(() => received.some((e) => e.includes('"response.done"')), 5000, 'response.done');
+        ws.close();
+      };
+      await talk();
+      // The operator's rotation: the secondary key into the vault, one refresh interval, then the primary regenerated.
+      vault.set('webpubsub-connection-string', pubsub.connectionString(1));
+      await new Promise((r) => setTimeout(r, 400));
+      pubsub.regenerateKey(0);
+      await talk();
+      expect(pubsub.restCalls.filter((c) => c.status === 401)).toEqual([]);
+      expect(pubsub.events.filter((e) => e.status === 401)).toEqual([]);
+    } finally {
+      await pubsub.close();
+    }
   });
 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routeTable } from '../../src/routes';
+import { timerTable } from '../../src/timers';
 import { CapturedApp, loadAppLikeTheWorker } from '../support/functions-core';
 
 const root = path.resolve(__dirname, '../..');
@@ -43,8 +44,8 @@ describe('what azd deploy and func azure functionapp publish ship (scripts/packa
     }
   });
 
-  it('loads from that set alone and registers every route', () => {
-    expect(app.registrations.map((r) => r.metadata.name).sort()).toEqual(routeTable.map((r) => r.name).sort());
+  it('loads from that set alone and registers every route and timer', () => {
+    expect(app.registrations.map((r) => r.metadata.name).sort()).toEqual([...routeTable, ...timerTable].map((r) => r.name).sort());
     for (const f of app.files) expect(f).not.toContain(root + path.sep + 'dist');
   });
 });

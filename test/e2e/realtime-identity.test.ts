@@ -37,6 +37,7 @@ beforeAll(async () => {
       WEBPUBSUB_ENDPOINT: pubsub.endpoint,
       WEBPUBSUB_EVENT_AUDIENCE: AUDIENCE,
       WEBPUBSUB_EVENT_ISSUER: oidc.issuer,
+      WEBPUBSUB_EVENT_PRINCIPAL_ID: OidcStandIn.PRINCIPAL,
     }),
     deps: { credential: identity, serviceTls: { ca: tls.cert } },
   });
@@ -72,10 +73,12 @@ describe('Web PubSub by managed identity, no access key in the gateway', () => {
     expect(pubsub.restCalls.some((c) => c.path.endsWith('/:generateToken'))).toBe(true);
   });
 
-  it('refuses events whose token is missing, for another audience or issuer, expired, or signed by another key', async () => {
+  it('refuses events whose token is missing, for another audience or issuer, expired, signed by another key, or issued to another principal of the tenant', async () => {
     const handler = `${h.url}/realtime/events`;
     const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-    const tokens = [undefined, oidc.issue('api://someone-else'), oidc.issue(AUDIENCE, { issuer: 'https://login.microsoftonline.com/other/v2.0' }), oidc.issue(AUDIENCE, { lifetimeS: -3600 }), oidc.issue(AUDIENCE, { signWith: otherKey })];
+    const tokens = [undefined, oidc.issue('api://someone-else'), oidc.issue(AUDIENCE, { issuer: 'https://login.microsoftonline.com/other/v2.0' }), oidc.issue(AUDIENCE, { lifetimeS: -3600 }), oidc.issue(AUDIENCE, { signWith: otherKey }),
+      // Any app in the tenant can get a token for the audience; only Web PubSub's own identity may post events.
+      oidc.issue(AUDIENCE, { oid: '0b9d7e6f-1111-4c2a-8e3d-5f6a7b8c9d0e' })];
     for (const token of tokens) {
       const res = await fetch(handler, {
         method: 'POST',

@@ -55,7 +55,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     sim, simUrl, gateway, server, url, logger, client,
     async close() {
       await server.close();
-      gateway.close();
+      await gateway.close();
       assertLogsClean(logger.lines, [AZURE_KEY, PROXY_KEY, new URL(simUrl).host, ...promptsSeenBy(sim)]);
       if (!options.sharedSimulator) await sim.close();
     },
