@@ -1,6 +1,6 @@
 /** @module PROXY_KEYS (or the Key Vault secret proxy-keys) parsed into named keys, each bad entry reported by name and field. */
 import { hash } from 'node:crypto';
-import { ConfigProblem } from '../config/config';
+import type { ConfigProblem } from '../config/config';
 import { KeyLimits, ProxyKey } from './proxy-key';
 
 /** A key as the ring holds it: the SHA-256 digest of the key, never the key, beside its identity. */
