@@ -2,6 +2,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
+import { Readable, Transform } from 'node:stream';
+import zlib from 'node:zlib';
 import { ClientGone } from '../core/http';
 
 /**
@@ -32,8 +34,10 @@ export interface UpstreamCall {
 
 export interface UpstreamReply {
   readonly status: number;
+  /** As Azure sent them, except that a body the client decoded has no content-encoding or content-length. */
   readonly headers: http.IncomingHttpHeaders;
-  readonly body: http.IncomingMessage;
+  /** Always plain bytes: a compressed answer is decoded on the way. */
+  readonly body: Readable;
 }
 
 export type UpstreamFailureKind = 'timeout' | 'connect' | 'aborted';
@@ -90,6 +94,8 @@ export class NodeHttpUpstream implements UpstreamClient {
       const length = body === undefined ? 0 : Buffer.isBuffer(body) ? body.length : sum(body as readonly Buffer[]);
       const headers = call.headers;
       if (call.method !== 'GET') headers['content-length'] = length;
+      // The gateway reads answers (usage, events, errors) and labels them for its client: plain bytes, please.
+      headers['accept-encoding'] = 'identity';
 
       const request = (secure ? https : http).request({
         protocol: origin.protocol,
@@ -126,7 +132,7 @@ export class NodeHttpUpstream implements UpstreamClient {
         // Errors after this point surface through the body stream; keep the request quiet.
         request.removeAllListeners('error');
         request.on('error', ignore);
-        resolve({ status: response.statusCode ?? 502, headers: response.headers, body: response });
+        resolve(decoded(response));
       });
 
       if (body === undefined) request.end();
@@ -142,6 +148,38 @@ export class NodeHttpUpstream implements UpstreamClient {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
+}
+
+/**
+ * The reply with its body decoded when Azure compressed it although asked not
+ * to (seen behind proxies): the gateway must never pass compressed bytes on
+ * labelled as JSON. An encoding Node cannot decode fails as a broken answer.
+ */
+function decoded(response: http.IncomingMessage): UpstreamReply {
+  const status = response.statusCode ?? 502;
+  const encoding = response.headers['content-encoding']?.trim().toLowerCase();
+  if (encoding === undefined || encoding === '' || encoding === 'identity') return { status, headers: response.headers, body: response };
+  const { 'content-encoding': _encoding, 'content-length': _length, ...headers } = response.headers;
+  const decoder = decoderFor(encoding);
+  if (decoder === undefined) response.destroy(new UpstreamFailure('connect'));
+  const body: Readable = decoder ?? response;
+  if (decoder !== undefined) {
+    response.once('error', (err) => decoder.destroy(err));
+    // Cut off midway: the decoder must fail too rather than end on what it has.
+    response.once('aborted', () => decoder.destroy(response.errored ?? new UpstreamFailure('connect')));
+    decoder.once('close', () => {
+      if (!response.readableEnded) response.destroy();
+    });
+    response.pipe(decoder);
+  }
+  return { status, headers, body };
+}
+
+function decoderFor(encoding: string): Transform | undefined {
+  if (encoding === 'gzip' || encoding === 'x-gzip') return zlib.createGunzip();
+  if (encoding === 'deflate') return zlib.createInflate();
+  if (encoding === 'br') return zlib.createBrotliDecompress();
+  return undefined;
 }
 
 /**

@@ -158,15 +158,17 @@ export async function classifyReply<T>(
 /** Azure's 4xx body as an OpenAI error; content-filter blocks get a plain message. */
 export function azureClientError(status: number, body: Buffer, deployment: Deployment): GatewayError {
   const parsed = parseErrorBody(body);
+  // Every field Azure wrote is scrubbed, not the message alone: any of them may name the resource.
+  const field = (value: unknown) => (typeof value === 'string' && value.trim() ? scrub(value, deployment, FIELD_CHARS) : null);
   if (parsed && isContentFilter(parsed)) {
-    return contentFiltered(filteredCategories(parsed), typeof parsed.param === 'string' ? parsed.param : 'prompt');
+    return contentFiltered(filteredCategories(parsed), field(parsed.param) ?? 'prompt');
   }
-  const message = parsed && typeof parsed.message === 'string' && parsed.message.trim()
+  const message = typeof parsed?.message === 'string' && parsed.message.trim()
     ? scrub(parsed.message, deployment)
     : `The upstream service rejected the request (status ${status}) without a readable reason.`;
-  const type = parsed && typeof parsed.type === 'string' && parsed.type ? parsed.type : typeForStatus(status);
-  const param = parsed && typeof parsed.param === 'string' ? parsed.param : null;
-  const code = parsed && (typeof parsed.code === 'string' || typeof parsed.code === 'number') ? String(parsed.code) : null;
+  const type = field(parsed?.type) ?? typeForStatus(status);
+  const param = field(parsed?.param);
+  const code = typeof parsed?.code === 'number' ? String(parsed.code) : field(parsed?.code);
   return upstreamRejected(status, message, type, code, param);
 }
 
@@ -199,13 +201,21 @@ function filteredCategories(error: AzureError): string[] {
 }
 
 /** Removes URLs and the resource's name from a message Azure wrote. */
-export function scrub(message: string, deployment: Deployment): string {
+export function scrub(message: string, deployment: Deployment, maxChars = 2000): string {
   let text = message.replace(/\bhttps?:\/\/\S+/gi, '[link removed]');
   const host = deployment.endpoint.replace(/^https?:\/\//, '').replace(/:\d+$/, '');
   // An address's first number names no resource, and cutting it out would mangle ids in the message.
   const resource = /^[\d.]+$|^\[/.test(host) ? '' : host.split('.')[0];
   for (const word of [host, resource]) {
-    if (word && word !== 'localhost' && word.length > 2) text = text.split(word).join('[resource]');
+    // Host names are case-insensitive, and Azure's messages do not keep the case they were configured in.
+    if (word && word !== 'localhost' && word.length > 2) text = text.replace(new RegExp(escapeRegExp(word), 'gi'), '[resource]');
   }
-  return text.length > 2000 ? `${text.slice(0, 2000)}…` : text;
+  return text.length > maxChars ? `${text.slice(0, maxChars)}…` : text;
+}
+
+/** The longest type, param or code passed on from Azure. */
+const FIELD_CHARS = 128;
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

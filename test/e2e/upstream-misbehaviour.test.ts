@@ -1,6 +1,8 @@
 import http from 'node:http';
+import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROXY_KEY } from '../support/harness';
+import { AZURE_KEY, PROXY_KEY } from '../support/harness';
+import { NodeHttpUpstream, UpstreamCall, UpstreamClient } from '../../src/azure-openai/client';
 import { OwnUpstream, startOwnUpstream } from '../support/own-upstream';
 import { harnessForFile } from '../support/suite';
 
@@ -25,10 +27,30 @@ beforeAll(async () => {
 });
 afterAll(async () => upstream.close());
 
+/**
+ * The gateway's own upstream client, with every origin pointed at the test's
+ * server, as DNS would point a resource's name at it: so a deployment can
+ * carry a real-looking resource host while its calls cross real sockets.
+ */
+class PointedAtTestServer implements UpstreamClient {
+  private readonly inner = new NodeHttpUpstream();
+
+  send(call: UpstreamCall) {
+    return this.inner.send({ ...call, origin: upstream.url });
+  }
+
+  close() {
+    this.inner.close();
+  }
+}
+
+const RESOURCE = 'https://res-scrub.openai.azure.com';
+
 const suite = harnessForFile({
+  deps: { upstream: new PointedAtTestServer() },
   env: () => ({
     AZURE_OPENAI_ENDPOINT: upstream.url,
-    MODEL_DEPLOYMENTS: JSON.stringify({ 'huge-event': ['huge-event'], mixed: ['chat-only', 'both'], 'half-missing': ['not-there', 'both'] }),
+    MODEL_DEPLOYMENTS: JSON.stringify({ 'huge-event': ['huge-event'], mixed: ['chat-only', 'both'], 'half-missing': ['not-there', 'both'], gzipped: ['gzipped'], scrubbed: [{ deployment: 'scrubbed', endpoint: RESOURCE, apiKey: AZURE_KEY }] }),
   }),
 });
 const auth = { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' };
@@ -102,5 +124,60 @@ describe('a cooldown belongs to what failed', () => {
     const missing = (await deployments()).find((d) => d.deployment === 'not-there')!;
     expect(missing).toMatchObject({ model: 'half-missing', state: 'misconfigured', reason: 'missing', recent: { failed: { missing: 1 } } });
     expect(missing.problem).toMatch(/does not exist.*MODEL_DEPLOYMENTS/);
+  });
+});
+
+describe('an answer compressed although the gateway did not ask for it', () => {
+  it('asks Azure for plain bytes, and decodes a gzip answer anyway: JSON, a stream, and an error all reach the client readable', async () => {
+    const events = ['data: {"choices":[],"prompt_filter_results":[]}\n\n', 'data: {"choices":[{"index":0,"delta":{"content":"zipped"}}]}\n\n', 'data: [DONE]\n\n'];
+    answers.set('gzipped', (res, body) => {
+      const wanted = JSON.parse(body.toString('utf8'));
+      if (wanted.messages[0].content === 'refuse me') {
+        res.writeHead(400, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+        return void res.end(zlib.gzipSync('{"error":{"code":"invalid_value","message":"The temperature is out of range.","param":"temperature","type":"invalid_request_error"}}'));
+      }
+      if (wanted.stream) {
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });
+        const gzip = zlib.createGzip({ flush: zlib.constants.Z_SYNC_FLUSH });
+        gzip.pipe(res);
+        for (const e of events) gzip.write(e);
+        return void gzip.end();
+      }
+      const text = zlib.gzipSync(JSON.stringify({ id: 'chatcmpl-z', object: 'chat.completion', created: 1, model: 'gpt-4o', choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'zipped' } }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } }));
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': text.length }).end(text);
+    });
+    const whole = await suite.h.client.chat.completions.create({ model: 'gzipped', messages: [{ role: 'user', content: 'hi' }] });
+    expect(whole.choices[0].message.content).toBe('zipped');
+    const stream = await suite.h.client.chat.completions.create({ model: 'gzipped', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    expect(text).toBe('zipped');
+    const err = await suite.h.client.chat.completions.create({ model: 'gzipped', messages: [{ role: 'user', content: 'refuse me' }] }).catch((e) => e);
+    expect(err.status).toBe(400);
+    expect(err.message).toContain('temperature is out of range');
+    // What curl without --compressed would show: plain JSON, labelled as such.
+    const raw = await fetch(`${suite.h.url}/v1/chat/completions`, { method: 'POST', headers: { ...auth, 'accept-encoding': 'identity' }, body: JSON.stringify({ model: 'gzipped', messages: [{ role: 'user', content: 'hi' }] }) });
+    expect(raw.headers.get('content-encoding')).toBeNull();
+    expect(JSON.parse(await raw.text()).usage.total_tokens).toBe(4);
+    for (const r of upstream.requests.filter((q) => q.path.includes('/gzipped/'))) expect(r.headers['accept-encoding']).toBe('identity');
+  });
+});
+
+describe('what Azure says about itself is scrubbed', () => {
+  it('the resource host, in any case, is taken out of the message, param, type and code of an error the client gets', async () => {
+    answers.set('scrubbed', (res) => {
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: {
+        message: 'Deployment on RES-SCRUB.OpenAI.Azure.com rejected it; see Res-Scrub quota.',
+        param: 'res-scrub.OPENAI.azure.com/messages',
+        type: 'Res-Scrub_error',
+        code: 'RES-SCRUB-quota',
+      } }));
+    });
+    const res = await fetch(`${suite.h.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ model: 'scrubbed', messages: [{ role: 'user', content: 'hi' }] }) });
+    expect(res.status).toBe(400);
+    const text = await res.text();
+    suite.saw(text);
+    expect(text).not.toMatch(/res-scrub/i);
+    expect(JSON.parse(text).error).toEqual({ message: 'Deployment on [resource] rejected it; see [resource] quota.', param: '[resource]/messages', type: '[resource]_error', code: '[resource]-quota' });
   });
 });
