@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
-import { Readable, pipeline } from 'node:stream';
-import { GatewayError, clip, headersTooLarge, malformedHttp, methodNotAllowed, notFound } from '../core/errors';
+import { Duplex, Readable, pipeline } from 'node:stream';
+import { GatewayError, clip, headersTooLarge, malformedHttp, methodNotAllowed, notFound, requestTimedOut } from '../core/errors';
 import { Gateway } from '../gateway/gateway';
 import { ClientGone, GatewayRequest, GatewayResponse } from '../core/http';
 import { errorResponse, serve } from '../gateway/pipeline';
@@ -21,7 +21,16 @@ import { timerTable } from '../timers';
 export interface LocalServerOptions {
   /** Largest request head accepted, in bytes (node's own default is 16 KiB). */
   readonly maxHeaderSize?: number;
+  /** How long a client may take to send a request's head (default 66 s, past the keep-alive timeout). */
+  readonly headersTimeoutMs?: number;
   readonly realtime?: DirectOptions;
+}
+
+/** The one path a connection may be upgraded on (a WebSocket); any other Upgrade is served as plain HTTP/1.1. */
+const REALTIME_PATH = '/v1/realtime';
+
+function pathOf(url: string | undefined): string {
+  return (url ?? '').split('?')[0];
 }
 
 export class LocalServer {
@@ -34,22 +43,57 @@ export class LocalServer {
   constructor(private readonly gateway: Gateway, routes: readonly Route[], options: LocalServerOptions = {}) {
     this.router = new Router(routes);
     this.cors = new CorsPolicy(gateway.config.corsAllowedOrigins);
-    this.server = http.createServer({ maxHeaderSize: options.maxHeaderSize ?? 16 * 1024 }, (req, res) => void this.onRequest(req, res));
+    const headersTimeout = options.headersTimeoutMs ?? 66_000;
+    const serverOptions: http.ServerOptions & { shouldUpgradeCallback?: (req: http.IncomingMessage) => boolean } = {
+      maxHeaderSize: options.maxHeaderSize ?? 16 * 1024,
+      headersTimeout,
+      // Node checks for late heads on this interval (30 s by default): often enough for the timeout to mean what it says.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(headersTimeout / 4))),
+      // `curl --http2` asks every request to upgrade to h2c: answer it as HTTP/1.1, as the standard allows.
+      shouldUpgradeCallback: (req) => pathOf(req.url) === REALTIME_PATH,
+    };
+    this.server = http.createServer(serverOptions, (req, res) => void this.onRequest(req, res));
     this.realtime = new DirectRealtime(gateway, options.realtime);
     // What a timer function does on Azure, a plain interval does here.
     this.intervals = timerTable.map((t) => setInterval(() => {
       t.run(gateway).catch((err) => gateway.logger.log('error', { msg: 'timer failed', timer: t.name, error: describeError(err) }));
     }, t.everyMs).unref());
     this.server.on('upgrade', (req, socket, head) => {
-      if ((req.url ?? '').split('?')[0] === '/v1/realtime') void this.realtime.upgrade(req, socket, head);
+      if (pathOf(req.url) === REALTIME_PATH) void this.realtime.upgrade(req, socket, head);
       else socket.destroy();
     });
     this.server.keepAliveTimeout = 65_000;
-    this.server.headersTimeout = 66_000;
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      // Node would answer with a bare status line; answer in OpenAI's shape instead.
-      if (!socket.writable) return void socket.destroy();
-      socket.end((err.code === 'HPE_HEADER_OVERFLOW' ? headersTooLarge() : malformedHttp()).toRawHttp());
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => this.onClientError(err, socket));
+  }
+
+  /** Per connection: how many responses are under way, and the last request read (a broken request behind them must not write into them). */
+  private readonly underway = new WeakMap<Duplex, { count: number; last: http.IncomingMessage }>();
+  /** Connections to end once their responses under way are done. */
+  private readonly endWhenDone = new WeakSet<Duplex>();
+
+  /** A request Node could not parse, or that did not arrive in time: answered in OpenAI's shape, unless a response is under way. */
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const under = this.underway.get(socket);
+    if (under !== undefined && under.count > 0) {
+      // Garbage pipelined behind a whole request: its response finishes, then the connection closes.
+      if (under.last.complete && socket.writable) return void this.endWhenDone.add(socket);
+      // The request itself broke off (the client left mid-body): its handler must see it go.
+      return void socket.destroy();
+    }
+    if (!socket.writable) return void socket.destroy();
+    const error = err.code === 'HPE_HEADER_OVERFLOW' ? headersTooLarge() : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? requestTimedOut() : malformedHttp();
+    socket.end(error.toRawHttp());
+  }
+
+  /** Counts a response under way on its connection until it closes. */
+  private track(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const socket = req.socket;
+    const under = this.underway.get(socket) ?? { count: 0, last: req };
+    under.count++;
+    under.last = req;
+    this.underway.set(socket, under);
+    res.once('close', () => {
+      if (--under.count === 0 && this.endWhenDone.has(socket)) socket.end();
     });
   }
 
@@ -79,6 +123,7 @@ export class LocalServer {
     const path = q < 0 ? raw : raw.slice(0, q);
     const match = this.router.match(path);
 
+    this.track(req, res);
     const gone = new ClientGone();
     res.once('close', () => {
       if (!res.writableFinished) gone.fire();

@@ -2,7 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 import OpenAI from 'openai';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { PROXY_KEY } from '../support/harness';
+import { PROXY_KEY, eventually } from '../support/harness';
 import { harnessForFile } from '../support/suite';
 
 const IDLE_MS = 300;
@@ -209,9 +209,9 @@ describe('request bodies held in memory (MAX_INFLIGHT_BODY_BYTES)', () => {
       `--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n${'x'.repeat(64 * 1024)}`);
     await new Promise((res) => setTimeout(res, 200));
     r.socket.destroy();
-    await new Promise((res) => setTimeout(res, 200));
-    const lines = suite.h.logger.entries().filter((l) => l.route === 'audioTranscriptions');
-    expect(lines.at(-1)).toMatchObject({ msg: 'request', status: 499, error: 'client_closed' });
+    const lines = () => suite.h.logger.entries().filter((l) => l.route === 'audioTranscriptions');
+    await eventually(() => lines().length > 0, 5000, 'the upload\'s log line');
+    expect(lines().at(-1)).toMatchObject({ msg: 'request', status: 499, error: 'client_closed' });
     expect(suite.h.logger.entries().filter((l) => l.msg === 'unhandled error')).toEqual([]);
   });
 });
