@@ -175,6 +175,9 @@ export const upstreamRejected = (status: number, message: string, type: string, 
 export const headersTooLarge = () =>
   new GatewayError(431, 'The request headers are larger than the gateway accepts. Send fewer or smaller headers.', 'invalid_request_error', 'headers_too_large');
 
+export const jsonTooDeep = (maxDepth: number) =>
+  badRequest(`The JSON body is nested more than ${maxDepth} levels deep. Send a flatter body.`, null, 'json_too_deep');
+
 /** A request whose head (or whole body) did not arrive in time. */
 export const requestTimedOut = () =>
   new GatewayError(408, 'The request took too long to arrive. Send it again, all at once.', 'invalid_request_error', 'request_timeout');

@@ -1,3 +1,4 @@
+import { modelRewriter } from '../bodies/json-model';
 import { usesModelField } from '../azure-openai/wire';
 import { readJsonObject, requestModel } from '../bodies/body';
 import { badRequest } from '../core/errors';
@@ -23,13 +24,14 @@ export function audioUpload(operation: 'audio/transcriptions' | 'audio/translati
 export const audioSpeech: Handler = async (req, gateway, ctx) => {
   const { raw, value } = await readJsonObject(req, gateway.config.maxRequestBodyBytes);
   const model = requestModel(req, value);
+  const withModel = modelRewriter(raw);
   if (typeof value.input !== 'string' || value.input.length === 0) throw badRequest('You must provide the text to speak as "input".', 'input', 'missing_required_parameter');
   return forward(req, gateway, ctx, model, {
     operation: 'audio/speech',
     contentType: 'application/json',
     accept: '*/*',
     estimate: estimateTokens(raw.length, value),
-    body: (d) => (usesModelField(d) ? Buffer.from(JSON.stringify({ ...value, model: d.deployment })) : raw),
+    body: (d) => (usesModelField(d) ? withModel(d.deployment) : raw),
     respond: (reply) => passThrough(reply, ctx, false),
   });
 };

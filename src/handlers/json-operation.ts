@@ -1,4 +1,5 @@
 import { promptCacheKey, readJsonObject, requestModel } from '../bodies/body';
+import { modelRewriter } from '../bodies/json-model';
 import { Deployment } from '../azure-openai/deployment';
 import { RequestContext } from '../gateway/context';
 import { Gateway } from '../gateway/gateway';
@@ -20,6 +21,7 @@ export function jsonOperation(operation: string): Handler {
   return async (req: GatewayRequest, gateway: Gateway, ctx: RequestContext): Promise<GatewayResponse> => {
     const { raw, value } = await readJsonObject(req, gateway.config.maxRequestBodyBytes);
     const model = requestModel(req, value);
+    const withModel = modelRewriter(raw);
     const streamed = value.stream === true;
     return forward(req, gateway, ctx, model, {
       operation,
@@ -27,7 +29,7 @@ export function jsonOperation(operation: string): Handler {
       accept: streamed ? 'text/event-stream' : 'application/json',
       affinityKey: promptCacheKey(value),
       estimate: estimateTokens(raw.length, value),
-      body: (d: Deployment) => (usesModelField(d) ? Buffer.from(JSON.stringify({ ...value, model: d.deployment })) : raw),
+      body: (d: Deployment) => (usesModelField(d) ? withModel(d.deployment) : raw),
       respond: (reply): GatewayResponse | Promise<GatewayResponse> => {
         const type = reply.headers['content-type'] ?? 'application/json';
         if (type.startsWith('text/event-stream')) {

@@ -1,4 +1,5 @@
 import { promptCacheKey, readJsonObject, requestModel } from '../bodies/body';
+import { modelRewriter } from '../bodies/json-model';
 import { ResponseTap } from '../bodies/response-tap';
 import { Usage } from '../bodies/usage';
 import { UpstreamReply } from '../azure-openai/client';
@@ -21,8 +22,9 @@ import { StoredObject, byResource, findAndForward, holderOf, sendToHolder } from
 
 /** POST /v1/responses: whole or streamed; a follow-up goes where the response it continues is stored. */
 export const createResponse: Handler = async (req, gateway, ctx) => {
-  const { value } = await readJsonObject(req, gateway.config.maxRequestBodyBytes);
+  const { raw, value } = await readJsonObject(req, gateway.config.maxRequestBodyBytes);
   const model = requestModel(req, value);
+  const withModel = modelRewriter(raw);
   const pool = gateway.pool(model, ctx.key);
   ctx.model = model;
   const streamed = value.stream === true;
@@ -33,7 +35,7 @@ export const createResponse: Handler = async (req, gateway, ctx) => {
     contentType: 'application/json',
     accept: streamed ? 'text/event-stream' : 'application/json',
     // Azure takes the deployment in `model` on every form of this call.
-    body: (d) => Buffer.from(JSON.stringify({ ...value, model: d.deployment })),
+    body: (d) => withModel(d.deployment),
     respond: (reply, d) => responseBody(reply, ctx, true, stored || found ? (id) => Promise.all([
       stored ? gateway.holders.remember(id, d.id) : undefined,
       found ? gateway.holders.remember(found.id, d.id) : undefined,

@@ -19,6 +19,7 @@ const suite = harnessForFile({
       'stall-big': ['stall-big'],
       'slow-reader': ['slow-reader'],
       'far-retry': ['far-retry'],
+      'v1-model': [{ deployment: 'v1-deployment', apiVersion: 'v1' }],
     }),
   }),
 });
@@ -227,5 +228,19 @@ describe('what is echoed and logged of a client\'s value', () => {
     await new Promise((r) => setTimeout(r, 20));
     const line = suite.h.logger.lines.find((l) => l.includes('"status":404') && l.includes('mmmm'))!;
     expect(line.length).toBeLessThan(2000);
+  });
+});
+
+describe('a body nested without end', () => {
+  it('100,000 levels of nesting for a v1 deployment (whose body the gateway rewrites) is a 400, and nothing reaches Azure', async () => {
+    const depth = 100_000;
+    const body = `{"model":"v1-model","messages":[{"role":"user","content":"hi"}],"metadata":{"x":${'['.repeat(depth)}${']'.repeat(depth)}}}`;
+    const res = await fetch(`${suite.h.url}/v1/chat/completions`, { method: 'POST', headers: auth, body });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toMatchObject({ code: 'json_too_deep', type: 'invalid_request_error' });
+    expect(suite.h.sim.callsTo('v1-deployment')).toHaveLength(0);
+    const fine = await suite.h.client.chat.completions.create({ model: 'v1-model', messages: [{ role: 'user', content: 'hello there' }], metadata: { a: 'b' } });
+    expect(fine.choices[0].message.content).toContain('hello there');
+    expect(JSON.parse(suite.h.sim.callsTo('v1-deployment')[0].body.toString('utf8'))).toMatchObject({ model: 'v1-deployment', metadata: { a: 'b' } });
   });
 });
