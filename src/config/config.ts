@@ -176,21 +176,22 @@ function parseModelDeployments(raw: string, defaults: DeploymentDefaults, prompt
     problem(setting, 'must be a JSON object mapping model names to lists of deployments.');
     return models;
   }
-  for (const [model, value] of Object.entries(parsed)) {
-    const where = `model "${model}"`;
+  // Problems name a model by its place, never by what was written: /health is public, and a malformed value may be a secret.
+  Object.entries(parsed).forEach(([model, value], m) => {
+    const where = `model ${m + 1}`;
     const options = isPlainObject(value) ? modelOptions(where, value, problem) : { deployments: value, cacheAffinity: false };
-    if (options === undefined) continue;
+    if (options === undefined) return;
     const list = options.deployments;
     if (!Array.isArray(list) || list.length === 0) {
       problem(setting, `${where} must map to a non-empty list of deployments (or to {"deployments": [...], "affinity": "prompt_cache_key"}).`);
-      continue;
+      return;
     }
     const pool: Deployment[] = [];
     list.forEach((entry: unknown, i: number) => {
       const at = `${where}, deployment ${i + 1}`;
       if (typeof entry === 'string') {
         if (!entry.trim()) return problem(setting, `${at} is an empty name.`);
-        if (!defaults.endpoint) return problem(setting, `${at} ("${entry}") uses the default resource, but AZURE_OPENAI_ENDPOINT is not set. Set it, or give this deployment an "endpoint".`);
+        if (!defaults.endpoint) return problem(setting, `${at} uses the default resource, but AZURE_OPENAI_ENDPOINT is not set. Set it, or give this deployment an "endpoint".`);
         pool.push(makeDeployment(entry.trim(), defaults, {}));
         return;
       }
@@ -203,7 +204,7 @@ function parseModelDeployments(raw: string, defaults: DeploymentDefaults, prompt
         if (!endpoint) return;
         overrides.endpoint = endpoint;
       } else if (!defaults.endpoint) {
-        return problem(setting, `${at} ("${name}") has no "endpoint" and AZURE_OPENAI_ENDPOINT is not set.`);
+        return problem(setting, `${at} has no "endpoint" and AZURE_OPENAI_ENDPOINT is not set.`);
       }
       if (entry.apiKey !== undefined) {
         if (typeof entry.apiKey !== 'string' || !entry.apiKey) return problem(setting, `${at} has an "apiKey" that is not a non-empty string.`);
@@ -211,19 +212,19 @@ function parseModelDeployments(raw: string, defaults: DeploymentDefaults, prompt
       }
       if (entry.apiVersion !== undefined) {
         if (typeof entry.apiVersion !== 'string' || !/^(v1|\d{4}-\d{2}-\d{2}(-preview)?)$/.test(entry.apiVersion)) {
-          return problem(setting, `${at} has "apiVersion" ${JSON.stringify(entry.apiVersion)}; use a dated version like "2025-04-01-preview" or "v1".`);
+          return problem(setting, `${at} has an "apiVersion" that is not one; use a dated version like "2025-04-01-preview" or "v1".`);
         }
         overrides.apiVersion = entry.apiVersion;
       }
       if (entry.weight !== undefined) {
         if (!Number.isInteger(entry.weight) || (entry.weight as number) < 1 || (entry.weight as number) > 100) {
-          return problem(setting, `${at} has "weight" ${JSON.stringify(entry.weight)}; use a whole number from 1 to 100.`);
+          return problem(setting, `${at} has a "weight" that is not a whole number from 1 to 100.`);
         }
         overrides.weight = entry.weight as number;
       }
       if (entry.priority !== undefined) {
         if (!Number.isInteger(entry.priority) || (entry.priority as number) < 1 || (entry.priority as number) > MAX_PRIORITY) {
-          return problem(setting, `${at} has "priority" ${JSON.stringify(entry.priority)}; use a whole number from 1 (served first) to ${MAX_PRIORITY}.`);
+          return problem(setting, `${at} has a "priority" that is not a whole number from 1 (served first) to ${MAX_PRIORITY}.`);
         }
         overrides.priority = entry.priority as number;
       }
@@ -231,7 +232,7 @@ function parseModelDeployments(raw: string, defaults: DeploymentDefaults, prompt
     });
     if (pool.length > 0) models.set(model, labelled(pool));
     if (pool.length > 0 && options.cacheAffinity) promptCacheAffinity.add(model);
-  }
+  });
   return models;
 }
 
@@ -248,11 +249,11 @@ function modelOptions(where: string, options: Record<string, unknown>, problem: 
   const setting = 'MODEL_DEPLOYMENTS';
   const unknown = Object.keys(options).filter((k) => k !== 'deployments' && k !== 'affinity');
   if (unknown.length > 0) {
-    problem(setting, `${where} has ${unknown.map((k) => JSON.stringify(k)).join(', ')}; a model object takes only "deployments" and "affinity".`);
+    problem(setting, `${where} has ${unknown.length === 1 ? 'a field' : `${unknown.length} fields`} other than "deployments" and "affinity", the only ones a model object takes.`);
     return undefined;
   }
   if (options.affinity !== undefined && options.affinity !== 'prompt_cache_key') {
-    problem(setting, `${where} has "affinity" ${JSON.stringify(options.affinity)}; the only affinity is "prompt_cache_key" (leave it out for plain rotation).`);
+    problem(setting, `${where} has an "affinity" other than "prompt_cache_key", the only one (leave it out for plain rotation).`);
     return undefined;
   }
   return { deployments: options.deployments, cacheAffinity: options.affinity === 'prompt_cache_key' };
@@ -337,7 +338,7 @@ function keyVaultSettings(env: Env, problem: Report): KeyVaultSettings | undefin
   const secretName = (name: 'PROXY_API_KEY_SECRET_NAME' | 'PROXY_KEYS_SECRET_NAME' | 'AZURE_OPENAI_API_KEY_SECRET_NAME' | 'WEBPUBSUB_CONNECTION_STRING_SECRET_NAME', fallback: string) => {
     const value = nonEmpty(env[name]) ?? fallback;
     if (!/^[0-9A-Za-z-]{1,127}$/.test(value)) {
-      problem(name, `is "${value}"; a Key Vault secret name is 1 to 127 letters, digits and dashes.`);
+      problem(name, 'is not a Key Vault secret name (1 to 127 letters, digits and dashes).');
       return fallback;
     }
     return value;
@@ -354,7 +355,7 @@ function keyVaultSettings(env: Env, problem: Report): KeyVaultSettings | undefin
 
 function webPubSubSettings(env: Env, problem: Report): WebPubSubSettings | undefined {
   const hub = nonEmpty(env.WEBPUBSUB_HUB) ?? 'realtime';
-  if (!/^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$/.test(hub)) problem('WEBPUBSUB_HUB', `is "${hub}"; a hub name starts with a letter and holds letters, digits and underscores.`);
+  if (!/^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$/.test(hub)) problem('WEBPUBSUB_HUB', 'is not a hub name: one starts with a letter and holds letters, digits and underscores.');
   const conn = nonEmpty(env.WEBPUBSUB_CONNECTION_STRING);
   if (conn === undefined) {
     const raw = nonEmpty(env.WEBPUBSUB_ENDPOINT);
@@ -385,7 +386,9 @@ function webPubSubSettings(env: Env, problem: Report): WebPubSubSettings | undef
 /** "*", or origins such as https://app.example.com (scheme, host and port only: that is what a browser sends). */
 function corsOrigins(raw: string | undefined, problem: Report): string[] {
   const origins: string[] = [];
+  let n = 0;
   for (const entry of splitKeys(raw)) {
+    n++;
     if (entry === '*') {
       origins.push(entry);
       continue;
@@ -397,7 +400,7 @@ function corsOrigins(raw: string | undefined, problem: Report): string[] {
       url = undefined;
     }
     if (url === undefined || !/^https?:$/.test(url.protocol) || url.origin !== entry.replace(/\/$/, '').toLowerCase()) {
-      problem('CORS_ALLOWED_ORIGINS', `has "${entry}", which is not an origin; write it as a browser sends it, e.g. https://app.example.com or http://localhost:3000 (no path).`);
+      problem('CORS_ALLOWED_ORIGINS', `has an entry (number ${n}) that is not an origin; write each as a browser sends it, e.g. https://app.example.com or http://localhost:3000 (no path).`);
       continue;
     }
     origins.push(url.origin);
@@ -408,7 +411,7 @@ function corsOrigins(raw: string | undefined, problem: Report): string[] {
 function tableName(raw: string | undefined, problem: Report): string {
   const name = nonEmpty(raw) ?? 'gatewaybalancer';
   if (!/^[A-Za-z][A-Za-z0-9]{2,62}$/.test(name)) {
-    problem('BALANCER_TABLE', `is "${name}"; a table name is 3 to 63 letters and digits, starting with a letter.`);
+    problem('BALANCER_TABLE', 'is not a table name: 3 to 63 letters and digits, starting with a letter.');
     return 'gatewaybalancer';
   }
   return name;
@@ -419,7 +422,7 @@ function positiveInt(name: SettingName, env: Env, fallback: number, problem: Rep
   if (raw === undefined) return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n <= 0) {
-    problem(name, `is "${raw}"; expected a positive whole number.`);
+    problem(name, 'is not a positive whole number.');
     return fallback;
   }
   return n;

@@ -61,10 +61,11 @@ export function parseNamedKeys(raw: string, setting: string, where = '', servedM
       return problem(`${position}: "name" must be 1 to 64 letters, digits, dots, dashes or underscores.`);
     }
     const name = e.name;
-    const at = `entry "${name}"`;
+    // By place, not by name: /health is public, and these settings hold keys.
+    const at = position;
     const fault = (field: string, what: string) => problem(`${at}: "${field}" ${what}`);
     const unknown = Object.keys(e).find((k) => !FIELDS.has(k));
-    if (unknown !== undefined) return fault(unknown.slice(0, 40), `is not a field of a key; use ${[...FIELDS].join(', ')}.`);
+    if (unknown !== undefined) return problem(`${at} has a field that is not one of a key's (${[...FIELDS].join(', ')}).`);
     if (byName.has(name)) return fault('name', 'is used by an earlier entry; names must be unique.');
 
     let digest: Buffer;
@@ -79,14 +80,14 @@ export function parseNamedKeys(raw: string, setting: string, where = '', servedM
       return fault('key', 'is missing; give "key" or "keySha256".');
     }
     const same = byDigest.get(digest.toString('hex'));
-    if (same !== undefined) return fault('key', `is the same key as entry "${same}"'s; each name needs its own key.`);
+    if (same !== undefined) return fault('key', `is the same key as entry ${same}'s; each name needs its own key.`);
 
     let models: Set<string> | undefined;
     if (e.models !== undefined) {
       if (!Array.isArray(e.models) || e.models.some((m) => typeof m !== 'string' || m === '')) return fault('models', 'must be a list of model names.');
       models = new Set(e.models as string[]);
       const unserved = servedModels ? [...models].filter((m) => !servedModels.has(m)) : [];
-      if (unserved.length > 0) fault('models', `names ${unserved.map((m) => `"${m.slice(0, 64)}"`).join(', ')}, which this gateway does not serve (MODEL_DEPLOYMENTS).`);
+      if (unserved.length > 0) fault('models', `names ${unserved.length === 1 ? 'a model' : `${unserved.length} models`} this gateway does not serve (see MODEL_DEPLOYMENTS).`);
     }
     const limits: Record<string, number> = {};
     for (const field of LIMIT_FIELDS) {
@@ -98,7 +99,7 @@ export function parseNamedKeys(raw: string, setting: string, where = '', servedM
     if (e.admin !== undefined && typeof e.admin !== 'boolean') return fault('admin', 'must be true or false.');
 
     byName.add(name);
-    byDigest.set(digest.toString('hex'), name);
+    byDigest.set(digest.toString('hex'), String(i + 1));
     entries.push({ digest, key: new ProxyKey(name, models, limits as KeyLimits, e.admin === true) });
   });
   return { entries, problems };

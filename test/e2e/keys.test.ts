@@ -95,13 +95,13 @@ describe('named keys and the models they may use', () => {
     expect(lines.map((l) => [l.status, l.key])).toEqual([[200, 'team-a'], [200, undefined], [401, undefined]]);
   });
 
-  it('reports bad entries on /health by name and field, never with a key, and serves the good ones', async () => {
+  it('reports bad entries on /health by place and field, never with a key or a name, and serves the good ones', async () => {
     const h = await gateway([{ name: 'team-a', key: TEAM_KEY }, { name: 'team-b', key: OPS_KEY, rpm: 'ten' }, { key: 'nameless-key-77' }]);
     const health = await (await fetch(`${h.url}/health`)).json();
     seen.push(JSON.stringify(health));
     expect(health.status).toBe('misconfigured');
     expect(health.problems).toEqual([
-      { setting: 'PROXY_KEYS', message: expect.stringMatching(/^entry "team-b": "rpm"/) },
+      { setting: 'PROXY_KEYS', message: expect.stringMatching(/^entry 2: "rpm"/) },
       { setting: 'PROXY_KEYS', message: expect.stringMatching(/^entry 3: "name"/) },
     ]);
     expect(JSON.stringify(health)).not.toContain('nameless-key-77');
@@ -140,7 +140,7 @@ describe('named keys in Key Vault', () => {
     expect((await chat(h, OPS_KEY)).status).toBe(200);
     const health = await (await fetch(`${h.url}/health`)).json();
     seen.push(JSON.stringify(health), ...logger.lines);
-    expect(health.problems).toEqual([{ setting: 'PROXY_KEYS', message: expect.stringMatching(/^\(Key Vault secret "proxy-keys"\) entry "broken": "tpm"/) }]);
+    expect(health.problems).toEqual([{ setting: 'PROXY_KEYS', message: expect.stringMatching(/^\(Key Vault secret "proxy-keys"\) entry 3: "tpm"/) }]);
     expect(JSON.stringify(health)).not.toContain('broken-key-99');
   });
 });

@@ -38,18 +38,18 @@ describe('named keys (PROXY_KEYS)', () => {
     expect(c.problems).toEqual([]);
   });
 
-  it('leaves out a bad entry and names it and the field at fault, never quoting a key', () => {
+  it('leaves out a bad entry and names its place and the field at fault, never quoting a key or a name', () => {
     const cases: [unknown, RegExp][] = [
-      [{ name: 'a', key: SECRET, rpm: -1 }, /entry "a": "rpm" must be a positive whole number/],
-      [{ name: 'a', key: SECRET, tpm: 1.5 }, /entry "a": "tpm" must be a positive whole number/],
-      [{ name: 'a', key: SECRET, tokensPerDay: '100' }, /entry "a": "tokensPerDay"/],
-      [{ name: 'a', key: SECRET, tmp: 100 }, /entry "a": "tmp" is not a field/],
-      [{ name: 'a', key: SECRET, models: 'gpt-4o-mini' }, /entry "a": "models" must be a list/],
-      [{ name: 'a', key: SECRET, admin: 'yes' }, /entry "a": "admin" must be true or false/],
-      [{ name: 'a' }, /entry "a": "key" is missing/],
-      [{ name: 'a', key: SECRET, keySha256: 'ab' }, /entry "a": "key" and "keySha256" are both set/],
-      [{ name: 'a', keySha256: SECRET }, /entry "a": "keySha256" must be the key's SHA-256/],
-      [{ name: 'a', key: `${SECRET} x` }, /entry "a": "key" must be a non-empty string/],
+      [{ name: 'a', key: SECRET, rpm: -1 }, /entry 1: "rpm" must be a positive whole number/],
+      [{ name: 'a', key: SECRET, tpm: 1.5 }, /entry 1: "tpm" must be a positive whole number/],
+      [{ name: 'a', key: SECRET, tokensPerDay: '100' }, /entry 1: "tokensPerDay"/],
+      [{ name: 'a', key: SECRET, tmp: 100 }, /entry 1 has a field that is not one of a key\'s/],
+      [{ name: 'a', key: SECRET, models: 'gpt-4o-mini' }, /entry 1: "models" must be a list/],
+      [{ name: 'a', key: SECRET, admin: 'yes' }, /entry 1: "admin" must be true or false/],
+      [{ name: 'a' }, /entry 1: "key" is missing/],
+      [{ name: 'a', key: SECRET, keySha256: 'ab' }, /entry 1: "key" and "keySha256" are both set/],
+      [{ name: 'a', keySha256: SECRET }, /entry 1: "keySha256" must be the key's SHA-256/],
+      [{ name: 'a', key: `${SECRET} x` }, /entry 1: "key" must be a non-empty string/],
       [{ name: 'has space', key: SECRET }, /entry 1: "name" must be/],
       [{ key: SECRET }, /entry 1: "name" must be/],
     ];
@@ -69,9 +69,9 @@ describe('named keys (PROXY_KEYS)', () => {
     ]), 'PROXY_KEYS');
     expect(parsed.entries.map((e) => e.key.name)).toEqual(['a', 'd']);
     expect(parsed.problems.map((p) => p.message)).toEqual([
-      expect.stringMatching(/entry "a": "name" is used by an earlier entry/),
-      expect.stringMatching(/entry "b": "key" is the same key as entry "a"'s/),
-      expect.stringMatching(/entry "c": "rpm"/),
+      expect.stringMatching(/entry 2: "name" is used by an earlier entry/),
+      expect.stringMatching(/entry 3: "key" is the same key as entry 1's/),
+      expect.stringMatching(/entry 4: "rpm"/),
     ]);
   });
 
@@ -80,7 +80,7 @@ describe('named keys (PROXY_KEYS)', () => {
     expect(c.problems).toEqual([{ setting: 'PROXY_KEYS', message: expect.stringMatching(/not valid JSON/) }]);
     expect(JSON.stringify(c.problems)).not.toContain(SECRET);
     const typo = loadConfig({ ...base, PROXY_KEYS: JSON.stringify([{ name: 'a', key: SECRET, models: ['gpt-4o-mni'] }]) });
-    expect(typo.problems).toEqual([{ setting: 'PROXY_KEYS', message: 'entry "a": "models" names "gpt-4o-mni", which this gateway does not serve (MODEL_DEPLOYMENTS).' }]);
+    expect(typo.problems).toEqual([{ setting: 'PROXY_KEYS', message: 'entry 1: "models" names a model this gateway does not serve (see MODEL_DEPLOYMENTS).' }]);
     expect(typo.namedKeys).toHaveLength(1);
   });
 });
