@@ -168,20 +168,22 @@ export class Balancer {
   /**
    * Sends to one named member and no other: for a request tied to state only
    * that member holds (a stored response). There is no failover; when the
-   * member is cooling down or cannot serve, the caller's `unavailable` words
-   * the error, given the seconds until the member is expected back.
+   * member is cooling down (whole, or for `scope`) or cannot serve, the
+   * caller's `unavailable` words the error, given the seconds until the
+   * member is expected back.
    */
   async dispatchTo<T, D extends PoolMember>(
     member: D,
     attempt: (member: D) => Promise<AttemptResult<T>>,
     tries: TryRecord[],
     unavailable: (retryAfterSeconds: number, reason: SkipReason) => GatewayError,
+    scope?: string,
   ): Promise<T> {
     this.options.publisher?.refresh?.();
-    const cooling = this.options.health.get(member.id);
+    const cooling = this.cooldownOf(member, scope);
     if (cooling !== undefined) {
       tries.push({ deployment: member.label, outcome: 'cooling', reason: cooling.reason, priority: member.priority });
-      throw unavailable(this.soonestRecovery([member]), cooling.reason);
+      throw unavailable(this.soonestRecovery([member], scope), cooling.reason);
     }
     const result = await attempt(member);
     this.options.stats?.record(member.id, result.kind === 'done' ? 'ok' : result.reason);
@@ -190,8 +192,8 @@ export class Balancer {
       return result.value;
     }
     tries.push({ deployment: member.label, outcome: result.reason, status: result.status, priority: member.priority });
-    this.coolDown(member.id, result.reason, result.retryAfterMs);
-    throw unavailable(this.soonestRecovery([member]), result.reason);
+    this.coolDown(result.scoped && scope !== undefined ? scopedKey(member.id, scope) : member.id, result.reason, result.retryAfterMs);
+    throw unavailable(this.soonestRecovery([member], scope), result.reason);
   }
 
   /** Cools a deployment, or one scopedKey of it. */

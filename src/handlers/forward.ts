@@ -41,13 +41,18 @@ export interface ForwardSpec {
 export async function forward(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, model: string, spec: ForwardSpec): Promise<GatewayResponse> {
   ctx.model = model;
   const pool = gateway.pool(model, ctx.key);
-  const admitted = gateway.limits.admit(ctx.key ?? UNNAMED_KEY, model, spec.estimate ?? NO_TOKENS);
-  ctx.admission = admitted instanceof Promise ? await admitted : admitted;
+  await admit(gateway, ctx, model, spec.estimate);
   const request = operationRequest(req, ctx, spec, (error) => ctx.fail(error));
   const affinityKey = spec.affinityKey !== undefined && gateway.config.promptCacheAffinity.has(model) ? spec.affinityKey : undefined;
   // An operation a deployment does not serve cools that operation there, not the deployment.
   const hint = { affinityKey, scope: spec.operation };
   return whileClientStays(gateway.balancer.dispatch(model, pool, (d) => gateway.azure.send(d, request), ctx.tries, hint));
+}
+
+/** Admits the request on its key's limits for a model (429 when they are spent); what it used is settled when it ends. */
+export async function admit(gateway: Gateway, ctx: RequestContext, model: string, estimate: TokenEstimate = NO_TOKENS): Promise<void> {
+  const admitted = gateway.limits.admit(ctx.key ?? UNNAMED_KEY, model, estimate);
+  ctx.admission = admitted instanceof Promise ? await admitted : admitted;
 }
 
 /** The upstream request a spec describes; `onClientError` answers an error that is the client's to fix. */

@@ -9,7 +9,8 @@ import { GatewayRequest, GatewayResponse } from '../core/http';
 import { RequestContext } from '../gateway/context';
 import { Gateway } from '../gateway/gateway';
 import { Handler } from '../gateway/route';
-import { ForwardSpec, forward, passHeaders, passThrough, through } from './forward';
+import { ForwardSpec, admit, forward, passHeaders, passThrough, through } from './forward';
+import { estimateTokens } from '../limits/estimate';
 import { StoredObject, byResource, findAndForward, holderOf, sendToHolder } from './stored';
 
 /**
@@ -29,6 +30,7 @@ export const createResponse: Handler = async (req, gateway, ctx) => {
   ctx.model = model;
   const streamed = value.stream === true;
   const stored = value.store !== false;
+  const estimate = estimateTokens(raw.length, value);
   /** `found`: a named object the gateway had no record of, recorded where it turned out to be. */
   const spec = (found?: StoredObject): ForwardSpec => ({
     operation: 'responses',
@@ -41,13 +43,15 @@ export const createResponse: Handler = async (req, gateway, ctx) => {
       found ? gateway.holders.remember(found.id, d.id) : undefined,
     ]) : undefined),
     affinityKey: promptCacheKey(value),
+    estimate,
   });
   const named = namedObject(value);
   if (named === undefined) return forward(req, gateway, ctx, model, spec());
   const holder = await holderOf(gateway, ctx, named, pool);
-  if (holder !== undefined) return sendToHolder(req, gateway, ctx, named, holder, spec());
   // Nothing recorded (made before the gateway kept records, or while storage was out): ask where it is.
-  if (byResource(pool).length === 1) return forward(req, gateway, ctx, model, spec(named));
+  if (holder === undefined && byResource(pool).length === 1) return forward(req, gateway, ctx, model, spec(named));
+  await admit(gateway, ctx, model, estimate);
+  if (holder !== undefined) return sendToHolder(req, gateway, ctx, named, holder, spec());
   return findAndForward(req, gateway, ctx, named, pool, spec(named));
 };
 
@@ -78,8 +82,12 @@ async function onStoredResponse(gateway: Gateway, req: GatewayRequest, ctx: Requ
       return responseBody(reply, ctx, false);
     },
   };
+  const candidates = holder === undefined ? reachable(gateway, ctx) : [holder];
+  // Counted on the key's limits under the model of the deployment asked first; it uses no tokens.
+  ctx.model = candidates.length > 0 ? gateway.modelsWith(candidates[0].id, ctx.key)[0] : undefined;
+  if (ctx.model !== undefined) await admit(gateway, ctx, ctx.model);
   if (holder !== undefined) return sendToHolder(req, gateway, ctx, object, holder, spec);
-  return findAndForward(req, gateway, ctx, object, reachable(gateway, ctx), spec);
+  return findAndForward(req, gateway, ctx, object, candidates, spec);
 }
 
 /**

@@ -36,7 +36,7 @@ export async function holderOf(gateway: Gateway, ctx: RequestContext, object: St
 export function sendToHolder(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, object: StoredObject, holder: Deployment, spec: ForwardSpec): Promise<GatewayResponse> {
   const request = operationRequest(req, ctx, spec, (error) => ctx.fail(error));
   return whileClientStays(gateway.balancer.dispatchTo(holder, (d) => gateway.azure.send(d, request), ctx.tries,
-    (seconds, reason) => holderUnavailable(object.what, seconds, reason === '429')));
+    (seconds, reason) => holderUnavailable(object.what, seconds, reason === '429'), scopeOf(spec)));
 }
 
 /** An answer from a resource that does not hold the object: another one may. */
@@ -60,7 +60,7 @@ export async function findAndForward(req: GatewayRequest, gateway: Gateway, ctx:
       let answer: GatewayResponse | Missing;
       try {
         answer = await whileClientStays(gateway.balancer.dispatchTo(d, (m) => gateway.azure.send(m, request), ctx.tries,
-          (seconds, reason) => holderUnavailable(object.what, seconds, reason === '429', false)));
+          (seconds, reason) => holderUnavailable(object.what, seconds, reason === '429', false), scopeOf(spec)));
       } catch (err) {
         if (!(err instanceof GatewayError) || (err.status !== 429 && err.status !== 503)) throw err;
         unanswered = err;
@@ -75,6 +75,11 @@ export async function findAndForward(req: GatewayRequest, gateway: Gateway, ctx:
   }
   // A resource that could not answer may be the one that holds it: "retry later" is truer than "not found".
   throw unavailable ?? missing ?? holderGone(object.what);
+}
+
+/** The operation family a cooldown of one operation covers: "responses" for every call on stored responses. */
+function scopeOf(spec: ForwardSpec): string {
+  return spec.operation.split('/')[0];
 }
 
 /** Deployments grouped by the resource they are on, each deployment once, in the order given. */

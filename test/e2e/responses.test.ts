@@ -291,6 +291,24 @@ describe('the Vercel AI SDK, with its default openai(model) (the Responses API)'
   });
 });
 
+describe('a named key\'s limits', () => {
+  it('count follow-ups and reads of stored responses like any request', async () => {
+    const key = 'team-key-with-rpm-3';
+    const h = await startHarness({ sharedSimulator: suite.h.sim, env: () => ({ PROXY_KEYS: JSON.stringify([{ name: 'team', key, rpm: 3 }]) }) });
+    try {
+      const client = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: key, maxRetries: 0 });
+      const first = await client.responses.create({ model: 'gpt-4o-mini', input: 'one' });
+      await client.responses.create({ model: 'gpt-4o-mini', input: 'two', previous_response_id: first.id });
+      await client.responses.retrieve(first.id);
+      const err = await client.responses.retrieve(first.id).catch((e) => e);
+      expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+      expect(err.error.code).toBe('rate_limit_exceeded');
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('a pool spread over two Azure resources', () => {
   let other: AzureOpenAISimulator;
   beforeAll(async () => {
