@@ -13,7 +13,9 @@ beforeAll(async () => {
       MAX_REQUEST_BODY_BYTES: '65536',
       // Each case starts with healthy deployments: failures here cool a deployment down for 1 ms only.
       UPSTREAM_FAILURE_COOLDOWN_MS: '1',
-      MODEL_DEPLOYMENTS: JSON.stringify({ 'gpt-4o-mini': ['chat-a', 'chat-b'], 'weird/../model?x=%2F': ['chat-a'], solo: ['solo'] }),
+      // A stalled answer is given up on after a second, so the flapping case below stays short.
+      UPSTREAM_IDLE_TIMEOUT_MS: '1000',
+      MODEL_DEPLOYMENTS: JSON.stringify({ 'gpt-4o-mini': ['chat-a', 'chat-b'], 'weird/../model?x=%2F': ['chat-a'], solo: ['solo'], flapping: ['flap-a', 'flap-b'] }),
     }),
   });
 });
@@ -130,6 +132,65 @@ describe('what Azure throws at the gateway', () => {
       // Let the last 50 ms cooldown pass before the next test.
       await new Promise((r) => setTimeout(r, 100));
     }
+  });
+});
+
+describe('one deployment of two flapping between healthy, throttled and stalled', () => {
+  async function recentFailures(): Promise<Record<string, Record<string, number>>> {
+    const res = await fetch(`${h.url}/health/deployments`, { headers: auth });
+    const data: { deployment: string; recent: { failed: Record<string, number> } }[] = (await res.json()).data;
+    return Object.fromEntries(data.filter((d) => d.deployment.startsWith('flap-')).map((d) => [d.deployment, d.recent.failed]));
+  }
+  const delta = (after: Record<string, number>, before: Record<string, number>) =>
+    Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => v !== 0));
+
+  it('500 concurrent requests, some of whose clients hang up: none lost, none given another\'s answer, and no hang-up counted against a deployment', async () => {
+    const modes = [{ mode: 'ok' }, { mode: 'throttle', retryAfterMs: 50 }, { mode: 'stall', afterEvents: 1 }] as const;
+    let turn = 0;
+    const flap = setInterval(() => h.sim.setBehaviour('flap-a', modes[turn++ % modes.length]), 15);
+    const before = await recentFailures();
+    try {
+      const results = await Promise.all(Array.from({ length: 500 }, async (_, i) => {
+        const prompt = `request number ${i} of the flapping case`;
+        const stream = i % 2 === 1;
+        // Every tenth client gives up after a few milliseconds, wherever its request then is.
+        const signal = i % 10 === 0 ? AbortSignal.timeout(2 + (i % 40)) : undefined;
+        try {
+          const res = await fetch(`${h.url}/v1/chat/completions`, { method: 'POST', headers: auth, signal, body: JSON.stringify({ model: 'flapping', stream, messages: [{ role: 'user', content: prompt }] }) });
+          const text = await res.text();
+          const answer = stream
+            ? text.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)).choices[0]?.delta?.content ?? '').join('')
+            : JSON.parse(text).choices?.[0]?.message?.content;
+          return { i, prompt, aborted: false, status: res.status, answer, ended: !stream || text.endsWith('data: [DONE]\n\n') };
+        } catch (err) {
+          if (signal === undefined) throw err;
+          return { i, prompt, aborted: true };
+        }
+      }));
+      const kept = results.filter((r) => !r.aborted);
+      expect(kept.length).toBeGreaterThanOrEqual(450);
+      // flap-b never fails, so every request a client waited for is served, whole, with its own answer.
+      for (const r of kept) {
+        expect(r.status, `request ${r.i}`).toBe(200);
+        expect(r.answer, `request ${r.i}`).toBe(`Simulated reply to: ${r.prompt}`);
+        expect(r.ended, `request ${r.i}`).toBe(true);
+      }
+      // Each kind of trouble happened, so the case exercised what it claims to.
+      const aCalls = h.sim.callsTo('flap-a');
+      expect(aCalls.some((c) => c.status === 429)).toBe(true);
+      expect(aCalls.some((c) => c.status === 200 && c.aborted)).toBe(true);
+      expect(results.some((r) => r.aborted)).toBe(true);
+    } finally {
+      clearInterval(flap);
+      h.sim.setBehaviour('flap-a', { mode: 'ok' });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    const after = await recentFailures();
+    // Only the flapping deployment failed, and only as it flapped: never 'connect' from a client hanging up.
+    expect(delta(after['flap-b'], before['flap-b'] ?? {})).toEqual({});
+    expect(Object.keys(delta(after['flap-a'], before['flap-a'] ?? {})).every((k) => k === '429' || k === 'timeout')).toBe(true);
+    const closed = h.logger.entries().filter((l) => l.msg === 'request' && l.model === 'flapping' && l.status !== 200);
+    for (const line of closed) expect(line).toMatchObject({ status: 499, error: 'client_closed' });
   });
 });
 
