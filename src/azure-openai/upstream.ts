@@ -38,7 +38,13 @@ export interface AzureOpenAIOptions {
 /** Longest the gateway waits for Azure's realtime handshake before trying the next deployment. */
 const REALTIME_HANDSHAKE_MS = 15_000;
 
+/** Operations whose path is kept per deployment; ids in an operation (a stored response's) make it one of a kind. */
+const PATHS_KEPT = 32;
+
 export class AzureOpenAI {
+  /** Each deployment's paths for query-less operations, made once: the same few serve nearly every request. */
+  private readonly paths = new WeakMap<Deployment, Map<string, string>>();
+
   constructor(private readonly options: AzureOpenAIOptions) {}
 
   get client(): UpstreamClient {
@@ -66,7 +72,7 @@ export class AzureOpenAI {
     try {
       reply = await this.options.client.send({
         origin: d.endpoint,
-        path: operationPath(d, request.operation, request.query),
+        path: this.pathOf(d, request.operation, request.query),
         method: request.method ?? 'POST',
         headers,
         body: request.body?.(d),
@@ -94,6 +100,18 @@ export class AzureOpenAI {
       if (err instanceof UpstreamFailure && err.kind === 'timeout') return `no answer within ${timeoutMs / 1000} s`;
       return whyUnreachable(err instanceof UpstreamFailure ? err.cause : err);
     }
+  }
+
+  private pathOf(d: Deployment, operation: string, query: string | undefined): string {
+    if (query) return operationPath(d, operation, query);
+    let kept = this.paths.get(d);
+    if (kept === undefined) this.paths.set(d, (kept = new Map()));
+    let path = kept.get(operation);
+    if (path === undefined) {
+      path = operationPath(d, operation);
+      if (kept.size < PATHS_KEPT) kept.set(operation, path);
+    }
+    return path;
   }
 
   /** Opens Azure's realtime socket on one deployment. */

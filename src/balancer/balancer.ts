@@ -157,7 +157,9 @@ export class Balancer {
 
   /** The cooldown that keeps a request of this scope off a deployment: the deployment's own, or its scope's. */
   private cooldownOf(d: PoolMember, scope: string | undefined): Cooldown | undefined {
-    return this.options.health.get(d.id) ?? (scope === undefined ? undefined : this.options.health.get(scopedKey(d.id, scope)));
+    const health = this.options.health;
+    if (health.empty) return undefined;
+    return health.get(d.id) ?? (scope === undefined ? undefined : health.get(scopedKey(d.id, scope)));
   }
 
   private anyAvailable(group: PriorityGroup<PoolMember>, scope: string | undefined): boolean {

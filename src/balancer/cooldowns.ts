@@ -47,6 +47,11 @@ export class HealthView {
     private readonly maxMs: number = MAX_COOLDOWN_MS,
   ) {}
 
+  /** Whether nothing is cooling: the common case, answered without building a scoped key. */
+  get empty(): boolean {
+    return this.cooling.size === 0;
+  }
+
   /** The cooldown in force for a deployment (or a scopedKey), if any. */
   get(key: string): Cooldown | undefined {
     const c = this.cooling.get(key);

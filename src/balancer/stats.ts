@@ -21,8 +21,17 @@ export class DeploymentStats {
 
   constructor(private readonly now: () => number = Date.now) {}
 
+  /** The current minute's bucket key, made once a minute rather than per request. */
+  private minuteNumber = NaN;
+  private minuteKey = '';
+
   record(deploymentId: string, outcome: Outcome): void {
-    const minute = String(Math.floor(this.now() / 60_000));
+    const m = Math.floor(this.now() / 60_000);
+    if (m !== this.minuteNumber) {
+      this.minuteNumber = m;
+      this.minuteKey = String(m);
+    }
+    const minute = this.minuteKey;
     let buckets = this.byDeployment.get(deploymentId);
     if (buckets === undefined) this.byDeployment.set(deploymentId, (buckets = {}));
     const counts = (buckets[minute] ??= {});

@@ -6,8 +6,11 @@ import { badRequest, clientClosed, clip, GatewayError, payloadTooLarge, wrongCon
  * Reads the whole request body, refusing it with 413 as soon as it passes the
  * limit rather than after reading it all.
  */
-export async function readBody(body: AsyncIterable<Uint8Array>, limit: number): Promise<Buffer> {
-  if (body instanceof Readable) return readStream(body, limit);
+export function readBody(body: AsyncIterable<Uint8Array>, limit: number): Promise<Buffer> {
+  return body instanceof Readable ? readStream(body, limit) : readIterable(body, limit);
+}
+
+async function readIterable(body: AsyncIterable<Uint8Array>, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {

@@ -6,6 +6,7 @@ export interface Usage {
 }
 
 const USAGE_KEY = '"usage"';
+const USAGE_KEY_BYTES = Buffer.from(USAGE_KEY);
 
 /**
  * Finds the `"usage": {...}` object in a JSON text by matching braces, so a
@@ -34,7 +35,7 @@ export function extractUsage(text: string): Usage | undefined {
 
 /** The token counts of a whole JSON answer, decoding only its tail from the last `"usage"` on. */
 export function usageOfBody(body: Buffer): Usage | undefined {
-  const at = body.lastIndexOf(USAGE_KEY);
+  const at = body.lastIndexOf(USAGE_KEY_BYTES);
   return at < 0 ? undefined : extractUsage(body.toString('utf8', at));
 }
 

@@ -66,7 +66,10 @@ export function operationRequest<T>(req: GatewayRequest, ctx: RequestContext, sp
     headers,
     body: spec.body,
     gone: req.gone,
-    onSuccess: async (reply, deployment) => committed(await spec.respond(reply, deployment)),
+    onSuccess: (reply, deployment) => {
+      const res = spec.respond(reply, deployment);
+      return res instanceof Promise ? res.then(committed) : committed(res);
+    },
     onClientError,
   };
 }
@@ -125,9 +128,11 @@ function failureOf(body: Readable, err?: unknown): UpstreamFailure {
 }
 
 /** Waits for a streamed body's first byte before the response is handed on; a failure before it is the upstream's. */
-async function committed(res: GatewayResponse): Promise<GatewayResponse> {
-  const body = res.body;
-  if (!(body instanceof Readable)) return res;
+function committed(res: GatewayResponse): GatewayResponse | Promise<GatewayResponse> {
+  return res.body instanceof Readable ? firstByteOf(res, res.body) : res;
+}
+
+async function firstByteOf(res: GatewayResponse, body: Readable): Promise<GatewayResponse> {
   try {
     await firstChunk(body);
   } catch (err) {
