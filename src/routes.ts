@@ -8,6 +8,7 @@ import { listModels, retrieveModel } from './handlers/models';
 import { cancelResponse, createResponse, listResponseInputItems, responseById } from './handlers/responses';
 import { imageEdits, imageGenerations } from './handlers/images';
 import { azurePaths } from './handlers/azure-paths';
+import { usageReport } from './handlers/usage';
 
 /** OpenAI's API, at OpenAI's paths. */
 const openAI = {
@@ -37,6 +38,7 @@ export const routes = {
   ...openAI,
   azurePaths: { name: 'azurePaths', methods: ['GET', 'POST', 'DELETE'], route: 'openai/{*operation}', auth: true, handler: azurePaths(Object.values(openAI)) },
   realtimeEvents: { name: 'realtimeEvents', methods: ['POST', 'OPTIONS'], route: 'realtime/events', auth: false, handler: realtimeEvents, logSuccess: false },
+  usage: { name: 'usage', methods: ['GET'], route: 'v1/usage', auth: true, handler: usageReport },
   health: { name: 'health', methods: ['GET'], route: 'health', auth: false, handler: health },
   deploymentsHealth: { name: 'deploymentsHealth', methods: ['GET'], route: 'health/deployments', auth: true, handler: deploymentsHealth },
 } as const satisfies Record<string, Route>;

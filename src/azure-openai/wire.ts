@@ -86,6 +86,17 @@ export function usesModelField(d: Deployment, operation = ''): boolean {
 }
 
 /**
+ * Whether a deployment's chat completions take `stream_options`: the GA v1
+ * form, and dated versions from 2024-09-01-preview on (2024-10-21 is the first
+ * GA one with it). Earlier versions answer 400 "Unrecognized request argument
+ * supplied: stream_options" (reported against 2023-05-15 and 2024-05-01-preview:
+ * openai/openai-python#1469, Azure/azure-rest-api-specs#29157).
+ */
+export function acceptsStreamOptions(d: Deployment): boolean {
+  return d.apiVersion === 'v1' || d.apiVersion.slice(0, 10) >= '2024-09-01';
+}
+
+/**
  * Azure's answer when the stored object a request names is not on the
  * resource asked: 404 for an id, previous_response_not_found, or an unknown
  * item reference (A3 of the research notes). Another resource may hold it.

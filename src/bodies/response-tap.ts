@@ -19,7 +19,9 @@ const SEQUENCE = /"sequence_number"\s*:\s*(\d+)/g;
  * until the response's id has been found and handed to it and what it
  * returned has settled: where the response is stored is on record before the
  * client can name it. With `onUsage`, token counts are read from the tail,
- * where the response (or response.completed) keeps them.
+ * where the response (or response.completed) keeps them; `onEvents` hears how
+ * many events have passed (by their sequence_number), which is what a stream
+ * cut short before response.completed is counted by.
  */
 export class ResponseTap extends Transform {
   private held: Buffer[] | null;
@@ -31,6 +33,7 @@ export class ResponseTap extends Transform {
   constructor(
     private readonly onId?: (id: string) => Promise<unknown>,
     private readonly onUsage?: (usage: Usage) => void,
+    private readonly onEvents?: (count: number) => void,
   ) {
     super();
     this.held = onId === undefined ? null : [];
@@ -47,6 +50,7 @@ export class ResponseTap extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     this.tail?.push(chunk);
     for (const m of chunk.toString('latin1').matchAll(SEQUENCE)) this.sequence = Number(m[1]);
+    this.onEvents?.(this.sequence + 1);
     const held = this.held;
     if (held === null) return done(null, chunk);
     held.push(chunk);

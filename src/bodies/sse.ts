@@ -5,6 +5,22 @@ const LF2 = Buffer.from('\n\n');
 const CRLF2 = Buffer.from('\r\n\r\n');
 const EMPTY_CHOICES = Buffer.from('"choices":[]');
 const EMPTY_CHOICES_SPACED = Buffer.from('"choices": []');
+/** What every chunk carries once usage is asked for (OpenAI: "All other chunks will also include a usage field, but with a null value"); Azure writes usage last. */
+const NULL_USAGE = Buffer.from(',"usage":null');
+
+/** What the gateway wants of a stream's token usage. */
+export interface StreamWatch {
+  /** Hears the token counts when the usage chunk passes. */
+  onUsage?(usage: Usage): void;
+  /** Hears of each event passed on to the client: what a stream cut short before its usage is counted by. */
+  onEvent?(): void;
+  /**
+   * False when the client did not ask for usage (stream_options.include_usage)
+   * and the gateway did: the usage chunk, and each chunk's `"usage":null`, are
+   * removed, so the client gets the stream it asked for.
+   */
+  readonly clientWantsUsage?: boolean;
+}
 
 /**
  * The most of one event the filter holds while waiting for its end. Azure's
@@ -19,7 +35,8 @@ export const MAX_HELD_EVENT_BYTES = 16 * 1024 * 1024;
  * Passes Azure's server-sent events through as bytes, one whole event at a
  * time, dropping only the chunks whose `choices` is empty and that carry no
  * usage: Azure's prompt_filter_results chunk, on which strict OpenAI clients
- * that read choices[0] crash. The usage chunk (also empty choices) is kept.
+ * that read choices[0] crash. The usage chunk (also empty choices) is kept,
+ * unless the client did not ask for it (see StreamWatch).
  *
  * Linear in the bytes that pass: each byte is searched once for the blank
  * line that ends its event, and an unfinished event is kept as the chunks it
@@ -34,12 +51,14 @@ export class AzureEventFilter extends Transform {
   /** Set by endWithEvent: the event that ends the stream. */
   private lastEvent: string | undefined;
 
-  /** onUsage hears the token counts when the stream's usage chunk passes. */
+  private readonly stripUsage: boolean;
+
   constructor(
-    private readonly onUsage?: (usage: Usage) => void,
+    private readonly watch: StreamWatch = {},
     private readonly maxHeldBytes = MAX_HELD_EVENT_BYTES,
   ) {
     super();
+    this.stripUsage = watch.clientWantsUsage === false;
   }
 
   /**
@@ -73,6 +92,12 @@ export class AzureEventFilter extends Transform {
       if (this.isDropped(chunk, start, end)) {
         if (start > keptFrom) this.push(chunk.subarray(keptFrom, start));
         keptFrom = end;
+      } else {
+        const at = this.nullUsageAt(chunk, start, end);
+        if (at >= 0) {
+          this.push(chunk.subarray(keptFrom, at));
+          keptFrom = at + NULL_USAGE.length;
+        }
       }
       start = end;
     }
@@ -124,7 +149,14 @@ export class AzureEventFilter extends Transform {
       this.passing = false;
     } else {
       const event = this.held.length === 0 ? rest : Buffer.concat([...this.held, rest], this.heldBytes + rest.length);
-      if (!this.isDropped(event, 0, event.length)) this.push(event);
+      if (!this.isDropped(event, 0, event.length)) {
+        const at = this.nullUsageAt(event, 0, event.length);
+        if (at < 0) this.push(event);
+        else {
+          this.push(event.subarray(0, at));
+          this.push(event.subarray(at + NULL_USAGE.length));
+        }
+      }
     }
     this.held = [];
     this.heldBytes = 0;
@@ -142,16 +174,28 @@ export class AzureEventFilter extends Transform {
     return eventEnd(chunk, 0);
   }
 
+  /** Whether an event is held back from the client; every event passed on is counted. */
   private isDropped(buf: Buffer, start: number, end: number): boolean {
-    const event = buf.subarray(start, end);
+    const dropped = this.drops(buf.subarray(start, end));
+    if (!dropped) this.watch.onEvent?.();
+    return dropped;
+  }
+
+  private drops(event: Buffer): boolean {
     if (!event.includes(EMPTY_CHOICES) && !event.includes(EMPTY_CHOICES_SPACED)) return false;
-    const text = event.toString('utf8');
-    const usage = extractUsage(text);
+    const usage = extractUsage(event.toString('utf8'));
     if (usage !== undefined) {
-      this.onUsage?.(usage);
-      return false;
+      this.watch.onUsage?.(usage);
+      return this.stripUsage;
     }
     return true;
+  }
+
+  /** Where a kept event's `,"usage":null` starts, when the client is not to see it; else -1. */
+  private nullUsageAt(buf: Buffer, start: number, end: number): number {
+    if (!this.stripUsage) return -1;
+    const at = buf.subarray(start, end).indexOf(NULL_USAGE);
+    return at < 0 ? -1 : start + at;
   }
 }
 

@@ -66,6 +66,10 @@ export const badRequest = (message: string, param: string | null, code: string) 
 export const unauthorized = (message: string) =>
   new GatewayError(401, message, 'invalid_request_error', 'invalid_api_key');
 
+/** A key that may not do this: 403 as OpenAI answers a key without the permission, so SDKs raise PermissionDeniedError. */
+export const forbidden = (message: string) =>
+  new GatewayError(403, message, 'invalid_request_error', 'insufficient_permissions');
+
 export const notFound = (message: string, code: string | null = 'not_found', param: string | null = null) =>
   new GatewayError(404, message, 'invalid_request_error', code, param);
 

@@ -5,7 +5,8 @@ import { RequestContext } from '../gateway/context';
 import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse } from '../core/http';
 import { AzureEventFilter } from '../bodies/sse';
-import { usesModelField } from '../azure-openai/wire';
+import { acceptsStreamOptions, usesModelField } from '../azure-openai/wire';
+import { clientAskedForUsage, withStreamUsage } from '../bodies/stream-usage';
 import { forward, passThrough, through } from './forward';
 import { Handler } from '../gateway/route';
 import { estimateTokens } from '../limits/estimate';
@@ -13,9 +14,10 @@ import { estimateTokens } from '../limits/estimate';
 /**
  * A JSON operation that Azure serves per deployment (chat, completions,
  * embeddings). The client's bytes are forwarded as they came; only the v1
- * upstream form, which names the deployment in `model`, needs a rewrite. The
- * already-parsed body also gives the prompt-cache key, for models that route
- * by it.
+ * upstream form, which names the deployment in `model`, needs a rewrite, and
+ * a chat stream whose client did not ask for usage: the gateway asks for it,
+ * to count the tokens, and keeps it from the client. The already-parsed body
+ * also gives the prompt-cache key, for models that route by it.
  */
 export function jsonOperation(operation: string): Handler {
   return async (req: GatewayRequest, gateway: Gateway, ctx: RequestContext): Promise<GatewayResponse> => {
@@ -23,17 +25,33 @@ export function jsonOperation(operation: string): Handler {
     const model = requestModel(req, value);
     const withModel = modelRewriter(raw);
     const streamed = value.stream === true;
+    const clientWantsUsage = clientAskedForUsage(value);
+    // Completions are left alone: whether Azure takes stream_options there is undocumented, and an unknown argument is a 400.
+    const withUsage = streamed && !clientWantsUsage && operation === 'chat/completions' ? withStreamUsage(raw, value) : undefined;
+    const withUsageAndModel = withUsage === undefined ? undefined : modelRewriter(withUsage);
+    const body = (d: Deployment): Buffer => {
+      const askUsage = withUsage !== undefined && acceptsStreamOptions(d);
+      if (usesModelField(d)) return askUsage ? withUsageAndModel!(d.deployment) : withModel(d.deployment);
+      return askUsage ? withUsage : raw;
+    };
     return forward(req, gateway, ctx, model, {
       operation,
       contentType: 'application/json',
       accept: streamed ? 'text/event-stream' : 'application/json',
       affinityKey: promptCacheKey(value),
       estimate: estimateTokens(raw.length, value),
-      body: (d: Deployment) => (usesModelField(d) ? withModel(d.deployment) : raw),
+      body,
       respond: (reply): GatewayResponse | Promise<GatewayResponse> => {
         const type = reply.headers['content-type'] ?? 'application/json';
         if (type.startsWith('text/event-stream')) {
-          const events = new AzureEventFilter((u) => (ctx.usage = u));
+          ctx.streamedEvents = 0;
+          const events = new AzureEventFilter({
+            onUsage: (u) => (ctx.usage = u),
+            onEvent: () => {
+              ctx.streamedEvents! += 1;
+            },
+            clientWantsUsage,
+          });
           return {
             status: reply.status,
             headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' },

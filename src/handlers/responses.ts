@@ -120,7 +120,8 @@ function responseBody(reply: UpstreamReply, ctx: RequestContext, countUsage: boo
   const type = reply.headers['content-type'] ?? 'application/json';
   const events = type.startsWith('text/event-stream');
   if (!events && record === undefined) return passThrough(reply, ctx, countUsage);
-  const tap = new ResponseTap(record, countUsage ? (u: Usage) => (ctx.usage = u) : undefined);
+  if (countUsage && events) ctx.streamedEvents = 0;
+  const tap = new ResponseTap(record, countUsage ? (u: Usage) => (ctx.usage = u) : undefined, countUsage && events ? (n) => (ctx.streamedEvents = n) : undefined);
   // A stream Azure breaks off or stalls after its first event ends with an error event the client can see.
   const endWith = events ? (error: GatewayError) => {
     ctx.errorCode = error.code ?? error.type;

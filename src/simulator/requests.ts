@@ -40,6 +40,18 @@ export function chatRequestProblem(body: Record<string, unknown>): AzureValidati
   return nProblem(body.n) ?? logprobsProblem(body) ?? toolsProblem(body) ?? responseFormatProblem(body);
 }
 
+/**
+ * `stream_options` on a dated api-version before 2024-09-01-preview: Azure
+ * answers 400 "Unrecognized request argument supplied: stream_options"
+ * (reported for 2023-05-15 in openai/openai-python#1469 and for
+ * 2024-05-01-preview in Azure/azure-rest-api-specs#29157; the 2024-10-21 GA
+ * spec has it). The GA v1 form takes it.
+ */
+export function streamOptionsProblem(body: Record<string, unknown>, apiVersion: string | null): AzureValidationError | undefined {
+  if (body.stream_options === undefined || apiVersion === null || apiVersion.slice(0, 10) >= '2024-09-01') return undefined;
+  return invalid('Unrecognized request argument supplied: stream_options', null);
+}
+
 export function completionsRequestProblem(body: Record<string, unknown>): AzureValidationError | undefined {
   if (body.prompt === undefined || body.prompt === null) return missing('prompt');
   return nProblem(body.n);

@@ -3,7 +3,7 @@ import { AddressInfo } from 'node:net';
 import { chatChunks, chatCompletion } from './chat';
 import { completion, completionChunks, contentFilterError, embeddings, imageContentFilterError } from './content';
 import { AzureOperation, SimModel, SimModelName, modelOf, operationNotSupported } from './models';
-import { chatRequestProblem, completionsRequestProblem, embeddingsRequestProblem } from './requests';
+import { chatRequestProblem, completionsRequestProblem, embeddingsRequestProblem, streamOptionsProblem } from './requests';
 
 /**
  * A local stand-in for Azure OpenAI: Azure's URL shapes, api-key and Bearer
@@ -334,7 +334,7 @@ export class AzureOpenAISimulator {
     if (!body) return;
     const model = this.modelOf(call.deployment);
     if (!model.operations.includes(op.operation)) return this.send(call, res, 400, operationNotSupported(op.operation, model));
-    const problem = op.problem(body);
+    const problem = streamOptionsProblem(body, call.form === 'dated' ? call.apiVersion : null) ?? op.problem(body);
     if (problem) return this.send(call, res, 400, problem);
     if (op.events && body.stream === true) return void (await this.writeEvents(call, res, op.events(body, model.reported)));
     return this.answerParsed(call, res, body, (b) => op.whole(b, model.reported));

@@ -6,7 +6,7 @@ import { Usage } from '../../src/bodies/usage';
 
 async function filtered(pieces: Buffer[]): Promise<{ text: string; usage?: Usage }> {
   let usage: Usage | undefined;
-  const filter = new AzureEventFilter((u) => (usage = u));
+  const filter = new AzureEventFilter({ onUsage: (u) => (usage = u) });
   Readable.from(pieces).pipe(filter);
   let text = '';
   for await (const c of filter) text += c;
@@ -40,6 +40,27 @@ describe('the Azure event filter', () => {
     expect(text).toContain('[DONE]');
   });
 
+  it('for a client that did not ask for usage, reads it and removes it (the chunk and every "usage":null), however the bytes are split', async () => {
+    const asked = chatChunks({ stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi there' }] }, 'gpt-4o-2024-08-06');
+    const notAsked = chatChunks({ stream: true, messages: [{ role: 'user', content: 'hi there' }] }, 'gpt-4o-2024-08-06');
+    const bytes = Buffer.from(asked.join(''));
+    // Ids and timestamps differ between the two runs; compare the events' shapes.
+    const shape = (text: string) => text.replace(/"(id|created)":("[^"]*"|\d+)/g, '"$1":_');
+    const expectedShape = shape(notAsked.slice(1).join(''));
+    for (let cut = 1; cut < bytes.length; cut += 13) {
+      let usage: Usage | undefined;
+      let events = 0;
+      const filter = new AzureEventFilter({ onUsage: (u) => (usage = u), onEvent: () => events++, clientWantsUsage: false });
+      Readable.from([bytes.subarray(0, cut), bytes.subarray(cut)]).pipe(filter);
+      let text = '';
+      for await (const c of filter) text += c;
+      expect(shape(text), `cut at ${cut}`).toBe(expectedShape);
+      expect(text).not.toContain('usage');
+      expect(usage).toEqual({ prompt_tokens: 9, completion_tokens: 5, total_tokens: 14 });
+      expect(events).toBe(notAsked.length - 1);
+    }
+  });
+
   it('passes a trailing partial event through at the end rather than losing it', async () => {
     const { text } = await filtered([Buffer.from('data: {"choices":[{"index":0}]}\n\ndata: [DO')]);
     expect(text).toBe('data: {"choices":[{"index":0}]}\n\ndata: [DO');
@@ -49,7 +70,7 @@ describe('the Azure event filter', () => {
 describe('the Azure event filter on hostile input', () => {
   it('scans an event without a blank line in linear time, holding at most its cap', async () => {
     const piece = Buffer.alloc(64 * 1024, 'a');
-    const filter = new AzureEventFilter(undefined, 1024 * 1024);
+    const filter = new AzureEventFilter({}, 1024 * 1024);
     const started = performance.now();
     let out = 0;
     filter.on('data', (c: Buffer) => (out += c.length));
@@ -84,7 +105,7 @@ describe('the Azure event filter on hostile input', () => {
     const whole = Buffer.from(big + empty + after);
     for (const cut of [1, 7, 100, 4999, whole.length - big.length + 1]) {
       let usage: Usage | undefined;
-      const filter = new AzureEventFilter((u) => (usage = u), 1000);
+      const filter = new AzureEventFilter({ onUsage: (u) => (usage = u) }, 1000);
       Readable.from([whole.subarray(0, cut), whole.subarray(cut)]).pipe(filter);
       let text = '';
       for await (const c of filter) text += c;
