@@ -216,10 +216,11 @@ describe('limits shared by instances through Table Storage', () => {
   it('a storage outage keeps serving, each instance holding to its share of a limit, with one warning each', async () => {
     const hs = await instances(2, [{ name: 'team-a', key: TEAM_KEY, rpm: 10 }, { name: 'team-b', key: OPS_KEY, rpm: 1000 }], { BALANCER_STORAGE_TIMEOUT_MS: '1000' });
     // Both instances serve a little, and so count each other (each shares its presence 100 ms after serving).
-    for (let round = 0; round < 2; round++) {
+    await eventually(async () => {
       for (const h of hs) expect((await chat(h, OPS_KEY)).status).toBe(200);
-      await new Promise((r) => setTimeout(r, 300));
-    }
+      await new Promise((r) => setTimeout(r, 200));
+      return hs.every((h) => h.gateway.limits.instances === 2);
+    }, 10_000, 'each instance to count the other');
     await upstream.azurite.stop();
     try {
       let ok = 0;
