@@ -1,6 +1,7 @@
 /** @module The HTTP client that carries requests to Azure OpenAI. */
 import http from 'node:http';
 import https from 'node:https';
+import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { Readable, Transform } from 'node:stream';
@@ -72,6 +73,7 @@ export class NodeHttpUpstream implements UpstreamClient {
   private readonly httpsAgent: https.Agent;
   /** Parsed once per origin: a handful of resources serve every request. */
   private readonly origins = new Map<string, URL>();
+  private readonly idle = new IdleWatch();
 
   constructor(options: AgentOptions = {}) {
     const common = {
@@ -131,7 +133,7 @@ export class NodeHttpUpstream implements UpstreamClient {
         // From here the caller owns the body; a client that leaves still cancels it.
         const stopLate = call.gone.on(() => response.destroy(new UpstreamFailure('aborted')));
         response.once('close', stopLate);
-        watchIdle(response, call.idleTimeoutMs);
+        this.idle.watch(response, call.idleTimeoutMs);
         // Errors after this point surface through the body stream; keep the request quiet.
         request.removeAllListeners('error');
         request.on('error', ignore);
@@ -148,6 +150,7 @@ export class NodeHttpUpstream implements UpstreamClient {
   }
 
   close(): void {
+    this.idle.close();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
@@ -186,32 +189,53 @@ function decoderFor(encoding: string): Transform | undefined {
 }
 
 /**
- * Destroys a response body with a "timeout" failure when no byte has arrived
- * for `idleMs` while it was being read. Checked a few times per period against
- * the socket's byte count, so a busy stream costs no timer work per chunk.
+ * Fails response bodies with a "timeout" when no byte has arrived for their
+ * idle time while the gateway was reading them. One timer for every open
+ * response, checking each a few times per period against its socket's byte
+ * count: no timer work per chunk, and none made per request.
  */
-function watchIdle(response: http.IncomingMessage, idleMs: number): void {
-  const socket = response.socket;
-  const step = Math.max(10, Math.floor(idleMs / 4));
-  let bytes = socket.bytesRead;
-  let quietSince = performance.now();
-  let checkedAt = quietSince;
-  const timer = setInterval(() => {
+class IdleWatch {
+  private readonly watched = new Map<http.IncomingMessage, { readonly socket: Socket; readonly idleMs: number; bytes: number; quietSince: number }>();
+  private timer: NodeJS.Timeout | undefined;
+  private step = Infinity;
+  private sweptAt = 0;
+
+  watch(response: http.IncomingMessage, idleMs: number): void {
     const now = performance.now();
-    // A check that comes late found the process busy, not the upstream quiet: bytes may be waiting unread.
-    const late = now - checkedAt > 2 * step;
-    checkedAt = now;
-    // Not being read (backpressure, or not yet handed on): the upstream is not to blame.
-    if (socket.bytesRead !== bytes || response.readableFlowing !== true || response.readableLength > 0) {
-      bytes = socket.bytesRead;
-      quietSince = now;
-    } else if (now - quietSince >= idleMs && !late) {
-      clearInterval(timer);
-      response.destroy(new UpstreamFailure('timeout'));
+    this.watched.set(response, { socket: response.socket, idleMs, bytes: response.socket.bytesRead, quietSince: now });
+    response.once('close', () => this.watched.delete(response));
+    const step = Math.max(10, Math.floor(idleMs / 4));
+    if (step < this.step) {
+      this.step = step;
+      clearInterval(this.timer);
+      this.timer = setInterval(() => this.sweep(), step).unref();
+      this.sweptAt = now;
     }
-  }, step);
-  timer.unref();
-  response.once('close', () => clearInterval(timer));
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    // A sweep that comes late found the process busy, not the upstream quiet: bytes may be waiting unread.
+    const late = now - this.sweptAt > 2 * this.step;
+    this.sweptAt = now;
+    for (const [response, w] of this.watched) {
+      // Not being read (backpressure, or not yet handed on): the upstream is not to blame.
+      if (w.socket.bytesRead !== w.bytes || response.readableFlowing !== true || response.readableLength > 0) {
+        w.bytes = w.socket.bytesRead;
+        w.quietSince = now;
+      } else if (!late && now - w.quietSince >= w.idleMs) {
+        this.watched.delete(response);
+        response.destroy(new UpstreamFailure('timeout'));
+      }
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.step = Infinity;
+    this.watched.clear();
+  }
 }
 
 function ignore(): void {}
