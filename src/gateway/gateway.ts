@@ -9,7 +9,7 @@ import { multipartLimit } from '../bodies/multipart';
 import { AzureOpenAI } from '../azure-openai/upstream';
 import { SecretStore } from '../config/secrets';
 import { ProxyKeyRing, authenticate, presentedKey } from '../core/auth';
-import { ProxyKey } from '../keys/proxy-key';
+import { ProxyKey, UNNAMED_KEY } from '../keys/proxy-key';
 import { Limiter } from '../limits/limiter';
 import { LimitStore } from '../limits/store';
 import { MemoryLimitStore } from '../limits/memory-store';
@@ -221,9 +221,14 @@ export class Gateway {
     return authenticate(req, () => identity);
   }
 
-  /** A named key as now configured (Key Vault's current secret included), for a session that outlives its request. */
-  namedKey(name: string): ProxyKey | undefined {
-    return (this.secrets?.keys ?? this.keys).named(name);
+  /**
+   * A key by its name as now configured (Key Vault's current secret included),
+   * for a session that outlives its request: '' is the unnamed keys; a name no
+   * longer configured keeps counting its usage, with no limits.
+   */
+  keyNamed(name: string): ProxyKey {
+    if (name === '') return UNNAMED_KEY;
+    return (this.secrets?.keys ?? this.keys).named(name) ?? new ProxyKey(name, undefined, {}, false);
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,9 @@ import { badRequest, unavailable } from '../core/errors';
 import { GatewayRequest, jsonResponse } from '../core/http';
 import { Gateway, RealtimeSessions } from '../gateway/gateway';
 import { Handler } from '../gateway/route';
+import { RequestContext } from '../gateway/context';
+import { requireRealtimeModel } from '../realtime/upstream';
+import { admit } from './forward';
 
 /** How long a session token from POST /v1/realtime/sessions lasts. */
 const SESSION_TOKEN_SECONDS = 300;
@@ -25,7 +28,9 @@ function sessionsOf(gateway: Gateway, req: GatewayRequest): RealtimeSessions {
 export const realtimeSessions: Handler = async (req, gateway, ctx) => {
   const { value } = await readJsonObject(req, gateway.config.maxRequestBodyBytes);
   ctx.model = typeof value.model === 'string' ? value.model : undefined;
-  const s = await sessionsOf(gateway, req).start(value.model, SESSION_TOKEN_SECONDS, ctx.key);
+  const sessions = sessionsOf(gateway, req);
+  await admitSession(gateway, ctx, value.model);
+  const s = await sessions.start(value.model, SESSION_TOKEN_SECONDS, ctx.key);
   return jsonResponse(200, {
     id: s.sessionId, object: 'realtime.session', model: s.model, expires_at: s.expiresAt,
     client_secret: { value: s.token, expires_at: s.expiresAt }, url: s.url,
@@ -49,13 +54,20 @@ export const realtimeClientSecrets: Handler = async (req, gateway, ctx) => {
     throw badRequest('`expires_after.seconds` must be a whole number from 10 to 7200.', 'expires_after.seconds', 'invalid_value');
   }
   ctx.model = typeof session.model === 'string' ? session.model : undefined;
-  const s = await sessionsOf(gateway, req).start(session.model, seconds, ctx.key);
+  const sessions = sessionsOf(gateway, req);
+  await admitSession(gateway, ctx, session.model);
+  const s = await sessions.start(session.model, seconds, ctx.key);
   return jsonResponse(200, {
     value: s.token, expires_at: s.expiresAt,
     session: { type: 'realtime', object: 'realtime.session', id: s.sessionId, model: s.model, expires_at: s.expiresAt },
     url: s.url,
   });
 };
+
+/** A session is one request on the key's limits (its tokens count as its responses finish); a model it may not use is a 404. */
+async function admitSession(gateway: Gateway, ctx: RequestContext, model: unknown): Promise<void> {
+  await admit(gateway, ctx, requireRealtimeModel(gateway, model, ctx.key));
+}
 
 /** /realtime/events: where Web PubSub posts the sessions' events. */
 export const realtimeEvents: Handler = (req, gateway) => sessionsOf(gateway, req).handleEvent(req);

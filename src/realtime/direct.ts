@@ -7,6 +7,9 @@ import { Gateway } from '../gateway/gateway';
 import { ClientGone, GatewayRequest } from '../core/http';
 import { describeError } from '../core/log';
 import { connectRealtime, requireRealtimeModel } from './upstream';
+import { ProxyKey } from '../keys/proxy-key';
+import { NO_TOKENS } from '../limits/estimate';
+import { realtimeUsage } from '../limits/realtime-usage';
 import { ClientLost, HIGH_WATER, Relay, errorEvent } from './relay';
 
 const KEY_PROTOCOL = 'openai-insecure-api-key.';
@@ -49,14 +52,17 @@ export class DirectRealtime {
       body: (async function* () {})(), gone: new ClientGone(),
     };
     let model: string;
+    let key: ProxyKey;
     try {
-      const key = await this.gateway.authenticate(request);
+      key = await this.gateway.authenticate(request);
       model = requireRealtimeModel(this.gateway, url.searchParams.get('model'), key);
+      // A session is one request on the key's limits; its tokens are counted as its responses finish.
+      this.gateway.limits.finish(await this.gateway.limits.admit(key, model, NO_TOKENS), undefined, undefined);
     } catch (err) {
       return void socket.end((err instanceof GatewayError ? err : realtimeStartFailed(err)).toRawHttp());
     }
     // ws calls back only for a valid handshake on a socket still open: anything else never reaches Azure.
-    this.wss.handleUpgrade(req, socket, head, (client) => void this.open(client, model));
+    this.wss.handleUpgrade(req, socket, head, (client) => void this.open(client, model, key));
   }
 
   close(): void {
@@ -64,7 +70,7 @@ export class DirectRealtime {
     this.wss.close();
   }
 
-  private async open(client: WebSocket, model: string): Promise<void> {
+  private async open(client: WebSocket, model: string, key: ProxyKey): Promise<void> {
     // What the client says before Azure is there waits in its socket, not here.
     client.pause();
     let gone = false;
@@ -78,6 +84,7 @@ export class DirectRealtime {
         return;
       }
       relay = new Relay(azure, new DirectSink(client, this.behindLimitMs), {
+        observe: realtimeUsage(this.gateway.limits, () => key, model),
         onEnd: (reason) => {
           this.sessions.delete(relay);
           if (reason === 'client behind') dropBehind(client);

@@ -84,7 +84,8 @@ export class RealtimeHub implements RealtimeSessions, EventHandlers {
     const name = requireRealtimeModel(this.gateway, model, key);
     const sessionId = `sess_${randomBytes(12).toString('base64url')}`;
     const minutes = Math.max(1, Math.ceil(ttlSeconds / 60));
-    const userId = `${SESSION_PREFIX}${sessionId}.${Buffer.from(name).toString('base64url')}`;
+    // The key's name rides with the session (the connect event may reach any instance): its tokens count on that key.
+    const userId = `${SESSION_PREFIX}${sessionId}.${Buffer.from(key?.name ?? '').toString('base64url')}.${Buffer.from(name).toString('base64url')}`;
     const { token, url } = await this.options.service.token(userId, minutes);
     return { sessionId, model: name, token, url, expiresAt: Math.floor(this.gateway.now() / 1000) + minutes * 60 };
   }
@@ -104,14 +105,14 @@ export class RealtimeHub implements RealtimeSessions, EventHandlers {
     if (this.owned.has(e.connectionId)) return answer;
     let etag: string;
     try {
-      etag = await this.options.store.create({ connectionId: e.connectionId, sessionId: session.sessionId, model: session.model, owner: this.instanceId, expiresAt: this.gateway.now() + this.options.leaseMs, ended: false, config: '', inFlight: '' });
+      etag = await this.options.store.create({ connectionId: e.connectionId, sessionId: session.sessionId, model: session.model, keyName: session.keyName, owner: this.instanceId, expiresAt: this.gateway.now() + this.options.leaseMs, ended: false, config: '', inFlight: '' });
     } catch (err) {
       // Another instance answered this connect before and its answer was lost: the session is theirs.
       if (err instanceof SessionExists) return answer;
       this.gateway.logger.log('error', { msg: 'realtime: could not record a new session', error: describeError(err) });
       throw unavailable('The gateway could not start the realtime session. Try again.');
     }
-    const owned = new OwnedSession(this.context, { connectionId: e.connectionId, model: session.model }, etag);
+    const owned = new OwnedSession(this.context, { connectionId: e.connectionId, model: session.model, keyName: session.keyName }, etag);
     this.owned.set(e.connectionId, owned);
     try {
       // Joined before the answer: the client's first event may follow it at once.
@@ -259,10 +260,15 @@ export class RealtimeHub implements RealtimeSessions, EventHandlers {
   }
 }
 
-function parseSessionUser(userId: string): { sessionId: string; model: string } | undefined {
+/**
+ * `session.<id>.<key name>.<model>`, name and model base64url-encoded (neither
+ * the id nor base64url holds a dot). The model stays last, where instances
+ * that predate key names look for it; `session.<id>.<model>` is theirs.
+ */
+function parseSessionUser(userId: string): { sessionId: string; model: string; keyName: string } | undefined {
   if (!userId.startsWith(SESSION_PREFIX)) return undefined;
-  const rest = userId.slice(SESSION_PREFIX.length);
-  const dot = rest.lastIndexOf('.');
-  if (dot <= 0) return undefined;
-  return { sessionId: rest.slice(0, dot), model: Buffer.from(rest.slice(dot + 1), 'base64url').toString('utf8') };
+  const parts = userId.slice(SESSION_PREFIX.length).split('.');
+  if (parts.length < 2 || parts.length > 3 || !parts[0]) return undefined;
+  const decode = (part: string) => Buffer.from(part, 'base64url').toString('utf8');
+  return { sessionId: parts[0], keyName: parts.length === 3 ? decode(parts[1]) : '', model: decode(parts[parts.length - 1]) };
 }

@@ -6,6 +6,7 @@ import { realtimeForm } from '../azure-openai/wire';
 import { TryRecord } from '../balancer/balancer';
 import { ConversationRecord, RecordSink } from './conversation';
 import { ClientLost, EndReason, Relay, errorEvent, gatewayEventId } from './relay';
+import { realtimeUsage } from '../limits/realtime-usage';
 import { LeaseLost, SessionPatch, SessionRecord, SessionStore } from './session-store';
 import { connectRealtime } from './upstream';
 import { WebPubSubService } from './web-pubsub-service';
@@ -57,10 +58,13 @@ export class OwnedSession {
   private readonly seenOrder: string[] = [];
   private done = false;
   private record: ConversationRecord;
+  /** Charges the tokens of each of Azure's response.done to the key that started the session. */
+  private readonly countUsage: (fromAzure: boolean, type: string, text: string) => void;
 
-  constructor(private readonly ctx: SessionContext, rec: Pick<SessionRecord, 'connectionId' | 'model'>, etag: string) {
+  constructor(private readonly ctx: SessionContext, rec: Pick<SessionRecord, 'connectionId' | 'model' | 'keyName'>, etag: string) {
     this.connectionId = rec.connectionId;
     this.model = rec.model;
+    this.countUsage = realtimeUsage(ctx.gateway.limits, () => ctx.gateway.keyNamed(rec.keyName), rec.model);
     this.etag = etag;
     this.record = new ConversationRecord(this.recordSink());
     this.renewTimer = setInterval(() => this.write({}), Math.max(250, Math.floor(ctx.leaseMs / 3)));
@@ -77,7 +81,7 @@ export class OwnedSession {
     try {
       const azure = await connectRealtime(this.ctx.gateway, this.model, tries);
       if (this.done) return void azure.socket.terminate();
-      this.relay = new Relay(azure, this.sink(), { observe: (a, t, x) => this.record.observe(a, t, x), onEnd: (reason) => this.onRelayEnd(reason) });
+      this.relay = new Relay(azure, this.sink(), { observe: (a, t, x) => this.observe(a, t, x), onEnd: (reason) => this.onRelayEnd(reason) });
       this.ctx.logger.log('info', { msg: 'realtime session started', model: this.model, deployment: tries.at(-1)?.deployment, tried: tries.length });
       this.flushEarly();
     } catch (err) {
@@ -110,7 +114,7 @@ export class OwnedSession {
       const { events, itemIds } = this.record.replay(deployment ? realtimeForm(deployment) : 'ga');
       const swallow: Swallow = { created: true, updated: this.record.hasConfig, items: itemIds, events: new Set(events.map((e) => JSON.parse(e).event_id as string)) };
       this.relay = new Relay(azure, this.sink(), {
-        observe: (a, t, x) => this.record.observe(a, t, x),
+        observe: (a, t, x) => this.observe(a, t, x),
         swallow: (type, text) => swallowReplay(swallow, type, text, this.ctx.logger),
         onEnd: (reason) => this.onRelayEnd(reason),
       });
@@ -256,6 +260,12 @@ export class OwnedSession {
     this.seenOrder.push(id);
     if (this.seenOrder.length > SEEN_IDS) this.seen.delete(this.seenOrder.shift()!);
     return true;
+  }
+
+  /** Every event that passes, each way: kept for a resume, and counted on the key. */
+  private observe(fromAzure: boolean, type: string, text: string): void {
+    this.record.observe(fromAzure, type, text);
+    this.countUsage(fromAzure, type, text);
   }
 
   private recordSink(): RecordSink {

@@ -13,6 +13,8 @@ export interface SessionRecord {
   readonly connectionId: string;
   readonly sessionId: string;
   readonly model: string;
+  /** The name of the key that started the session ('' for an unnamed key): its tokens count on that key. */
+  readonly keyName: string;
   readonly owner: string;
   /** Milliseconds since the epoch. */
   readonly expiresAt: number;
@@ -247,14 +249,14 @@ function unchunk(name: string, e: Record<string, unknown>): string {
 function toEntity(r: Omit<SessionRecord, 'etag'>): { partitionKey: string; rowKey: string } & Record<string, unknown> {
   return {
     partitionKey: partitionOf(r.connectionId), rowKey: rowOf(r.connectionId),
-    connectionId: r.connectionId, sessionId: r.sessionId, model: r.model, owner: r.owner,
+    connectionId: r.connectionId, sessionId: r.sessionId, model: r.model, keyName: r.keyName, owner: r.owner,
     expiresAt: r.expiresAt, ended: r.ended, inFlight: r.inFlight, ...chunks('config', r.config),
   };
 }
 
 function fromEntity(e: Record<string, unknown>): SessionRecord {
   return {
-    connectionId: String(e.connectionId), sessionId: String(e.sessionId), model: String(e.model), owner: String(e.owner),
+    connectionId: String(e.connectionId), sessionId: String(e.sessionId), model: String(e.model), keyName: String(e.keyName ?? ''), owner: String(e.owner),
     expiresAt: Number(e.expiresAt), ended: e.ended === true, inFlight: String(e.inFlight ?? ''), config: unchunk('config', e),
     etag: String(e.etag ?? ''),
   };

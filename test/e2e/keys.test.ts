@@ -1,5 +1,7 @@
 import OpenAI from 'openai';
+import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installSimulatorOperations } from '../../src/simulator/operations';
 import { SecretStore } from '../../src/config/secrets';
 import { MemoryLogger } from '../../src/core/log';
 import { useSharedUpstream } from '../support/shared-upstream';
@@ -8,10 +10,13 @@ import { AZURE_KEY, Harness, PROXY_KEY, eventually, startHarness } from '../supp
 
 const upstream = useSharedUpstream();
 const running = upstream.running;
+beforeAll(() => {
+  installSimulatorOperations(upstream.sim); // realtime
+});
 
 const TEAM_KEY = 'team-a-key-5d4c3b2a1f0e';
 const OPS_KEY = 'ops-key-a1b2c3d4e5f6';
-const MODELS = { 'gpt-4o-mini': ['chat-a', 'chat-b'], 'text-embedding-3-small': ['embed'], o3: ['reasoning'] };
+const MODELS = { 'gpt-4o-mini': ['chat-a', 'chat-b'], 'text-embedding-3-small': ['embed'], o3: ['reasoning'], 'gpt-4o-mini-realtime-preview': ['rt-a'] };
 
 /** Everything any client saw in this file, and every gateway's log: no key value may be in it. */
 const seen: string[] = [];
@@ -83,7 +88,7 @@ describe('named keys and the models they may use', () => {
     const deployments = await call(h, TEAM_KEY, '/health/deployments');
     expect(new Set(deployments.body.data.map((d: { model: string }) => d.model))).toEqual(new Set(['gpt-4o-mini', 'o3']));
     // PROXY_API_KEY keeps working, unnamed, with every model.
-    expect((await call(h, PROXY_KEY, '/v1/models')).body.data).toHaveLength(3);
+    expect((await call(h, PROXY_KEY, '/v1/models')).body.data).toHaveLength(Object.keys(MODELS).length);
   });
 
   it('each request\'s log line names its key, never the key itself', async () => {
@@ -212,6 +217,21 @@ describe('limits shared by instances through Table Storage', () => {
       expect(tokensA).toBeGreaterThan(2000 - 200);
     });
   }
+
+  it('a realtime session is a request on the key\'s limits: over rpm, the socket is refused with OpenAI\'s 429', async () => {
+    const [h] = await instances(1, [{ name: 'team-a', key: TEAM_KEY, rpm: 1 }]);
+    const open = () => new Promise<number>((resolve) => {
+      const ws = new WebSocket(`${h.url.replace('http', 'ws')}/v1/realtime?model=gpt-4o-mini-realtime-preview`, { headers: { authorization: `Bearer ${TEAM_KEY}` } });
+      ws.once('open', () => {
+        ws.close();
+        resolve(101);
+      });
+      ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.once('error', () => {});
+    });
+    expect(await open()).toBe(101);
+    expect(await open()).toBe(429);
+  });
 
   it('a storage outage keeps serving, each instance holding to its share of a limit, with one warning each', async () => {
     const hs = await instances(2, [{ name: 'team-a', key: TEAM_KEY, rpm: 10 }, { name: 'team-b', key: OPS_KEY, rpm: 1000 }], { BALANCER_STORAGE_TIMEOUT_MS: '1000' });

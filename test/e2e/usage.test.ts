@@ -1,8 +1,10 @@
 import OpenAI from 'openai';
+import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installSimulatorOperations } from '../../src/simulator/operations';
 import { useSharedUpstream } from '../support/shared-upstream';
 import { Harness, PROXY_KEY, eventually, startHarness } from '../support/harness';
+import { WebPubSubStandIn } from '../support/web-pubsub';
 
 const upstream = useSharedUpstream();
 const running = upstream.running;
@@ -19,6 +21,7 @@ const MODELS = {
   'gpt-35-turbo-instruct': ['instruct'],
   legacy: [{ deployment: 'chat-old', apiVersion: '2024-06-01' }],
   'gpt-4o': [{ deployment: 'resp', apiVersion: 'v1' }],
+  'gpt-4o-mini-realtime-preview': ['rt-a'],
 };
 
 /** Everything a client saw and every log line: no key value may be in it. */
@@ -29,8 +32,8 @@ afterAll(() => {
 });
 
 let tables = 0;
-async function instances(count: number): Promise<Harness[]> {
-  const env = { MODEL_DEPLOYMENTS: JSON.stringify(MODELS), PROXY_KEYS: JSON.stringify(KEYS), BALANCER_STORAGE_CONNECTION: upstream.azurite.connectionString, BALANCER_TABLE: `usage${++tables}`, LIMITS_SYNC_MS: '100' };
+async function instances(count: number, extra: Record<string, string> = {}): Promise<Harness[]> {
+  const env = { MODEL_DEPLOYMENTS: JSON.stringify(MODELS), PROXY_KEYS: JSON.stringify(KEYS), BALANCER_STORAGE_CONNECTION: upstream.azurite.connectionString, BALANCER_TABLE: `usage${++tables}`, LIMITS_SYNC_MS: '100', ...extra };
   const list: Harness[] = [];
   for (let i = 0; i < count; i++) {
     const h = await startHarness({ sharedSimulator: upstream.sim, env: () => env });
@@ -156,6 +159,49 @@ describe('whole answers', () => {
       input_tokens: response.usage!.input_tokens + completed!.usage!.input_tokens,
       output_tokens: response.usage!.output_tokens + completed!.usage!.output_tokens,
     });
+  });
+});
+
+describe('realtime sessions', () => {
+  /** Opens a socket, asks for one response, and closes once response.done has come. */
+  async function oneResponse(url: string, headers: Record<string, string> = {}): Promise<void> {
+    const ws = new WebSocket(url, { headers });
+    const received: string[] = [];
+    ws.on('message', (d) => received.push(String(d)));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    await eventually(() => received.some((e) => e.includes('"session.created"')), 5000, 'session.created');
+    ws.send(JSON.stringify({ type: 'response.create' }));
+    await eventually(() => received.some((e) => e.includes('"response.done"')), 5000, 'response.done');
+    seen.push(...received);
+    ws.close();
+  }
+
+  it('count a session as a request and each response.done\'s tokens, on the direct socket', async () => {
+    const [h] = await instances(1);
+    await oneResponse(`${h.url.replace('http', 'ws')}/v1/realtime?model=gpt-4o-mini-realtime-preview`, { authorization: `Bearer ${TEAM_KEY}` });
+    // The simulator reports 30 input and 12 output tokens per response.
+    await eventually(async () => row((await report(h)).body.data, 'team-a', 'gpt-4o-mini-realtime-preview')?.output_tokens === 12, 3000, 'the response counted');
+    expect(row((await report(h)).body.data, 'team-a', 'gpt-4o-mini-realtime-preview')).toMatchObject({ requests: 1, input_tokens: 30, output_tokens: 12 });
+  });
+
+  it('and over Web PubSub, whichever instance owns the session', async () => {
+    const pubsub = new WebPubSubStandIn('realtime');
+    await pubsub.start();
+    try {
+      const [a, b] = await instances(2, { WEBPUBSUB_CONNECTION_STRING: pubsub.connectionString(), WEBPUBSUB_HUB: 'realtime' });
+      // The session starts on a; Web PubSub posts its events to b, which owns it.
+      pubsub.handlers = [`${b.url}/realtime/events`];
+      const start = await fetch(`${a.url}/v1/realtime/sessions`, { method: 'POST', headers: { authorization: `Bearer ${TEAM_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4o-mini-realtime-preview' }) });
+      expect(start.status).toBe(200);
+      await oneResponse((await start.json()).url);
+      await eventually(async () => row((await report(a)).body.data, 'team-a', 'gpt-4o-mini-realtime-preview')?.output_tokens === 12, 5000, 'b\'s count in the report');
+      expect(row((await report(a)).body.data, 'team-a', 'gpt-4o-mini-realtime-preview')).toMatchObject({ requests: 1, input_tokens: 30, output_tokens: 12 });
+    } finally {
+      await pubsub.close();
+    }
   });
 });
 
