@@ -14,7 +14,10 @@
  * (default 400), BENCH_OPEN_STREAMS the streams held open for the memory figure
  * (default 1000; 0 skips either), BENCH_CPU_PROF a directory for CPU profiles,
  * and BENCH_BASELINE another built checkout whose gateway joins the same passes
- * as "baseline" (to compare a change with what it changes, in one run).
+ * as "baseline" (to compare a change with what it changes, in one run). A
+ * second gateway, "limits", serves the same requests for a named key with
+ * rpm, tpm and token quotas (never reached), so the cost of limits on the hot
+ * path is read beside the same gateway without them.
  */
 import http from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -31,7 +34,7 @@ const STREAMED_REQUESTS = Number(process.env.BENCH_STREAMED ?? 400);
 const BASELINE = process.env.BENCH_BASELINE;
 const MODELS = { 'gpt-4o-mini': ['chat-a'] };
 
-type Proxy = 'floor' | 'gateway' | 'baseline';
+type Proxy = 'floor' | 'gateway' | 'limits' | 'baseline';
 type PathName = 'direct' | Proxy;
 
 interface LoadRow {
@@ -59,6 +62,9 @@ async function main() {
   try {
     proxies.floor = await startThinProxyProcess({ FLOOR_KEY: PROXY_KEY, FLOOR_UPSTREAM: sim.url, FLOOR_UPSTREAM_KEY: AZURE_KEY, FLOOR_MODELS: JSON.stringify(MODELS) });
     proxies.gateway = await startGatewayProcess(gatewayEnv);
+    // Limits high enough never to refuse: what is measured is their bookkeeping on every request.
+    const limited = [{ name: 'bench', key: PROXY_KEY, rpm: 1e9, tpm: 1e12, tokensPerDay: 1e13, tokensPerMonth: 1e14 }];
+    proxies.limits = await startGatewayProcess({ ...gatewayEnv, PROXY_API_KEY: '', PROXY_KEYS: JSON.stringify(limited) });
     if (BASELINE) proxies.baseline = await startGatewayProcess(gatewayEnv, BASELINE);
     const measured = Object.keys(proxies) as Proxy[];
     const paths: PathName[] = ['direct', ...measured];
@@ -99,7 +105,7 @@ async function main() {
     if (STREAMED_REQUESTS > 0) report.streamed = await streamed(paths, target);
     if (OPEN_STREAMS > 0) {
       report.openStreams = {};
-      for (const p of measured) report.openStreams[p] = await openStreams(sim.url, target(p, true), proxies[p]!);
+      for (const p of measured) if (p !== 'limits') report.openStreams[p] = await openStreams(sim.url, target(p, true), proxies[p]!);
     }
 
     printReport(report, measured);
@@ -165,36 +171,36 @@ function printReport(report: Report, measured: readonly Proxy[]): void {
   const hasBaseline = measured.includes('baseline');
   const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
   const rule = (n: number) => row(Array(n).fill('---'));
-  const throughputHead = ['load', 'direct', ...measured, ...measured.map((p) => `${p} / direct`), 'gateway / floor', ...(hasBaseline ? ['gateway / baseline'] : [])];
-  const latencyHead = ['added over direct, p50 / p99', ...measured, 'gateway − floor'];
+  const throughputHead = ['load', 'direct', ...measured, ...measured.map((p) => `${p} / direct`), 'gateway / floor', 'limits / gateway', ...(hasBaseline ? ['gateway / baseline'] : [])];
+  const latencyHead = ['added over direct, p50 / p99', ...measured, 'gateway − floor', 'limits − gateway'];
   const lines = [row(throughputHead), rule(throughputHead.length)];
   for (const { connections, results } of report.loads ?? []) {
     const rate = (p: PathName) => results[p].rps;
     lines.push(row([
       `chat, ${connections} conn`, rps(rate('direct')), ...measured.map((p) => rps(rate(p))),
-      ...measured.map((p) => pct(rate(p) / rate('direct'))), pct(rate('gateway') / rate('floor')),
+      ...measured.map((p) => pct(rate(p) / rate('direct'))), pct(rate('gateway') / rate('floor')), pct(rate('limits') / rate('gateway')),
       ...(hasBaseline ? [pct(rate('gateway') / rate('baseline'))] : []),
     ]));
   }
   lines.push('', row(latencyHead), rule(latencyHead.length));
   for (const { connections, results } of report.loads ?? []) {
     const added = (p: Proxy) => [results[p].p50 - results.direct.p50, results[p].p99 - results.direct.p99];
-    const [g, f] = [added('gateway'), added('floor')];
-    lines.push(row([`chat, ${connections} conn`, ...measured.map((p) => pair(added(p))), pair([g[0] - f[0], g[1] - f[1]])]));
+    const [g, f, l] = [added('gateway'), added('floor'), added('limits')];
+    lines.push(row([`chat, ${connections} conn`, ...measured.map((p) => pair(added(p))), pair([g[0] - f[0], g[1] - f[1]]), pair([l[0] - g[0], l[1] - g[1]])]));
   }
   for (const k of report.streamed ? (['first', 'last'] as const) : []) {
     const s = report.streamed!;
     const [p50, p99] = [`${k}P50`, `${k}P99`] as const;
     const added = (p: Proxy) => [s[p][p50] - s.direct[p50], s[p][p99] - s.direct[p99]];
-    const [g, f] = [added('gateway'), added('floor')];
-    lines.push(row([`streamed, ${k} chunk (direct ${ms(s.direct[p50])} / ${ms(s.direct[p99])} ms)`, ...measured.map((p) => pair(added(p))), pair([g[0] - f[0], g[1] - f[1]])]));
+    const [g, f, l] = [added('gateway'), added('floor'), added('limits')];
+    lines.push(row([`streamed, ${k} chunk (direct ${ms(s.direct[p50])} / ${ms(s.direct[p99])} ms)`, ...measured.map((p) => pair(added(p))), pair([g[0] - f[0], g[1] - f[1]]), pair([l[0] - g[0], l[1] - g[1]])]));
   }
   lines.push('', row(['per request and per stream', ...measured]), rule(measured.length + 1));
   for (const { connections, cpuMsPerRequest } of report.loads ?? []) {
     lines.push(row([`CPU per request, ${connections} conn`, ...measured.map((p) => `${ms(cpuMsPerRequest[p]!)} ms`)]));
   }
   const os = report.openStreams;
-  if (os) lines.push(row([`memory per open stream (${OPEN_STREAMS} held)`, ...measured.map((p) => `${os[p]!.kbPerStream} KB`)]));
+  if (os) lines.push(row([`memory per open stream (${OPEN_STREAMS} held)`, ...measured.map((p) => (os[p] ? `${os[p]!.kbPerStream} KB` : '(not held)'))]));
   console.log(lines.join('\n'));
   for (const p of measured) {
     const held = os?.[p];
