@@ -1,25 +1,19 @@
 /** @module The HTTP client that carries requests to Azure OpenAI. */
-import http from 'node:http';
-import https from 'node:https';
-import type { Socket } from 'node:net';
-import tls from 'node:tls';
-import { performance } from 'node:perf_hooks';
+import type http from 'node:http';
 import { Readable, Transform } from 'node:stream';
+import tls from 'node:tls';
 import zlib from 'node:zlib';
+import { Agent, Dispatcher, errors } from 'undici';
 import { ClientGone } from '../core/http';
 
-/**
- * The HTTP client that talks to Azure OpenAI. node:http with keep-alive agents
- * measured well ahead of the global fetch() for a proxy's hot path, and it lets
- * the response body stream straight through without a web-stream conversion.
- */
+/** One request to Azure OpenAI, made for the call: the client completes its headers rather than copying them. */
 export interface UpstreamCall {
   /** Scheme, host and port, e.g. https://<resource>.openai.azure.com */
   readonly origin: string;
   /** Path and query. */
   readonly path: string;
   readonly method: 'GET' | 'POST' | 'DELETE';
-  /** Made for this call: the client completes it (content-length) rather than copying it. */
+  /** Made for this call: the client completes it (content-length, accept-encoding) rather than copying it. */
   readonly headers: http.OutgoingHttpHeaders;
   readonly body?: Buffer | readonly Buffer[];
   /** The client's departure cancels the call, before or after the response starts. */
@@ -61,99 +55,164 @@ export interface UpstreamClient {
 }
 
 export interface AgentOptions {
-  /** Sockets per upstream origin; sized for many concurrent streams. */
+  /** Connections per upstream origin; sized for many concurrent streams. */
   readonly maxSockets?: number;
-  readonly maxFreeSockets?: number;
   /** Certificate authorities trusted besides the system's: a test's own, never needed for Azure. */
   readonly ca?: Buffer;
 }
 
-export class NodeHttpUpstream implements UpstreamClient {
-  private readonly httpAgent: http.Agent;
-  private readonly httpsAgent: https.Agent;
-  /** Parsed once per origin: a handful of resources serve every request. */
-  private readonly origins = new Map<string, URL>();
-  private readonly idle = new IdleWatch();
+type Controller = Dispatcher.DispatchController;
+
+/**
+ * The upstream client on undici's dispatcher API: its pool and parser spend
+ * less per request than node:http's Agent and ClientRequest (measured in
+ * `npm run bench`), and the handler below is the whole of what a request
+ * costs beyond them: no AbortController, no IncomingMessage, one timer.
+ * HTTP/1.1 only, as node:http was: Azure's HTTP/2 has never been tried here.
+ */
+export class UndiciUpstream implements UpstreamClient {
+  private readonly agent: Agent;
 
   constructor(options: AgentOptions = {}) {
-    const common = {
-      keepAlive: true,
-      maxSockets: options.maxSockets ?? 1024,
-      maxFreeSockets: options.maxFreeSockets ?? 256,
-      scheduling: 'lifo' as const,
-    };
-    this.httpAgent = new http.Agent(common);
-    this.httpsAgent = new https.Agent(options.ca ? { ...common, ca: [...tls.rootCertificates, options.ca.toString()] } : common);
+    this.agent = new Agent({
+      connections: options.maxSockets ?? 1024,
+      pipelining: 1,
+      allowH2: false,
+      // The gateway's own timers govern the wait for headers and body (see ReplyHandler).
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      connect: options.ca ? { ca: [...tls.rootCertificates, options.ca.toString()] } : undefined,
+    });
   }
 
   send(call: UpstreamCall): Promise<UpstreamReply> {
     return new Promise((resolve, reject) => {
       if (call.gone.happened) return reject(new UpstreamFailure('aborted'));
-      let origin = this.origins.get(call.origin);
-      if (origin === undefined) {
-        origin = new URL(call.origin);
-        this.origins.set(call.origin, origin);
-      }
-      const secure = origin.protocol === 'https:';
-      const body = call.body;
-      const length = body === undefined ? 0 : Buffer.isBuffer(body) ? body.length : sum(body as readonly Buffer[]);
       const headers = call.headers;
-      if (call.method !== 'GET') headers['content-length'] = length;
       // The gateway reads answers (usage, events, errors) and labels them for its client: plain bytes, please.
       headers['accept-encoding'] = 'identity';
-
-      const request = (secure ? https : http).request({
-        protocol: origin.protocol,
-        hostname: origin.hostname,
-        port: origin.port || undefined,
-        path: call.path,
-        method: call.method,
-        headers,
-        agent: secure ? this.httpsAgent : this.httpAgent,
-      });
-
-      let settled = false;
-      const fail = (kind: UpstreamFailureKind, cause?: unknown) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        stopWatching();
-        request.destroy();
-        reject(new UpstreamFailure(kind, { cause }));
-      };
-      const timer = setTimeout(() => fail('timeout'), call.headersTimeoutMs);
-      const stopWatching = call.gone.on(() => fail('aborted'));
-
-      request.on('error', (err) => fail('connect', err));
-      request.on('response', (response) => {
-        if (settled) return void response.destroy();
-        settled = true;
-        clearTimeout(timer);
-        stopWatching();
-        // From here the caller owns the body; a client that leaves still cancels it.
-        const stopLate = call.gone.on(() => response.destroy(new UpstreamFailure('aborted')));
-        response.once('close', stopLate);
-        this.idle.watch(response, call.idleTimeoutMs);
-        // Errors after this point surface through the body stream; keep the request quiet.
-        request.removeAllListeners('error');
-        request.on('error', ignore);
-        resolve(decoded(response));
-      });
-
-      if (body === undefined) request.end();
-      else if (Buffer.isBuffer(body)) request.end(body);
-      else {
-        for (const part of body as readonly Buffer[]) request.write(part);
-        request.end();
+      let body: Buffer | Iterable<Buffer> | null = null;
+      if (call.body !== undefined) {
+        if (Buffer.isBuffer(call.body)) body = call.body;
+        else {
+          const parts = call.body as readonly Buffer[];
+          headers['content-length'] = String(sum(parts));
+          body = parts;
+        }
+      } else if (call.method !== 'GET') {
+        headers['content-length'] = '0';
+      }
+      const handler = new ReplyHandler(call, resolve, reject);
+      try {
+        this.agent.dispatch({
+          origin: call.origin,
+          path: call.path,
+          method: call.method,
+          headers: headers as Record<string, string>,
+          // An iterable of parts is sent as it is, with the length declared above (undici's types lag its runtime here).
+          body: body as Buffer | null,
+          bodyTimeout: call.idleTimeoutMs,
+        }, handler);
+      } catch (err) {
+        handler.fail('connect', err);
       }
     });
   }
 
   close(): void {
-    this.idle.close();
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    void this.agent.destroy().catch(() => {});
   }
+}
+
+/**
+ * One request's life: rejects with a "timeout" when no headers came within
+ * the call's time (connecting and queueing included), "aborted" when the
+ * client left, "connect" for anything else before the headers; after them,
+ * the same failures destroy the body.
+ */
+class ReplyHandler implements Dispatcher.DispatchHandler {
+  private controller: Controller | undefined;
+  private body: ReplyBody | undefined;
+  private settled = false;
+  private readonly timer: NodeJS.Timeout;
+  private stopWatching: () => void;
+
+  constructor(
+    private readonly call: UpstreamCall,
+    private readonly resolve: (reply: UpstreamReply) => void,
+    private readonly reject: (err: UpstreamFailure) => void,
+  ) {
+    this.timer = setTimeout(() => this.fail('timeout'), call.headersTimeoutMs);
+    this.stopWatching = call.gone.on(() => this.fail('aborted'));
+  }
+
+  fail(kind: UpstreamFailureKind, cause?: unknown): void {
+    const failure = cause instanceof UpstreamFailure ? cause : new UpstreamFailure(kind, { cause });
+    if (!this.settled) {
+      this.settled = true;
+      clearTimeout(this.timer);
+      this.stopWatching();
+      this.reject(failure);
+    } else if (this.body !== undefined) {
+      this.body.destroy(failure);
+    }
+    this.controller?.abort(failure);
+  }
+
+  onRequestStart(controller: Controller): void {
+    this.controller = controller;
+    // Settled before a connection was free (a timeout, the client gone): nothing is to be sent.
+    if (this.settled && this.body === undefined) controller.abort(new UpstreamFailure('aborted'));
+  }
+
+  onResponseStart(controller: Controller, status: number, headers: http.IncomingHttpHeaders): void {
+    if (status < 200 || this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.stopWatching();
+    const body = new ReplyBody(controller);
+    this.body = body;
+    // From here the caller owns the body; a client that leaves still cancels it.
+    const stopLate = this.call.gone.on(() => body.destroy(new UpstreamFailure('aborted')));
+    body.once('close', stopLate);
+    this.resolve(decoded(status, headers, body));
+  }
+
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    if (this.body !== undefined && !this.body.push(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.body?.push(null);
+  }
+
+  onResponseError(_controller: Controller, err: Error): void {
+    const kind: UpstreamFailureKind = err instanceof errors.BodyTimeoutError || err instanceof errors.HeadersTimeoutError ? 'timeout' : 'connect';
+    if (!this.settled) return this.fail(kind, err);
+    if (this.body !== undefined && !this.body.destroyed) this.body.destroy(err instanceof UpstreamFailure ? err : new UpstreamFailure(kind, { cause: err }));
+  }
+}
+
+/** A reply's body: read on demand, so a slow client holds the upstream back (and its idle time does not run). */
+class ReplyBody extends Readable {
+  constructor(private readonly controller: Controller) {
+    super();
+  }
+
+  override _read(): void {
+    if (this.controller.paused) this.controller.resume();
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    if (!this.readableEnded && !this.controller.aborted) this.controller.abort(err ?? new UpstreamFailure('aborted'));
+    done(err);
+  }
+}
+
+function sum(parts: readonly Buffer[]): number {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  return n;
 }
 
 /**
@@ -161,24 +220,22 @@ export class NodeHttpUpstream implements UpstreamClient {
  * to (seen behind proxies): the gateway must never pass compressed bytes on
  * labelled as JSON. An encoding Node cannot decode fails as a broken answer.
  */
-function decoded(response: http.IncomingMessage): UpstreamReply {
-  const status = response.statusCode ?? 502;
-  const encoding = response.headers['content-encoding']?.trim().toLowerCase();
-  if (encoding === undefined || encoding === '' || encoding === 'identity') return { status, headers: response.headers, body: response };
-  const { 'content-encoding': _encoding, 'content-length': _length, ...headers } = response.headers;
+function decoded(status: number, headers: http.IncomingHttpHeaders, response: Readable): UpstreamReply {
+  const encoding = headers['content-encoding']?.trim().toLowerCase();
+  if (encoding === undefined || encoding === '' || encoding === 'identity') return { status, headers, body: response };
+  const { 'content-encoding': _encoding, 'content-length': _length, ...rest } = headers;
   const decoder = decoderFor(encoding);
   if (decoder === undefined) response.destroy(new UpstreamFailure('connect'));
   const body: Readable = decoder ?? response;
   if (decoder !== undefined) {
+    // Cut off midway, the reply fails: the decoder must fail too rather than end on what it has.
     response.once('error', (err) => decoder.destroy(err));
-    // Cut off midway: the decoder must fail too rather than end on what it has.
-    response.once('aborted', () => decoder.destroy(response.errored ?? new UpstreamFailure('connect')));
     decoder.once('close', () => {
       if (!response.readableEnded) response.destroy();
     });
     response.pipe(decoder);
   }
-  return { status, headers, body };
+  return { status, headers: rest, body };
 }
 
 function decoderFor(encoding: string): Transform | undefined {
@@ -188,60 +245,3 @@ function decoderFor(encoding: string): Transform | undefined {
   return undefined;
 }
 
-/**
- * Fails response bodies with a "timeout" when no byte has arrived for their
- * idle time while the gateway was reading them. One timer for every open
- * response, checking each a few times per period against its socket's byte
- * count: no timer work per chunk, and none made per request.
- */
-class IdleWatch {
-  private readonly watched = new Map<http.IncomingMessage, { readonly socket: Socket; readonly idleMs: number; bytes: number; quietSince: number }>();
-  private timer: NodeJS.Timeout | undefined;
-  private step = Infinity;
-  private sweptAt = 0;
-
-  watch(response: http.IncomingMessage, idleMs: number): void {
-    const now = performance.now();
-    this.watched.set(response, { socket: response.socket, idleMs, bytes: response.socket.bytesRead, quietSince: now });
-    response.once('close', () => this.watched.delete(response));
-    const step = Math.max(10, Math.floor(idleMs / 4));
-    if (step < this.step) {
-      this.step = step;
-      clearInterval(this.timer);
-      this.timer = setInterval(() => this.sweep(), step).unref();
-      this.sweptAt = now;
-    }
-  }
-
-  private sweep(): void {
-    const now = performance.now();
-    // A sweep that comes late found the process busy, not the upstream quiet: bytes may be waiting unread.
-    const late = now - this.sweptAt > 2 * this.step;
-    this.sweptAt = now;
-    for (const [response, w] of this.watched) {
-      // Not being read (backpressure, or not yet handed on): the upstream is not to blame.
-      if (w.socket.bytesRead !== w.bytes || response.readableFlowing !== true || response.readableLength > 0) {
-        w.bytes = w.socket.bytesRead;
-        w.quietSince = now;
-      } else if (!late && now - w.quietSince >= w.idleMs) {
-        this.watched.delete(response);
-        response.destroy(new UpstreamFailure('timeout'));
-      }
-    }
-  }
-
-  close(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    this.step = Infinity;
-    this.watched.clear();
-  }
-}
-
-function ignore(): void {}
-
-function sum(parts: readonly Buffer[]): number {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  return n;
-}

@@ -20,7 +20,7 @@ import { SharedView } from '../balancer/shared-state';
 import { SharedHolders, StoredHolders } from '../balancer/holders';
 import { DeploymentStats } from '../balancer/stats';
 import { JsonLineLogger, Logger, RateLimitedWarning } from '../core/log';
-import { NodeHttpUpstream, UpstreamClient } from '../azure-openai/client';
+import { UndiciUpstream, UpstreamClient } from '../azure-openai/client';
 import { KeyOrTokenAuth, TokenCache, UpstreamAuth } from '../azure-openai/auth';
 import { Readiness } from './readiness';
 
@@ -135,7 +135,7 @@ export class Gateway {
     }
     const secrets = deps.secrets;
     this.azure = new AzureOpenAI({
-      client: deps.upstream ?? new NodeHttpUpstream(),
+      client: deps.upstream ?? new UndiciUpstream(),
       auth: deps.upstreamAuth ?? new KeyOrTokenAuth(
         deps.credential ? new TokenCache(deps.credential, undefined, this.now) : undefined,
         secrets ? () => secrets.azureOpenAIKey : undefined,

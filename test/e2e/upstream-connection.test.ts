@@ -2,7 +2,7 @@ import https from 'node:https';
 import { AddressInfo } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NodeHttpUpstream } from '../../src/azure-openai/client';
+import { UndiciUpstream } from '../../src/azure-openai/client';
 import { Harness, PROXY_KEY, startHarness } from '../support/harness';
 import { OwnUpstream, startOwnUpstream } from '../support/own-upstream';
 import { selfSignedCert } from '../support/tls';
@@ -31,7 +31,7 @@ describe('TLS to Azure OpenAI', () => {
   });
 
   it('names the resource\'s host for TLS (SNI) and serves over a certificate it trusts', async () => {
-    const h = await startHarness({ env: () => ({ AZURE_OPENAI_ENDPOINT: endpoint }), deps: { upstream: new NodeHttpUpstream({ ca: cert }) } });
+    const h = await startHarness({ env: () => ({ AZURE_OPENAI_ENDPOINT: endpoint }), deps: { upstream: new UndiciUpstream({ ca: cert }) } });
     try {
       const res = await chat(h);
       expect(res.status).toBe(200);

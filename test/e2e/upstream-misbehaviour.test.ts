@@ -2,7 +2,7 @@ import http from 'node:http';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AZURE_KEY, PROXY_KEY } from '../support/harness';
-import { NodeHttpUpstream, UpstreamCall, UpstreamClient } from '../../src/azure-openai/client';
+import { UndiciUpstream, UpstreamCall, UpstreamClient } from '../../src/azure-openai/client';
 import { OwnUpstream, startOwnUpstream } from '../support/own-upstream';
 import { harnessForFile } from '../support/suite';
 
@@ -33,7 +33,7 @@ afterAll(async () => upstream.close());
  * carry a real-looking resource host while its calls cross real sockets.
  */
 class PointedAtTestServer implements UpstreamClient {
-  private readonly inner = new NodeHttpUpstream();
+  private readonly inner = new UndiciUpstream();
 
   send(call: UpstreamCall) {
     return this.inner.send({ ...call, origin: upstream.url });
