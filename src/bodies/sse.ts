@@ -5,6 +5,9 @@ const LF2 = Buffer.from('\n\n');
 const CRLF2 = Buffer.from('\r\n\r\n');
 const EMPTY_CHOICES = Buffer.from('"choices":[]');
 const EMPTY_CHOICES_SPACED = Buffer.from('"choices": []');
+const EMPTY_ARRAY = Buffer.from('[]');
+const CR = 0x0d;
+const CLOSE_BRACE = 0x7d;
 /** What every chunk carries once usage is asked for (OpenAI: "All other chunks will also include a usage field, but with a null value"); Azure writes usage last. */
 const NULL_USAGE = Buffer.from(',"usage":null');
 
@@ -72,6 +75,8 @@ export class AzureEventFilter extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    // What this chunk passes on, as slices: pushed as one, since every push is a write (and a chunk frame) to the client.
+    const out: Buffer[] = [];
     let from = 0;
     if (this.heldBytes > 0) {
       const end = this.endAcross(chunk);
@@ -79,29 +84,31 @@ export class AzureEventFilter extends Transform {
         this.hold(chunk);
         return done();
       }
-      this.finishHeld(chunk.subarray(0, end));
+      this.finishHeld(chunk.subarray(0, end), out);
       from = end;
     }
     // Whole events inside this chunk go on as slices of it, dropped ones cut out.
     let start = from;
     let keptFrom = from;
-    const ends = new EventEnds(chunk);
+    const scan = new ChunkScan(chunk);
     for (;;) {
-      const end = ends.after(start);
+      const end = scan.eventEnd(start);
       if (end < 0) break;
-      if (this.isDropped(chunk, start, end)) {
-        if (start > keptFrom) this.push(chunk.subarray(keptFrom, start));
+      if (this.isDropped(chunk, start, end, scan.mayBeEmpty(start, end))) {
+        if (start > keptFrom) out.push(chunk.subarray(keptFrom, start));
         keptFrom = end;
-      } else {
-        const at = this.nullUsageAt(chunk, start, end);
+      } else if (this.stripUsage) {
+        const at = scan.nullUsage(start, end);
         if (at >= 0) {
-          this.push(chunk.subarray(keptFrom, at));
+          out.push(chunk.subarray(keptFrom, at));
           keptFrom = at + NULL_USAGE.length;
         }
       }
       start = end;
     }
-    if (start > keptFrom) this.push(chunk.subarray(keptFrom, start));
+    if (start > keptFrom) out.push(chunk.subarray(keptFrom, start));
+    if (out.length === 1) this.push(out[0]);
+    else if (out.length > 1) this.push(Buffer.concat(out));
     if (start < chunk.length) this.hold(chunk.subarray(start));
     done();
   }
@@ -142,20 +149,17 @@ export class AzureEventFilter extends Transform {
     this.heldBytes = tail.length;
   }
 
-  /** The held event ends with `rest`: examine it whole, or finish streaming it. */
-  private finishHeld(rest: Buffer): void {
+  /** The held event ends with `rest`: examine it whole (what it passes on goes to `out`), or finish streaming it. */
+  private finishHeld(rest: Buffer, out: Buffer[]): void {
     if (this.passing) {
       this.push(rest);
       this.passing = false;
     } else {
       const event = this.held.length === 0 ? rest : Buffer.concat([...this.held, rest], this.heldBytes + rest.length);
-      if (!this.isDropped(event, 0, event.length)) {
-        const at = this.nullUsageAt(event, 0, event.length);
-        if (at < 0) this.push(event);
-        else {
-          this.push(event.subarray(0, at));
-          this.push(event.subarray(at + NULL_USAGE.length));
-        }
+      if (!this.isDropped(event, 0, event.length, true)) {
+        const at = this.stripUsage ? event.indexOf(NULL_USAGE) : -1;
+        if (at < 0) out.push(event);
+        else out.push(event.subarray(0, at), event.subarray(at + NULL_USAGE.length));
       }
     }
     this.held = [];
@@ -174,9 +178,13 @@ export class AzureEventFilter extends Transform {
     return eventEnd(chunk, 0);
   }
 
-  /** Whether an event is held back from the client; every event passed on is counted. */
-  private isDropped(buf: Buffer, start: number, end: number): boolean {
-    const dropped = this.drops(buf.subarray(start, end));
+  /**
+   * Whether an event is held back from the client; every event passed on is
+   * counted. `mayBeEmpty`: whether an empty `choices` may be in it (only such
+   * an event is read).
+   */
+  private isDropped(buf: Buffer, start: number, end: number, mayBeEmpty: boolean): boolean {
+    const dropped = mayBeEmpty && this.drops(buf.subarray(start, end));
     if (!dropped) this.watch.onEvent?.();
     return dropped;
   }
@@ -190,34 +198,73 @@ export class AzureEventFilter extends Transform {
     }
     return true;
   }
-
-  /** Where a kept event's `,"usage":null` starts, when the client is not to see it; else -1. */
-  private nullUsageAt(buf: Buffer, start: number, end: number): number {
-    if (!this.stripUsage) return -1;
-    const at = buf.subarray(start, end).indexOf(NULL_USAGE);
-    return at < 0 ? -1 : start + at;
-  }
 }
 
 /**
- * Finds event ends in one chunk, each separator searched for once: looking
- * for a CRLF blank line afresh at every event scanned the rest of the chunk
- * each time (Azure separates with LF, so that search always ran to the end).
+ * What the filter looks for in one chunk, each needle searched for once per
+ * chunk rather than once per event: looking afresh at every event scanned the
+ * rest of the chunk each time (Azure separates with LF, so a CRLF search
+ * always ran to the end), and each search is a call into native code.
  */
-class EventEnds {
-  /** Next LF and CRLF blank line at or after the last search point; -1: none in the rest of the chunk. */
-  private lf = -2;
-  private crlf = -2;
+class ChunkScan {
+  private readonly lf: Occurrences;
+  private readonly crlf: Occurrences;
+  private readonly brackets: Occurrences;
+  private readonly usageNull: Occurrences;
+  /** The length of the blank line that ended the last event found. */
+  private separator = 0;
 
-  constructor(private readonly buf: Buffer) {}
+  constructor(private readonly buf: Buffer) {
+    this.lf = new Occurrences(buf, LF2);
+    // A byte search is far cheaper than a pattern search: Azure's chunks carry no CR at all.
+    this.crlf = new Occurrences(buf, CRLF2, buf.indexOf(CR) >= 0);
+    // Either spelling of an empty `choices` holds "[]", which is rare anywhere else: drops() makes sure.
+    this.brackets = new Occurrences(buf, EMPTY_ARRAY);
+    this.usageNull = new Occurrences(buf, NULL_USAGE);
+  }
 
   /** Index just past the blank line that ends the event starting at `from`, or -1. */
-  after(from: number): number {
-    if (this.lf !== -1 && this.lf < from) this.lf = this.buf.indexOf(LF2, from);
-    if (this.crlf !== -1 && this.crlf < from) this.crlf = this.buf.indexOf(CRLF2, from);
-    const { lf, crlf } = this;
+  eventEnd(from: number): number {
+    const lf = this.lf.from(from);
+    const crlf = this.crlf.from(from);
+    this.separator = crlf >= 0 && (lf < 0 || crlf < lf) ? CRLF2.length : LF2.length;
     if (crlf >= 0 && (lf < 0 || crlf < lf)) return crlf + CRLF2.length;
     return lf < 0 ? -1 : lf + LF2.length;
+  }
+
+  /** Whether an empty `choices` may be within [start, end). */
+  mayBeEmpty(start: number, end: number): boolean {
+    return this.brackets.within(start, end);
+  }
+
+  /** Where `,"usage":null` starts in the event [start, end) that eventEnd just found, or -1. */
+  nullUsage(start: number, end: number): number {
+    // Azure writes it last, just before the closing brace: looked at there first, then searched for.
+    const brace = end - this.separator - 1;
+    const at = brace - NULL_USAGE.length;
+    if (at >= start && this.buf[brace] === CLOSE_BRACE && this.buf.compare(NULL_USAGE, 0, NULL_USAGE.length, at, brace) === 0) return at;
+    return this.usageNull.within(start, end) ? this.usageNull.from(start) : -1;
+  }
+}
+
+/** The next place a needle occurs in a buffer at or after a point that only moves forward. */
+class Occurrences {
+  /** The last occurrence found; -2 before the first search, -1 when none is left. */
+  private at: number;
+
+  constructor(private readonly buf: Buffer, private readonly needle: Buffer, mayOccur = true) {
+    this.at = mayOccur ? -2 : -1;
+  }
+
+  from(start: number): number {
+    if (this.at !== -1 && this.at < start) this.at = this.buf.indexOf(this.needle, start);
+    return this.at;
+  }
+
+  /** Whether the needle occurs wholly within [start, end). */
+  within(start: number, end: number): boolean {
+    const at = this.from(start);
+    return at >= 0 && at + this.needle.length <= end;
   }
 }
 

@@ -61,6 +61,21 @@ describe('the Azure event filter', () => {
     }
   });
 
+  it('removes a "usage":null wherever the chunk writes it, last or not, whatever the separator', async () => {
+    const events = [
+      'data: {"choices":[{"index":0,"delta":{"content":"a"}}],"usage":null}\n\n',
+      'data: {"choices":[{"index":0,"delta":{"content":"b"}}],"usage":null,"model":"m"}\r\n\r\n',
+    ];
+    const filter = new AzureEventFilter({ clientWantsUsage: false });
+    Readable.from([Buffer.from(events.join(''))]).pipe(filter);
+    let text = '';
+    for await (const c of filter) text += c;
+    expect(text).toBe([
+      'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n',
+      'data: {"choices":[{"index":0,"delta":{"content":"b"}}],"model":"m"}\r\n\r\n',
+    ].join(''));
+  });
+
   it('passes a trailing partial event through at the end rather than losing it', async () => {
     const { text } = await filtered([Buffer.from('data: {"choices":[{"index":0}]}\n\ndata: [DO')]);
     expect(text).toBe('data: {"choices":[{"index":0}]}\n\ndata: [DO');
