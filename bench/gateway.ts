@@ -64,7 +64,7 @@ async function main() {
     proxies.gateway = await startGatewayProcess(gatewayEnv);
     // Limits high enough never to refuse: what is measured is their bookkeeping on every request.
     const limited = [{ name: 'bench', key: PROXY_KEY, rpm: 1e9, tpm: 1e12, tokensPerDay: 1e13, tokensPerMonth: 1e14 }];
-    proxies.limits = await startGatewayProcess({ ...gatewayEnv, PROXY_API_KEY: '', PROXY_KEYS: JSON.stringify(limited) });
+    proxies.limits = await startGatewayProcess({ ...gatewayEnv, PROXY_API_KEY: '', PROXY_KEYS: JSON.stringify(limited) }, undefined, 'limits');
     if (BASELINE) proxies.baseline = await startGatewayProcess(gatewayEnv, BASELINE);
     const measured = Object.keys(proxies) as Proxy[];
     const paths: PathName[] = ['direct', ...measured];

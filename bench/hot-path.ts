@@ -54,9 +54,17 @@ function bodyOf(buf: Buffer): Readable {
   });
 }
 
-/** Answers every call at once, from memory. */
+/** Answers every call at once, from memory, its body streamed or read whole as the real client's reply is. */
 const upstream = {
-  send: () => Promise.resolve({ status: 200, headers: { 'content-type': 'application/json', 'content-length': String(ANSWER.length) }, body: bodyOf(ANSWER) }),
+  send: () => Promise.resolve({
+    status: 200,
+    headers: { 'content-type': 'application/json', 'content-length': String(ANSWER.length) },
+    get body() {
+      return bodyOf(ANSWER);
+    },
+    whole: () => Promise.resolve(ANSWER),
+    discard: () => {},
+  }),
   close: () => {},
 };
 

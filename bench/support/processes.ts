@@ -24,10 +24,13 @@ function profileFlags(name: string): string[] {
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
 }
 
-/** The gateway's local host; `checkout` names another built checkout to run its gateway instead of this one. */
-export function startGatewayProcess(env: Record<string, string>, checkout?: string): Promise<ServiceProcess> {
+/**
+ * The gateway's local host; `checkout` names another built checkout to run its
+ * gateway instead of this one, `name` its CPU profile's file.
+ */
+export function startGatewayProcess(env: Record<string, string>, checkout?: string, name = checkout === undefined ? 'gateway' : 'baseline'): Promise<ServiceProcess> {
   const main = checkout === undefined ? path.resolve(__dirname, '../../src/local/main.js') : path.resolve(checkout, 'dist/src/local/main.js');
-  return startService(main, { PORT: '0', ...env }, profileFlags(checkout === undefined ? 'gateway' : 'baseline'));
+  return startService(main, { PORT: '0', ...env }, profileFlags(name));
 }
 
 /** The bench's calibration floor (support/thin-proxy.ts), started and measured like the gateway. */

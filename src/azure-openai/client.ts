@@ -28,12 +28,25 @@ export interface UpstreamCall {
   readonly idleTimeoutMs: number;
 }
 
+/**
+ * Azure's answer, its body taken one of three ways, once: streamed (`body`),
+ * read whole (`whole`) or thrown away (`discard`). Always plain bytes: a
+ * compressed answer is decoded on the way.
+ */
 export interface UpstreamReply {
   readonly status: number;
   /** As Azure sent them, except that a body the client decoded has no content-encoding or content-length. */
   readonly headers: http.IncomingHttpHeaders;
-  /** Always plain bytes: a compressed answer is decoded on the way. */
+  /** The body as a stream, made when first asked for. */
   readonly body: Readable;
+  /**
+   * The whole body, without a stream: cheaper for the small answers the
+   * gateway reads. Fails with an UpstreamFailure when the answer breaks off,
+   * stalls or the client leaves, and ("connect") past `limit` bytes.
+   */
+  whole(limit: number): Promise<Buffer>;
+  /** The body is not wanted: it is read and dropped, so the connection can serve again. */
+  discard(): void;
 }
 
 export type UpstreamFailureKind = 'timeout' | 'connect' | 'aborted';
@@ -127,12 +140,19 @@ export class UndiciUpstream implements UpstreamClient {
 /**
  * One request's life: rejects with a "timeout" when no headers came within
  * the call's time (connecting and queueing included), "aborted" when the
- * client left, "connect" for anything else before the headers; after them,
- * the same failures destroy the body.
+ * client left, "connect" for anything else before the headers. After them it
+ * is the reply, and its body goes wherever the reply's reader asks.
  */
-class ReplyHandler implements Dispatcher.DispatchHandler {
+class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
+  status = 0;
+  headers: http.IncomingHttpHeaders = {};
   private controller: Controller | undefined;
-  private body: ReplyBody | undefined;
+  /** Where the body goes: undecided (held here) until the reader asks for it one way. */
+  private sink: ReplyBody | WholeBody | 'discard' | undefined;
+  /** What arrived before the reader chose: chunks, then perhaps its end or failure. */
+  private early: Buffer[] = [];
+  private earlyBytes = 0;
+  private earlyEnd: UpstreamFailure | 'end' | undefined;
   private settled = false;
   private readonly timer: NodeJS.Timeout;
   private stopWatching: () => void;
@@ -153,8 +173,8 @@ class ReplyHandler implements Dispatcher.DispatchHandler {
       clearTimeout(this.timer);
       this.stopWatching();
       this.reject(failure);
-    } else if (this.body !== undefined) {
-      this.body.destroy(failure);
+    } else {
+      this.ended(failure);
     }
     this.controller?.abort(failure);
   }
@@ -162,38 +182,123 @@ class ReplyHandler implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Controller): void {
     this.controller = controller;
     // Settled before a connection was free (a timeout, the client gone): nothing is to be sent.
-    if (this.settled && this.body === undefined) controller.abort(new UpstreamFailure('aborted'));
+    if (this.settled) controller.abort(new UpstreamFailure('aborted'));
   }
 
-  onResponseStart(controller: Controller, status: number, headers: http.IncomingHttpHeaders): void {
+  onResponseStart(_controller: Controller, status: number, headers: http.IncomingHttpHeaders): void {
     if (status < 200 || this.settled) return;
     this.settled = true;
     clearTimeout(this.timer);
-    this.stopWatching();
-    const body = new ReplyBody(controller);
-    this.body = body;
-    // From here the caller owns the body; a client that leaves still cancels it.
-    const stopLate = this.call.gone.on(() => body.destroy(new UpstreamFailure('aborted')));
-    body.once('close', stopLate);
-    this.resolve(decoded(status, headers, body));
+    this.status = status;
+    this.headers = headers;
+    // The watch on the client stays: from here its leaving ends the body.
+    this.resolve(decoded(this));
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
-    if (this.body !== undefined && !this.body.push(chunk)) controller.pause();
+    const sink = this.sink;
+    if (sink === undefined) {
+      this.early.push(chunk);
+      this.earlyBytes += chunk.length;
+      // Held until the reader chooses (microtasks away); a reader that never does must not make it grow.
+      if (this.earlyBytes >= EARLY_BYTES) controller.pause();
+    } else if (sink instanceof ReplyBody) {
+      if (!sink.push(chunk)) controller.pause();
+    } else if (sink instanceof WholeBody) {
+      if (!sink.add(chunk)) this.fail('connect', new Error('the answer is larger than the gateway reads'));
+    }
   }
 
   onResponseEnd(): void {
-    this.body?.push(null);
+    this.ended('end');
   }
 
   onResponseError(_controller: Controller, err: Error): void {
-    const kind: UpstreamFailureKind = err instanceof errors.BodyTimeoutError || err instanceof errors.HeadersTimeoutError ? 'timeout' : 'connect';
-    if (!this.settled) return this.fail(kind, err);
-    if (this.body !== undefined && !this.body.destroyed) this.body.destroy(err instanceof UpstreamFailure ? err : new UpstreamFailure(kind, { cause: err }));
+    if (!this.settled) return this.fail(timedOut(err) ? 'timeout' : 'connect', err);
+    this.ended(err instanceof UpstreamFailure ? err : new UpstreamFailure(timedOut(err) ? 'timeout' : 'connect', { cause: err }));
+  }
+
+  /** The body ended, or failed: its reader hears of it, and the client's leaving no longer matters. */
+  private ended(how: UpstreamFailure | 'end'): void {
+    const sink = this.sink;
+    if (sink === undefined) {
+      this.earlyEnd ??= how;
+      return;
+    }
+    this.stopWatching();
+    if (sink instanceof ReplyBody) {
+      if (how === 'end') sink.push(null);
+      else if (!sink.destroyed) sink.destroy(how);
+    } else if (sink instanceof WholeBody) {
+      sink.settle(how);
+    }
+  }
+
+  get body(): Readable {
+    if (this.sink instanceof ReplyBody) return this.sink;
+    const body = new ReplyBody(this.controller!);
+    this.choose(body);
+    body.once('close', () => this.stopWatching());
+    return body;
+  }
+
+  whole(limit: number): Promise<Buffer> {
+    const sink = new WholeBody(limit);
+    this.choose(sink);
+    return sink.done;
+  }
+
+  discard(): void {
+    this.choose('discard');
+  }
+
+  /** The reader's choice: what arrived early goes there first. */
+  private choose(sink: ReplyBody | WholeBody | 'discard'): void {
+    if (this.sink !== undefined) throw new Error('an upstream body is read once');
+    this.sink = sink;
+    const early = this.early;
+    this.early = [];
+    for (const chunk of early) this.onResponseData(this.controller!, chunk);
+    if (this.earlyEnd !== undefined) this.ended(this.earlyEnd);
+    else if (this.controller!.paused && !(sink instanceof ReplyBody)) this.controller!.resume();
   }
 }
 
-/** A reply's body: read on demand, so a slow client holds the upstream back (and its idle time does not run). */
+/** Bytes of a body held before its reader chooses how to take it. */
+const EARLY_BYTES = 64 * 1024;
+
+function timedOut(err: Error): boolean {
+  return err instanceof errors.BodyTimeoutError || err instanceof errors.HeadersTimeoutError;
+}
+
+/** A body read whole: its chunks, then one Buffer. */
+class WholeBody {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private resolve!: (body: Buffer) => void;
+  private reject!: (err: UpstreamFailure) => void;
+  readonly done = new Promise<Buffer>((resolve, reject) => {
+    this.resolve = resolve;
+    this.reject = reject;
+  });
+
+  constructor(private readonly limit: number) {}
+
+  /** False once the body is past its limit. */
+  add(chunk: Buffer): boolean {
+    this.size += chunk.length;
+    if (this.size > this.limit) return false;
+    this.chunks.push(chunk);
+    return true;
+  }
+
+  settle(how: UpstreamFailure | 'end'): void {
+    if (how !== 'end') return this.reject(how);
+    this.resolve(this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size));
+  }
+}
+
+/** A reply's body as a stream: read on demand, so a slow client holds the upstream back (and its idle time does not run). */
 class ReplyBody extends Readable {
   constructor(private readonly controller: Controller) {
     super();
@@ -220,22 +325,40 @@ function sum(parts: readonly Buffer[]): number {
  * to (seen behind proxies): the gateway must never pass compressed bytes on
  * labelled as JSON. An encoding Node cannot decode fails as a broken answer.
  */
-function decoded(status: number, headers: http.IncomingHttpHeaders, response: Readable): UpstreamReply {
-  const encoding = headers['content-encoding']?.trim().toLowerCase();
-  if (encoding === undefined || encoding === '' || encoding === 'identity') return { status, headers, body: response };
-  const { 'content-encoding': _encoding, 'content-length': _length, ...rest } = headers;
+function decoded(reply: ReplyHandler): UpstreamReply {
+  const encoding = reply.headers['content-encoding']?.trim().toLowerCase();
+  if (encoding === undefined || encoding === '' || encoding === 'identity') return reply;
+  const { 'content-encoding': _encoding, 'content-length': _length, ...headers } = reply.headers;
   const decoder = decoderFor(encoding);
-  if (decoder === undefined) response.destroy(new UpstreamFailure('connect'));
-  const body: Readable = decoder ?? response;
+  const raw = reply.body;
+  if (decoder === undefined) raw.destroy(new UpstreamFailure('connect'));
+  const body: Readable = decoder ?? raw;
   if (decoder !== undefined) {
     // Cut off midway, the reply fails: the decoder must fail too rather than end on what it has.
-    response.once('error', (err) => decoder.destroy(err));
+    raw.once('error', (err) => decoder.destroy(err));
     decoder.once('close', () => {
-      if (!response.readableEnded) response.destroy();
+      if (!raw.readableEnded) raw.destroy();
     });
-    response.pipe(decoder);
+    raw.pipe(decoder);
   }
-  return { status, headers: rest, body };
+  return { status: reply.status, headers, body, whole: (limit) => collect(body, limit), discard: () => void body.resume() };
+}
+
+/** A decoded body read whole, failing as the upstream's answer does. */
+function collect(body: Readable, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) return body.destroy(new UpstreamFailure('connect', { cause: new Error('the answer is larger than the gateway reads') }));
+      chunks.push(chunk);
+    });
+    body.once('end', () => resolve(Buffer.concat(chunks, size)));
+    body.once('close', () => {
+      if (!body.readableEnded) reject(body.errored instanceof UpstreamFailure ? body.errored : new UpstreamFailure('connect', { cause: body.errored }));
+    });
+  });
 }
 
 function decoderFor(encoding: string): Transform | undefined {

@@ -94,7 +94,7 @@ export class AzureOpenAI {
   async probe(endpoint: string, timeoutMs: number): Promise<string | undefined> {
     try {
       const reply = await this.options.client.send({ origin: endpoint, path: '/', method: 'GET', headers: {}, gone: new ClientGone(), headersTimeoutMs: timeoutMs, idleTimeoutMs: timeoutMs });
-      reply.body.resume();
+      reply.discard();
       return undefined;
     } catch (err) {
       if (err instanceof UpstreamFailure && err.kind === 'timeout') return `no answer within ${timeoutMs / 1000} s`;

@@ -3,7 +3,6 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Deployment } from './deployment';
 import { GatewayError, contentFiltered, typeForStatus, upstreamRejected } from '../core/errors';
 import { AttemptResult } from '../balancer/balancer';
-import { readBody } from '../bodies/body';
 import { UpstreamFailure, UpstreamReply } from './client';
 
 /**
@@ -145,24 +144,24 @@ export async function classifyReply<T>(
     }
   }
   if (status === 429) {
-    reply.body.resume();
+    reply.discard();
     return { kind: 'retry', reason: '429', retryAfterMs: retryAfterMs(reply.headers), status };
   }
   if (status >= 500) {
-    reply.body.resume();
+    reply.discard();
     return { kind: 'retry', reason: '5xx', status };
   }
   if (status === 404 && !notFoundAnswers) {
     // Azure's word for a deployment it does not have; any other 404 is a path (an operation, an
     // api-version) this deployment's resource does not serve, which says nothing of its other operations.
-    const error = parseErrorBody(await readBody(reply.body, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0)));
+    const error = parseErrorBody(await reply.whole(ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0)));
     return error?.code === 'DeploymentNotFound' ? { kind: 'retry', reason: 'missing', status } : { kind: 'retry', reason: 'unsupported', status, scoped: true };
   }
   if (status < 400 || status === 401 || status === 403) {
-    reply.body.resume();
+    reply.discard();
     return { kind: 'retry', reason: 'rejected', status };
   }
-  const body = await readBody(reply.body, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0));
+  const body = await reply.whole(ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0));
   return { kind: 'done', value: onClientError(azureClientError(status, body, deployment)), ok: false };
 }
 

@@ -8,7 +8,6 @@ import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse } from '../core/http';
 import { UpstreamFailure, UpstreamReply } from '../azure-openai/client';
 import { UsageTap } from '../bodies/usage-tap';
-import { readBody } from '../bodies/body';
 import { usageOfBody } from '../bodies/usage';
 import { NO_TOKENS, TokenEstimate } from '../limits/estimate';
 import { UNNAMED_KEY } from '../keys/proxy-key';
@@ -109,13 +108,9 @@ export async function passThrough(reply: UpstreamReply, ctx: RequestContext, usa
 const SMALL_RESPONSE = 256 * 1024;
 
 /** Reads a whole upstream body; one that breaks or stalls midway is the upstream's failure, unless the client left. */
-async function readUpstream(reply: UpstreamReply): Promise<Buffer> {
-  try {
-    // Only called when content-length is within the limit, so the limit cannot trip here.
-    return await readBody(reply.body, SMALL_RESPONSE);
-  } catch (err) {
-    throw failureOf(reply.body, err);
-  }
+function readUpstream(reply: UpstreamReply): Promise<Buffer> {
+  // Only called when content-length is within the limit, so the limit trips only for an answer longer than it said.
+  return reply.whole(SMALL_RESPONSE);
 }
 
 /**
