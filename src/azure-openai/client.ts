@@ -190,9 +190,18 @@ class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
     this.settled = true;
     clearTimeout(this.timer);
     this.status = status;
-    this.headers = headers;
+    this.headers = nodeStyle(headers);
+    let reply: UpstreamReply;
+    try {
+      reply = decoded(this);
+    } catch (err) {
+      // An answer the gateway cannot read (an encoding it cannot decode) is a broken answer; its bytes are dropped.
+      this.stopWatching();
+      if (this.sink === undefined) this.choose('discard');
+      return this.reject(err instanceof UpstreamFailure ? err : new UpstreamFailure('connect', { cause: err }));
+    }
     // The watch on the client stays: from here its leaving ends the body.
-    this.resolve(decoded(this));
+    this.resolve(reply);
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
@@ -264,6 +273,27 @@ class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
   }
 }
 
+/**
+ * Response headers as node:http gives them, whatever Azure repeats: set-cookie
+ * a list, a header that means one value its first, any other joined. undici
+ * gives every repeated header as a list, and readers expect a string.
+ */
+function nodeStyle(headers: http.IncomingHttpHeaders): http.IncomingHttpHeaders {
+  let copy: http.IncomingHttpHeaders | undefined;
+  for (const name in headers) {
+    const value = headers[name];
+    if (!Array.isArray(value) || name === 'set-cookie') continue;
+    copy ??= { ...headers };
+    (copy as Record<string, string>)[name] = ONE_VALUE.has(name) ? value[0] : value.join(', ');
+  }
+  return copy ?? headers;
+}
+
+/** The headers node:http keeps the first of when repeated (its own list). */
+const ONE_VALUE = new Set(['age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent']);
+
+function ignore(): void {}
+
 /** Bytes of a body held before its reader chooses how to take it. */
 const EARLY_BYTES = 64 * 1024;
 
@@ -326,22 +356,28 @@ function sum(parts: readonly Buffer[]): number {
  * labelled as JSON. An encoding Node cannot decode fails as a broken answer.
  */
 function decoded(reply: ReplyHandler): UpstreamReply {
-  const encoding = reply.headers['content-encoding']?.trim().toLowerCase();
-  if (encoding === undefined || encoding === '' || encoding === 'identity') return reply;
+  const named = reply.headers['content-encoding'] as string | undefined;
+  if (named === undefined) return reply;
+  // A list names the codings in the order applied; "identity" is none.
+  const codings = named.toLowerCase().split(',').map((c) => c.trim()).filter((c) => c !== '' && c !== 'identity');
+  if (codings.length === 0) return reply;
+  const encoding = codings.join(', ');
+  const decoder = codings.length === 1 ? decoderFor(encoding) : undefined;
+  if (decoder === undefined) throw new UpstreamFailure('connect', { cause: new Error(`an answer in an encoding the gateway cannot decode (${encoding})`) });
   const { 'content-encoding': _encoding, 'content-length': _length, ...headers } = reply.headers;
-  const decoder = decoderFor(encoding);
   const raw = reply.body;
-  if (decoder === undefined) raw.destroy(new UpstreamFailure('connect'));
-  const body: Readable = decoder ?? raw;
-  if (decoder !== undefined) {
-    // Cut off midway, the reply fails: the decoder must fail too rather than end on what it has.
-    raw.once('error', (err) => decoder.destroy(err));
-    decoder.once('close', () => {
-      if (!raw.readableEnded) raw.destroy();
-    });
-    raw.pipe(decoder);
-  }
-  return { status: reply.status, headers, body, whole: (limit) => collect(body, limit), discard: () => void body.resume() };
+  // Cut off midway, the reply fails: the decoder must fail too rather than end on what it has.
+  raw.once('error', (err) => decoder.destroy(err));
+  decoder.once('close', () => {
+    if (!raw.readableEnded) raw.destroy();
+  });
+  raw.pipe(decoder);
+  const discard = () => {
+    // Bytes that do not decode are of no interest to a reader that wanted none.
+    decoder.on('error', ignore);
+    decoder.resume();
+  };
+  return { status: reply.status, headers, body: decoder, whole: (limit) => collect(decoder, limit), discard };
 }
 
 /** A decoded body read whole, failing as the upstream's answer does. */
@@ -355,6 +391,8 @@ function collect(body: Readable, limit: number): Promise<Buffer> {
       chunks.push(chunk);
     });
     body.once('end', () => resolve(Buffer.concat(chunks, size)));
+    // Heard on close, with what it failed by.
+    body.on('error', ignore);
     body.once('close', () => {
       if (!body.readableEnded) reject(body.errored instanceof UpstreamFailure ? body.errored : new UpstreamFailure('connect', { cause: body.errored }));
     });

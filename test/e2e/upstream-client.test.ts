@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UndiciUpstream, UpstreamCall, UpstreamFailure } from '../../src/azure-openai/client';
 import { ClientGone } from '../../src/core/http';
@@ -9,7 +10,8 @@ import { OwnUpstream, startOwnUpstream } from '../support/own-upstream';
  * chooses is held to a bound, the upstream held back beyond it.
  */
 const MB = 1024 * 1024;
-const big = Buffer.alloc(4 * MB, 'x');
+// Far past what the kernel's socket buffers take for a reader that reads nothing (a few MB: autotuning grows them as the reader reads).
+const big = Buffer.alloc(24 * MB, 'x');
 
 let upstream: OwnUpstream;
 /** How many bytes of the big answer the server's socket took, per request: what it could write before being held back. */
@@ -34,6 +36,16 @@ beforeAll(async () => {
         res.end();
       };
       next();
+    } else if (req.url === '/repeated') {
+      // Each header twice, as a proxy in front of Azure may write them.
+      res.setHeader('content-type', ['application/json', 'application/json']);
+      res.setHeader('content-encoding', ['identity', 'gzip']);
+      res.setHeader('x-ms-region', ['eastus', 'eastus2']);
+      res.writeHead(200).end(gzipSync('{"ok":"repeated"}'));
+    } else if (req.url === '/zstd') {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'zstd' }).end('not zstd at all');
+    } else if (req.url === '/corrupt-gzip') {
+      res.writeHead(429, { 'content-type': 'application/json', 'content-encoding': 'gzip' }).end('not gzip at all');
     } else {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
     }
@@ -58,9 +70,12 @@ describe('the upstream client\'s replies', () => {
     try {
       const reply = await client.send(call('/big'));
       await new Promise((r) => setTimeout(r, 300));
-      // Loopback and kernel buffers take a few MB at most; the 64 KiB held in the gateway stop it well short of 4 MB.
-      expect(written.at(-1)).toBeLessThan(big.length);
-      const body = await reply.whole(8 * MB);
+      const held = written.at(-1)!;
+      await new Promise((r) => setTimeout(r, 300));
+      // Held back: nothing more went out while nobody read, and far from all of it had.
+      expect(written.at(-1)).toBe(held);
+      expect(held).toBeLessThan(big.length / 2);
+      const body = await reply.whole(32 * MB);
       expect(body.length).toBe(big.length);
       expect(body.equals(big)).toBe(true);
     } finally {
@@ -108,12 +123,50 @@ describe('the upstream client\'s replies', () => {
     }
   });
 
+  it('reads headers Azure (or a proxy before it) repeats as node:http did: one value, or the values joined', async () => {
+    const client = new UndiciUpstream();
+    try {
+      const reply = await client.send(call('/repeated'));
+      expect(reply.headers['content-type']).toBe('application/json');
+      expect(reply.headers['x-ms-region']).toBe('eastus, eastus2');
+      expect(JSON.parse((await reply.whole(MB)).toString())).toEqual({ ok: 'repeated' });
+    } finally {
+      client.close();
+    }
+  });
+
+  it('fails an answer in an encoding it cannot decode as a broken answer, and the process lives on', async () => {
+    const client = new UndiciUpstream();
+    try {
+      await expect(client.send(call('/zstd'))).rejects.toMatchObject({ kind: 'connect' });
+      // The connection is still good for the next call.
+      const reply = await client.send(call('/small'));
+      expect((await reply.whole(MB)).toString()).toBe('{"ok":true}');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('throws away a compressed answer that does not decode without an uncaught error', async () => {
+    const client = new UndiciUpstream();
+    try {
+      const reply = await client.send(call('/corrupt-gzip'));
+      expect(reply.status).toBe(429);
+      reply.discard();
+      const whole = await client.send(call('/corrupt-gzip'));
+      await expect(whole.whole(MB)).rejects.toBeInstanceOf(UpstreamFailure);
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      client.close();
+    }
+  });
+
   it('ends a whole read with "aborted" when the client leaves midway', async () => {
     const client = new UndiciUpstream();
     try {
       const c = call('/big');
       const reply = await client.send(c);
-      const read = reply.whole(8 * MB);
+      const read = reply.whole(32 * MB);
       c.gone.fire();
       await expect(read).rejects.toMatchObject({ kind: 'aborted' });
     } finally {
