@@ -62,6 +62,11 @@ export class UpstreamFailure extends Error {
   }
 }
 
+/** Any error from an upstream call as an UpstreamFailure: one already is, anything else is `kind` (a broken connection by default). */
+export function asUpstreamFailure(err: unknown, kind: UpstreamFailureKind = 'connect'): UpstreamFailure {
+  return err instanceof UpstreamFailure ? err : new UpstreamFailure(kind, { cause: err });
+}
+
 export interface UpstreamClient {
   send(call: UpstreamCall): Promise<UpstreamReply>;
   close(): void;
@@ -158,7 +163,7 @@ class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
   private stopWatching: () => void;
 
   constructor(
-    private readonly call: UpstreamCall,
+    call: UpstreamCall,
     private readonly resolve: (reply: UpstreamReply) => void,
     private readonly reject: (err: UpstreamFailure) => void,
   ) {
@@ -167,7 +172,7 @@ class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
   }
 
   fail(kind: UpstreamFailureKind, cause?: unknown): void {
-    const failure = cause instanceof UpstreamFailure ? cause : new UpstreamFailure(kind, { cause });
+    const failure = asUpstreamFailure(cause, kind);
     if (!this.settled) {
       this.settled = true;
       clearTimeout(this.timer);
@@ -198,7 +203,7 @@ class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
       // An answer the gateway cannot read (an encoding it cannot decode) is a broken answer; its bytes are dropped.
       this.stopWatching();
       if (this.sink === undefined) this.choose('discard');
-      return this.reject(err instanceof UpstreamFailure ? err : new UpstreamFailure('connect', { cause: err }));
+      return this.reject(asUpstreamFailure(err));
     }
     // The watch on the client stays: from here its leaving ends the body.
     this.resolve(reply);
@@ -214,7 +219,7 @@ class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
     } else if (sink instanceof ReplyBody) {
       if (!sink.push(chunk)) controller.pause();
     } else if (sink instanceof WholeBody) {
-      if (!sink.add(chunk)) this.fail('connect', new Error('the answer is larger than the gateway reads'));
+      if (!sink.add(chunk)) this.fail('connect', tooLarge());
     }
   }
 
@@ -223,8 +228,7 @@ class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
   }
 
   onResponseError(_controller: Controller, err: Error): void {
-    if (!this.settled) return this.fail(timedOut(err) ? 'timeout' : 'connect', err);
-    this.ended(err instanceof UpstreamFailure ? err : new UpstreamFailure(timedOut(err) ? 'timeout' : 'connect', { cause: err }));
+    this.fail(timedOut(err) ? 'timeout' : 'connect', err);
   }
 
   /** The body ended, or failed: its reader hears of it, and the client's leaving no longer matters. */
@@ -296,6 +300,10 @@ function ignore(): void {}
 
 /** Bytes of a body held before its reader chooses how to take it. */
 const EARLY_BYTES = 64 * 1024;
+
+function tooLarge(): Error {
+  return new Error('the answer is larger than the gateway reads');
+}
 
 function timedOut(err: Error): boolean {
   return err instanceof errors.BodyTimeoutError || err instanceof errors.HeadersTimeoutError;
@@ -382,21 +390,17 @@ function decoded(reply: ReplyHandler): UpstreamReply {
 
 /** A decoded body read whole, failing as the upstream's answer does. */
 function collect(body: Readable, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    body.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) return body.destroy(new UpstreamFailure('connect', { cause: new Error('the answer is larger than the gateway reads') }));
-      chunks.push(chunk);
-    });
-    body.once('end', () => resolve(Buffer.concat(chunks, size)));
-    // Heard on close, with what it failed by.
-    body.on('error', ignore);
-    body.once('close', () => {
-      if (!body.readableEnded) reject(body.errored instanceof UpstreamFailure ? body.errored : new UpstreamFailure('connect', { cause: body.errored }));
-    });
+  const whole = new WholeBody(limit);
+  body.on('data', (chunk: Buffer) => {
+    if (!whole.add(chunk)) body.destroy(asUpstreamFailure(tooLarge()));
   });
+  body.once('end', () => whole.settle('end'));
+  // Heard on close, with what it failed by.
+  body.on('error', ignore);
+  body.once('close', () => {
+    if (!body.readableEnded) whole.settle(asUpstreamFailure(body.errored));
+  });
+  return whole.done;
 }
 
 function decoderFor(encoding: string): Transform | undefined {

@@ -6,7 +6,7 @@ import { RequestContext } from '../gateway/context';
 import { GatewayError, clientClosed, upstreamBrokeOff } from '../core/errors';
 import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse } from '../core/http';
-import { UpstreamFailure, UpstreamReply } from '../azure-openai/client';
+import { UpstreamFailure, UpstreamReply, asUpstreamFailure } from '../azure-openai/client';
 import { UsageTap } from '../bodies/usage-tap';
 import { usageOfBody } from '../bodies/usage';
 import { NO_TOKENS, TokenEstimate } from '../limits/estimate';
@@ -93,7 +93,8 @@ export async function passThrough(reply: UpstreamReply, ctx: RequestContext, usa
   const length = Number(reply.headers['content-length']);
   if (json && length <= SMALL_RESPONSE) {
     // A small whole answer costs less read in one piece than piped through a stream per request.
-    const body = await readUpstream(reply);
+    // A break, a stall or the client leaving midway fails it as the upstream call it is.
+    const body = await reply.whole(SMALL_RESPONSE);
     const counted = usageOfBody(body);
     if (counted) ctx.usage = counted;
     return { status: reply.status, headers: { 'content-type': type }, body };
@@ -107,19 +108,12 @@ export async function passThrough(reply: UpstreamReply, ctx: RequestContext, usa
 
 const SMALL_RESPONSE = 256 * 1024;
 
-/** Reads a whole upstream body; one that breaks or stalls midway is the upstream's failure, unless the client left. */
-function readUpstream(reply: UpstreamReply): Promise<Buffer> {
-  // Only called when content-length is within the limit, so the limit trips only for an answer longer than it said.
-  return reply.whole(SMALL_RESPONSE);
-}
-
 /**
  * Why an upstream body failed: the failure it was destroyed with (a stall,
  * the client leaving), else a broken connection.
  */
 function failureOf(body: Readable, err?: unknown): UpstreamFailure {
-  const reason = body.errored ?? err;
-  return reason instanceof UpstreamFailure ? reason : new UpstreamFailure('connect', { cause: reason });
+  return asUpstreamFailure(body.errored ?? err);
 }
 
 /** Waits for a streamed body's first byte before the response is handed on; a failure before it is the upstream's. */
@@ -179,8 +173,6 @@ export function through(reply: UpstreamReply, transform: Transform, endWith?: (e
     else transform.destroy(failure);
   };
   upstream.once('error', breakOff);
-  // Node marks a cut-off response as aborted before it errors, and may end it quietly: that end is a failure here.
-  upstream.once('aborted', () => breakOff());
   transform.once('close', () => {
     if (!upstream.readableEnded) upstream.destroy();
   });
