@@ -149,7 +149,7 @@ export class Balancer {
         }
         tries.push({ deployment: deployment.label, outcome: result.reason, status: result.status, priority: group.priority, spilled });
         this.options.stats?.record(deployment.id, result.reason);
-        this.coolDown(result.scoped && scope !== undefined ? scopedKey(deployment.id, scope) : deployment.id, result.reason, result.retryAfterMs);
+        this.coolDown(deployment, result, scope);
       }
     }
     throw this.exhausted(pool, tries, scope);
@@ -194,14 +194,15 @@ export class Balancer {
       return result.value;
     }
     tries.push({ deployment: member.label, outcome: result.reason, status: result.status, priority: member.priority });
-    this.coolDown(result.scoped && scope !== undefined ? scopedKey(member.id, scope) : member.id, result.reason, result.retryAfterMs);
+    this.coolDown(member, result, scope);
     throw unavailable(this.soonestRecovery([member], scope), result.reason);
   }
 
-  /** Cools a deployment, or one scopedKey of it. */
-  private coolDown(key: string, reason: SkipReason, retryAfterMs: number | undefined): void {
-    const ms = retryAfterMs ?? this.options.failureCooldownMs;
-    const recorded = this.options.health.set(key, { until: this.now() + ms, reason });
+  /** Cools a deployment after a failed try, or only the scope (the operation) it failed for, when the failure says so. */
+  private coolDown(member: PoolMember, result: { readonly reason: SkipReason; readonly retryAfterMs?: number; readonly scoped?: boolean }, scope: string | undefined): void {
+    const key = result.scoped && scope !== undefined ? scopedKey(member.id, scope) : member.id;
+    const ms = result.retryAfterMs ?? this.options.failureCooldownMs;
+    const recorded = this.options.health.set(key, { until: this.now() + ms, reason: result.reason });
     if (recorded) this.options.publisher?.publish(key, recorded);
   }
 

@@ -20,10 +20,14 @@ async function readIterable(body: AsyncIterable<Uint8Array>, limit: number): Pro
       chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     }
   } catch (err) {
-    // A body that breaks off is the client leaving, unless the gateway said why.
-    throw err instanceof GatewayError ? err : clientClosed();
+    throw bodyBroke(err);
   }
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+}
+
+/** Why a request body stopped: what the gateway said (too large, busy), or else the client leaving. */
+export function bodyBroke(err: unknown): GatewayError {
+  return err instanceof GatewayError ? err : clientClosed();
 }
 
 /**
@@ -58,8 +62,7 @@ function readStream(stream: Readable, limit: number): Promise<Buffer> {
     };
     const onEnd = () => done(null);
     const onClose = () => done(clientClosed());
-    // An error the gateway raised itself says why; any other break is the client leaving.
-    const onError = (err: unknown) => done(err instanceof GatewayError ? err : clientClosed());
+    const onError = (err: unknown) => done(bodyBroke(err));
     stream.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   });
 }

@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import busboy from 'busboy';
 import { GatewayRequest } from '../core/http';
-import { badRequest, clientClosed, clip, GatewayError, payloadTooLarge, wrongContentType } from '../core/errors';
-import { refuseDeclaredOver } from './body';
+import { badRequest, clip, GatewayError, payloadTooLarge, wrongContentType } from '../core/errors';
+import { bodyBroke, refuseDeclaredOver } from './body';
 
 /** One uploaded file, kept as the chunks it arrived in (no copy into one buffer). */
 export interface UploadedFile {
@@ -104,8 +104,7 @@ export async function readMultipart(req: GatewayRequest, limits: MultipartLimits
       if (!parser.write(chunk)) await Promise.race([once(parser, 'drain'), closed]);
     }
   } catch (err) {
-    // The body broke off: the client left mid-upload (or the gateway refused the rest).
-    throw err instanceof GatewayError ? err : clientClosed();
+    throw bodyBroke(err);
   }
   if (failure) throw failure;
   parser.end();

@@ -225,11 +225,10 @@ class ChunkScan {
 
   /** Index just past the blank line that ends the event starting at `from`, or -1. */
   eventEnd(from: number): number {
-    const lf = this.lf.from(from);
     const crlf = this.crlf.from(from);
-    this.separator = crlf >= 0 && (lf < 0 || crlf < lf) ? CRLF2.length : LF2.length;
-    if (crlf >= 0 && (lf < 0 || crlf < lf)) return crlf + CRLF2.length;
-    return lf < 0 ? -1 : lf + LF2.length;
+    const end = endAfter(this.lf.from(from), crlf);
+    this.separator = crlf >= 0 && end === crlf + CRLF2.length ? CRLF2.length : LF2.length;
+    return end;
   }
 
   /** Whether an empty `choices` may be within [start, end). */
@@ -270,8 +269,11 @@ class Occurrences {
 
 /** Index just past the blank line that ends the event starting at `from`, or -1. */
 function eventEnd(buf: Buffer, from: number): number {
-  const lf = buf.indexOf(LF2, from);
-  const crlf = buf.indexOf(CRLF2, from);
+  return endAfter(buf.indexOf(LF2, from), buf.indexOf(CRLF2, from));
+}
+
+/** Index just past whichever blank line comes first, given where each kind starts (-1: none), or -1. */
+function endAfter(lf: number, crlf: number): number {
   if (crlf >= 0 && (lf < 0 || crlf < lf)) return crlf + CRLF2.length;
   return lf < 0 ? -1 : lf + LF2.length;
 }

@@ -13,9 +13,11 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
 export const usageReport: Handler = async (req, gateway, ctx) => {
   if (!ctx.key?.admin) throw forbidden('This key may not read usage: GET /v1/usage needs a key with "admin": true in PROXY_KEYS.');
   const asked = new URLSearchParams(req.query).get('date');
-  const date = asked ?? utcDay(gateway.now());
-  if (!DATE.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`)) || utcDay(Date.parse(`${date}T00:00:00Z`)) !== date) {
-    throw badRequest(`The date "${date.slice(0, 32)}" is not a day; give one as YYYY-MM-DD, e.g. ?date=${utcDay(gateway.now())}.`, 'date', 'invalid_date');
+  const today = utcDay(gateway.now());
+  const date = asked ?? today;
+  const start = Date.parse(`${date}T00:00:00Z`);
+  if (!DATE.test(date) || Number.isNaN(start) || utcDay(start) !== date) {
+    throw badRequest(`The date "${date.slice(0, 32)}" is not a day; give one as YYYY-MM-DD, e.g. ?date=${today}.`, 'date', 'invalid_date');
   }
   const { source, rows } = await gateway.limits.report(date);
   return jsonResponse(200, {

@@ -128,9 +128,9 @@ export class Limiter implements BudgetSource {
     const now = this.now();
     const cost = Math.max(1, estimate.prompt + estimate.output);
     for (const b of budgets.all) {
-      if (!b.holds(b.kind === 'rpm' ? 1 : cost, now)) return this.admitAfterLeasing(key, model, estimate, budgets, cost);
+      if (!b.holds(costIn(b, cost), now)) return this.admitAfterLeasing(key, model, estimate, budgets, cost);
     }
-    for (const b of budgets.all) b.spend(b.kind === 'rpm' ? 1 : cost);
+    for (const b of budgets.all) b.spend(costIn(b, cost));
     this.scheduleSync();
     return new Admission(key, model, estimate, cost, budgets.tokens, budgets.tokens.map((b) => b.windowAt(now)));
   }
@@ -142,15 +142,10 @@ export class Limiter implements BudgetSource {
    */
   finish(admission: Admission, usage: Usage | undefined, streamedEvents: number | undefined): void {
     const now = this.now();
-    let input = 0;
-    let output = 0;
-    if (usage !== undefined) {
-      input = usage.prompt_tokens ?? 0;
-      output = usage.completion_tokens ?? Math.max(0, (usage.total_tokens ?? input) - input);
-    } else if (streamedEvents !== undefined) {
-      input = admission.estimate.prompt;
-      output = streamedEvents;
-    }
+    let used = { input: 0, output: 0 };
+    if (usage !== undefined) used = tokensOf(usage);
+    else if (streamedEvents !== undefined) used = { input: admission.estimate.prompt, output: streamedEvents };
+    const { input, output } = used;
     admission.budgets.forEach((b, i) => b.settle(admission.reserved, input + output, admission.windows[i], now));
     this.book.add(now, admission.key.name ?? null, admission.model, 1, input, output);
     this.scheduleSync();
@@ -159,8 +154,7 @@ export class Limiter implements BudgetSource {
   /** Tokens used outside a request (a realtime session's responses): owed to the key's budgets and counted. */
   charge(key: ProxyKey, model: string, usage: Usage): void {
     const now = this.now();
-    const input = usage.prompt_tokens ?? 0;
-    const output = usage.completion_tokens ?? Math.max(0, (usage.total_tokens ?? input) - input);
+    const { input, output } = tokensOf(usage);
     if (key.limited) for (const b of this.budgetsOf(key).tokens) b.settle(0, input + output, b.windowAt(now), now);
     this.book.add(now, key.name ?? null, model, 0, input, output);
     this.scheduleSync();
@@ -207,7 +201,7 @@ export class Limiter implements BudgetSource {
   private async admitAfterLeasing(key: ProxyKey, model: string, estimate: TokenEstimate, budgets: KeyBudgets, cost: number): Promise<Admission> {
     const taken: { budget: Budget; cost: number; window: number }[] = [];
     for (const b of budgets.all) {
-      const c = b.kind === 'rpm' ? 1 : cost;
+      const c = costIn(b, cost);
       const window = b.windowAt(this.now());
       if (!(await b.take(c))) {
         for (const t of taken) t.budget.giveBack(t.cost, t.window);
@@ -272,6 +266,17 @@ export class Limiter implements BudgetSource {
       this.scheduleSync();
     }
   }
+}
+
+/** Azure's usage as input and output tokens; output is what the total holds beyond the input when Azure gives no completion count. */
+function tokensOf(usage: Usage): { input: number; output: number } {
+  const input = usage.prompt_tokens ?? 0;
+  return { input, output: usage.completion_tokens ?? Math.max(0, (usage.total_tokens ?? input) - input) };
+}
+
+/** What a request costs one budget: one request, or its tokens. */
+function costIn(b: Budget, tokens: number): number {
+  return b.kind === 'rpm' ? 1 : tokens;
 }
 
 function sum(rows: readonly UsageRow[]): UsageRow[] {

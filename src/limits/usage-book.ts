@@ -28,7 +28,7 @@ export class UsageBook {
 
   add(now: number, key: string | null, model: string, requests: number, inputTokens: number, outputTokens: number): void {
     const rows = this.dayOf(now);
-    const id = key === null ? `\n${model}` : `${key}\n${model}`;
+    const id = rowId(key, model);
     let row = rows.get(id);
     if (row === undefined) {
       row = { key, model, requests: 0, inputTokens: 0, outputTokens: 0, changed: false };
@@ -57,7 +57,7 @@ export class UsageBook {
     for (const { day, rows } of days) {
       const book = this.days.get(day);
       for (const r of rows) {
-        const row = book?.get(r.key === null ? `\n${r.model}` : `${r.key}\n${r.model}`);
+        const row = book?.get(rowId(r.key, r.model));
         if (row) row.changed = true;
       }
     }
@@ -85,6 +85,11 @@ export class UsageBook {
     }
     return rows;
   }
+}
+
+/** One row per key and model; the unnamed keys (null) apart from any name. */
+function rowId(key: string | null, model: string): string {
+  return key === null ? `\n${model}` : `${key}\n${model}`;
 }
 
 function copy(r: Row): UsageRow {

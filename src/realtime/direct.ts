@@ -5,12 +5,11 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { GatewayError, realtimeStartFailed } from '../core/errors';
 import { Gateway } from '../gateway/gateway';
 import { ClientGone, GatewayRequest } from '../core/http';
-import { describeError } from '../core/log';
 import { connectRealtime, requireRealtimeModel } from './upstream';
 import { ProxyKey } from '../keys/proxy-key';
 import { NO_TOKENS } from '../limits/estimate';
 import { realtimeUsage } from '../limits/realtime-usage';
-import { ClientLost, HIGH_WATER, Relay, errorEvent } from './relay';
+import { ClientLost, HIGH_WATER, Relay, errorEvent, refusalReason, refusedEvent } from './relay';
 
 const KEY_PROTOCOL = 'openai-insecure-api-key.';
 /** Largest client message taken (OpenAI's own limit for an event is 15 MiB). */
@@ -92,11 +91,8 @@ export class DirectRealtime {
         },
       });
     } catch (err) {
-      const why = err instanceof GatewayError ? err.message : 'The realtime service could not be reached.';
-      this.gateway.logger.log('warn', { msg: 'realtime: Azure refused the session', model, error: err instanceof GatewayError ? err.code : describeError(err) });
-      if (client.readyState === WebSocket.OPEN) {
-        client.send(errorEvent(err instanceof GatewayError && err.status === 429 ? 'rate_limit_exceeded' : 'upstream_unavailable', why), () => client.close(1011, 'upstream unavailable'));
-      }
+      this.gateway.logger.log('warn', { msg: 'realtime: Azure refused the session', model, error: refusalReason(err) });
+      if (client.readyState === WebSocket.OPEN) client.send(refusedEvent(err), () => client.close(1011, 'upstream unavailable'));
       return;
     }
     this.sessions.add(relay);

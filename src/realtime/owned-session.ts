@@ -1,11 +1,10 @@
 /** @module One realtime session held by this instance: its lease, Azure's socket, the client it waits for, and what it records. */
-import { GatewayError } from '../core/errors';
 import { Gateway } from '../gateway/gateway';
 import { Logger, describeError } from '../core/log';
 import { realtimeForm } from '../azure-openai/wire';
 import { TryRecord } from '../balancer/balancer';
 import { ConversationRecord, RecordSink } from './conversation';
-import { ClientLost, EndReason, Relay, errorEvent, gatewayEventId } from './relay';
+import { ClientLost, EndReason, Relay, gatewayEventId, refusalReason, refusedEvent } from './relay';
 import { realtimeUsage } from '../limits/realtime-usage';
 import { LeaseLost, SessionPatch, SessionRecord, SessionStore } from './session-store';
 import { connectRealtime } from './upstream';
@@ -85,7 +84,7 @@ export class OwnedSession {
       this.ctx.logger.log('info', { msg: 'realtime session started', model: this.model, deployment: tries.at(-1)?.deployment, tried: tries.length });
       this.flushEarly();
     } catch (err) {
-      this.ctx.logger.log('warn', { msg: 'realtime: Azure refused the session', model: this.model, tries, error: err instanceof GatewayError ? err.code : describeError(err) });
+      this.ctx.logger.log('warn', { msg: 'realtime: Azure refused the session', model: this.model, tries, error: refusalReason(err) });
       await this.failClient(err);
     }
   }
@@ -126,7 +125,7 @@ export class OwnedSession {
       this.ctx.logger.log('info', { msg: 'realtime session resumed', model: this.model, deployment: tries.at(-1)?.deployment, items: this.record.itemCount, ms: Date.now() - started });
       this.flushEarly();
     } catch (err) {
-      this.ctx.logger.log('warn', { msg: 'realtime: a lost session could not be resumed', model: this.model, tries, error: err instanceof GatewayError ? err.code : describeError(err) });
+      this.ctx.logger.log('warn', { msg: 'realtime: a lost session could not be resumed', model: this.model, tries, error: refusalReason(err) });
       await this.failClient(err);
     }
   }
@@ -188,10 +187,8 @@ export class OwnedSession {
 
   /** Tells the client why there is no session, once it can hear it, then closes it. */
   private async failClient(err: unknown): Promise<void> {
-    const why = err instanceof GatewayError ? err.message : 'The realtime service could not be reached.';
-    const event = errorEvent(err instanceof GatewayError && err.status === 429 ? 'rate_limit_exceeded' : 'upstream_unavailable', why);
     try {
-      await this.sink().deliver(event);
+      await this.sink().deliver(refusedEvent(err));
     } catch {
       // The client is gone or never came: nothing to tell.
     }

@@ -1,10 +1,23 @@
 /** @module One realtime session's relay between a client and Azure's socket, with bounded buffers both ways. */
 import { WebSocket } from 'ws';
 import { UpstreamSocket } from '../azure-openai/realtime-socket';
+import { GatewayError } from '../core/errors';
+import { describeError } from '../core/log';
 
 /** OpenAI's realtime `error` server event, as the client sees it when the session cannot go on. */
 export function errorEvent(code: string, message: string): string {
   return JSON.stringify({ type: 'error', event_id: gatewayEventId(), error: { type: 'server_error', code, message, param: null, event_id: null } });
+}
+
+/** The client's error event when Azure's socket could not be had: OpenAI's rate-limit code for a 429, else unavailable. */
+export function refusedEvent(err: unknown): string {
+  const why = err instanceof GatewayError ? err.message : 'The realtime service could not be reached.';
+  return errorEvent(err instanceof GatewayError && err.status === 429 ? 'rate_limit_exceeded' : 'upstream_unavailable', why);
+}
+
+/** Why Azure's socket could not be had, for the log: the gateway's error code, or the error described. */
+export function refusalReason(err: unknown): unknown {
+  return err instanceof GatewayError ? err.code : describeError(err);
 }
 
 let eventCounter = 0;
