@@ -53,6 +53,16 @@ beforeAll(async () => {
 });
 afterAll(async () => upstream.close());
 
+/** Runs a test with an upstream client of its own, closed after it. */
+async function withClient(test: (client: UndiciUpstream) => Promise<void>): Promise<void> {
+  const client = new UndiciUpstream();
+  try {
+    await test(client);
+  } finally {
+    client.close();
+  }
+}
+
 const call = (path: string): UpstreamCall => ({
   origin: upstream.url,
   path,
@@ -65,112 +75,72 @@ const call = (path: string): UpstreamCall => ({
 });
 
 describe('the upstream client\'s replies', () => {
-  it('holds back an answer nobody has asked for yet, then gives all of it to a reader that asks for it whole', async () => {
-    const client = new UndiciUpstream();
-    try {
-      const reply = await client.send(call('/big'));
-      await new Promise((r) => setTimeout(r, 300));
-      const held = written.at(-1)!;
-      await new Promise((r) => setTimeout(r, 300));
-      // Held back: nothing more went out while nobody read, and far from all of it had.
-      expect(written.at(-1)).toBe(held);
-      expect(held).toBeLessThan(big.length / 2);
-      const body = await reply.whole(32 * MB);
-      expect(body.length).toBe(big.length);
-      expect(body.equals(big)).toBe(true);
-    } finally {
-      client.close();
-    }
-  });
+  it('holds back an answer nobody has asked for yet, then gives all of it to a reader that asks for it whole', () => withClient(async (client) => {
+    const reply = await client.send(call('/big'));
+    await new Promise((r) => setTimeout(r, 300));
+    const held = written.at(-1)!;
+    await new Promise((r) => setTimeout(r, 300));
+    // Held back: nothing more went out while nobody read, and far from all of it had.
+    expect(written.at(-1)).toBe(held);
+    expect(held).toBeLessThan(big.length / 2);
+    const body = await reply.whole(32 * MB);
+    expect(body.length).toBe(big.length);
+    expect(body.equals(big)).toBe(true);
+  }));
 
-  it('streams an answer held back early from its first byte, in order', async () => {
-    const client = new UndiciUpstream();
-    try {
-      const reply = await client.send(call('/big'));
-      await new Promise((r) => setTimeout(r, 300));
-      const chunks: Buffer[] = [];
-      for await (const c of reply.body) chunks.push(c as Buffer);
-      expect(Buffer.concat(chunks).equals(big)).toBe(true);
-    } finally {
-      client.close();
-    }
-  });
+  it('streams an answer held back early from its first byte, in order', () => withClient(async (client) => {
+    const reply = await client.send(call('/big'));
+    await new Promise((r) => setTimeout(r, 300));
+    const chunks: Buffer[] = [];
+    for await (const c of reply.body) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).equals(big)).toBe(true);
+  }));
 
-  it('fails a whole read past its limit as the upstream\'s failure', async () => {
-    const client = new UndiciUpstream();
-    try {
-      const reply = await client.send(call('/big'));
-      const read = reply.whole(MB);
-      await expect(read).rejects.toBeInstanceOf(UpstreamFailure);
-      await expect(read).rejects.toMatchObject({ kind: 'connect' });
-    } finally {
-      client.close();
-    }
-  });
+  it('fails a whole read past its limit as the upstream\'s failure', () => withClient(async (client) => {
+    const reply = await client.send(call('/big'));
+    const read = reply.whole(MB);
+    await expect(read).rejects.toBeInstanceOf(UpstreamFailure);
+    await expect(read).rejects.toMatchObject({ kind: 'connect' });
+  }));
 
-  it('keeps the connection for the next call when a reply is discarded', async () => {
-    const client = new UndiciUpstream();
-    try {
-      sockets.clear();
-      for (let i = 0; i < 3; i++) {
-        const reply = await client.send(call('/small'));
-        reply.discard();
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      expect(sockets.size).toBe(1);
-    } finally {
-      client.close();
-    }
-  });
-
-  it('reads headers Azure (or a proxy before it) repeats as node:http did: one value, or the values joined', async () => {
-    const client = new UndiciUpstream();
-    try {
-      const reply = await client.send(call('/repeated'));
-      expect(reply.headers['content-type']).toBe('application/json');
-      expect(reply.headers['x-ms-region']).toBe('eastus, eastus2');
-      expect(JSON.parse((await reply.whole(MB)).toString())).toEqual({ ok: 'repeated' });
-    } finally {
-      client.close();
-    }
-  });
-
-  it('fails an answer in an encoding it cannot decode as a broken answer, and the process lives on', async () => {
-    const client = new UndiciUpstream();
-    try {
-      await expect(client.send(call('/zstd'))).rejects.toMatchObject({ kind: 'connect' });
-      // The connection is still good for the next call.
+  it('keeps the connection for the next call when a reply is discarded', () => withClient(async (client) => {
+    sockets.clear();
+    for (let i = 0; i < 3; i++) {
       const reply = await client.send(call('/small'));
-      expect((await reply.whole(MB)).toString()).toBe('{"ok":true}');
-    } finally {
-      client.close();
-    }
-  });
-
-  it('throws away a compressed answer that does not decode without an uncaught error', async () => {
-    const client = new UndiciUpstream();
-    try {
-      const reply = await client.send(call('/corrupt-gzip'));
-      expect(reply.status).toBe(429);
       reply.discard();
-      const whole = await client.send(call('/corrupt-gzip'));
-      await expect(whole.whole(MB)).rejects.toBeInstanceOf(UpstreamFailure);
-      await new Promise((r) => setTimeout(r, 50));
-    } finally {
-      client.close();
+      await new Promise((r) => setTimeout(r, 20));
     }
-  });
+    expect(sockets.size).toBe(1);
+  }));
 
-  it('ends a whole read with "aborted" when the client leaves midway', async () => {
-    const client = new UndiciUpstream();
-    try {
-      const c = call('/big');
-      const reply = await client.send(c);
-      const read = reply.whole(32 * MB);
-      c.gone.fire();
-      await expect(read).rejects.toMatchObject({ kind: 'aborted' });
-    } finally {
-      client.close();
-    }
-  });
+  it('reads headers Azure (or a proxy before it) repeats as node:http did: one value, or the values joined', () => withClient(async (client) => {
+    const reply = await client.send(call('/repeated'));
+    expect(reply.headers['content-type']).toBe('application/json');
+    expect(reply.headers['x-ms-region']).toBe('eastus, eastus2');
+    expect(JSON.parse((await reply.whole(MB)).toString())).toEqual({ ok: 'repeated' });
+  }));
+
+  it('fails an answer in an encoding it cannot decode as a broken answer, and the process lives on', () => withClient(async (client) => {
+    await expect(client.send(call('/zstd'))).rejects.toMatchObject({ kind: 'connect' });
+    // The connection is still good for the next call.
+    const reply = await client.send(call('/small'));
+    expect((await reply.whole(MB)).toString()).toBe('{"ok":true}');
+  }));
+
+  it('throws away a compressed answer that does not decode without an uncaught error', () => withClient(async (client) => {
+    const reply = await client.send(call('/corrupt-gzip'));
+    expect(reply.status).toBe(429);
+    reply.discard();
+    const whole = await client.send(call('/corrupt-gzip'));
+    await expect(whole.whole(MB)).rejects.toBeInstanceOf(UpstreamFailure);
+    await new Promise((r) => setTimeout(r, 50));
+  }));
+
+  it('ends a whole read with "aborted" when the client leaves midway', () => withClient(async (client) => {
+    const c = call('/big');
+    const reply = await client.send(c);
+    const read = reply.whole(32 * MB);
+    c.gone.fire();
+    await expect(read).rejects.toMatchObject({ kind: 'aborted' });
+  }));
 });
