@@ -10,9 +10,17 @@ import { ProxyKey, UNNAMED_KEY } from '../keys/proxy-key';
  * configured key, so neither the position of the first wrong character nor
  * which key matched shows in the timing. Named keys come first: a key listed
  * both named and unnamed is the named one, limits and all.
+ *
+ * A key that matched is remembered by its text, so the clients that keep
+ * coming skip the digest (a hash per request showed in the hot path's
+ * profile). Only configured keys get in, so the map is never larger than the
+ * ring. Looking up a wrong key in it tells nothing either: the map compares
+ * string hashes before any character, and a wrong key then takes the digest
+ * path as before. A ring rebuilt from Key Vault starts with none remembered.
  */
 export class ProxyKeyRing {
   private readonly entries: readonly KeyEntry[];
+  private readonly matched = new Map<string, ProxyKey>();
 
   constructor(unnamed: readonly string[], named: readonly KeyEntry[] = []) {
     this.entries = [...named, ...unnamed.map((k) => ({ digest: digestOf(k), key: UNNAMED_KEY }))];
@@ -24,12 +32,15 @@ export class ProxyKeyRing {
 
   /** The identity of a presented key, or undefined when no configured key matches. */
   identify(presented: string): ProxyKey | undefined {
+    const known = this.matched.get(presented);
+    if (known !== undefined) return known;
     const candidate = digestOf(presented);
     let found: ProxyKey | undefined;
     for (const e of this.entries) {
       const equal = timingSafeEqual(candidate, e.digest);
       if (equal && found === undefined) found = e.key;
     }
+    if (found !== undefined) this.matched.set(presented, found);
     return found;
   }
 
