@@ -35,6 +35,9 @@ export interface AzureOpenAIOptions {
   readonly idleTimeoutMs: number;
 }
 
+/** A deployment with no usable credential: the next one may have one. */
+const REJECTED = { kind: 'retry', reason: 'rejected' } as const;
+
 /** Longest the gateway waits for Azure's realtime handshake before trying the next deployment. */
 const REALTIME_HANDSHAKE_MS = 15_000;
 
@@ -57,15 +60,14 @@ export class AzureOpenAI {
    * the deployment's failure: it throws "aborted" instead of asking to retry.
    */
   async send<T>(d: Deployment, request: OperationRequest<T>): Promise<AttemptResult<T>> {
-    const result = await this.attempt(d, request);
+    const header = this.authHeader(d);
+    const auth = header instanceof Promise ? await header : header;
+    const result = auth === undefined ? REJECTED : await this.attempt(d, request, auth);
     if (result.kind === 'retry' && request.gone.happened) throw new UpstreamFailure('aborted');
     return result;
   }
 
-  private async attempt<T>(d: Deployment, request: OperationRequest<T>): Promise<AttemptResult<T>> {
-    const header = this.authHeader(d);
-    const auth = header instanceof Promise ? await header : header;
-    if (auth === undefined) return { kind: 'retry', reason: 'rejected' };
+  private async attempt<T>(d: Deployment, request: OperationRequest<T>, auth: AuthHeader): Promise<AttemptResult<T>> {
     const headers: OutgoingHttpHeaders = { ...request.headers };
     headers[auth[0]] = auth[1];
     let reply: UpstreamReply;
@@ -84,7 +86,7 @@ export class AzureOpenAI {
       if (err instanceof UpstreamFailure && err.kind !== 'aborted') return { kind: 'retry', reason: err.kind };
       throw err;
     }
-    return classifyReply(reply, d, request.onSuccess, request.onClientError, onResource(request.operation));
+    return await classifyReply(reply, d, request.onSuccess, request.onClientError, onResource(request.operation));
   }
 
   /**

@@ -205,13 +205,18 @@ export class Gateway {
 
   private readonly identifyKey = (key: string) => this.keys.identify(key);
 
-  /** The identity of the request's proxy key: OpenAI's 401 without one (or a 503 when no key can be checked). */
-  async authenticate(req: GatewayRequest): Promise<ProxyKey> {
-    const secrets = this.secrets;
-    if (secrets === undefined) {
-      if (this.keys.size === 0) throw unavailable(NO_KEYS);
-      return authenticate(req, this.identifyKey);
-    }
+  /**
+   * The identity of the request's proxy key: OpenAI's 401 without one (or a
+   * 503 when no key can be checked). A value, not a promise, unless Key Vault
+   * is in play: most requests have nothing to wait for here.
+   */
+  authenticate(req: GatewayRequest): ProxyKey | Promise<ProxyKey> {
+    if (this.secrets !== undefined) return this.authenticateFromVault(req, this.secrets);
+    if (this.keys.size === 0) throw unavailable(NO_KEYS);
+    return authenticate(req, this.identifyKey);
+  }
+
+  private async authenticateFromVault(req: GatewayRequest, secrets: SecretStore): Promise<ProxyKey> {
     if (!secrets.usable) {
       await secrets.ready;
       if (!secrets.usable) throw unavailable(NO_KEYS);

@@ -20,7 +20,10 @@ export async function serve(route: Route, req: GatewayRequest, gateway: Gateway,
   let res: GatewayResponse;
   let release: (() => void) | undefined;
   try {
-    if (route.auth) ctx.key = await gateway.authenticate(req);
+    if (route.auth) {
+      const key = gateway.authenticate(req);
+      ctx.key = key instanceof Promise ? await key : key;
+    }
     const admitted = gateway.bodies.admit(req, gateway.largestBody);
     release = admitted.release;
     res = await route.handler(admitted.req, gateway, ctx);

@@ -40,18 +40,29 @@ export interface ForwardSpec {
 export async function forward(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, model: string, spec: ForwardSpec): Promise<GatewayResponse> {
   ctx.model = model;
   const pool = gateway.pool(model, ctx.key);
-  await admit(gateway, ctx, model, spec.estimate);
+  const admitted = admit(gateway, ctx, model, spec.estimate);
+  if (admitted !== undefined) await admitted;
   const request = operationRequest(req, ctx, spec, (error) => ctx.fail(error));
   const affinityKey = spec.affinityKey !== undefined && gateway.config.promptCacheAffinity.has(model) ? spec.affinityKey : undefined;
   // An operation a deployment does not serve cools that operation there, not the deployment.
   const hint = { affinityKey, scope: spec.operation };
-  return whileClientStays(gateway.balancer.dispatch(model, pool, (d) => gateway.azure.send(d, request), ctx.tries, hint));
+  return await whileClientStays(gateway.balancer.dispatch(model, pool, (d) => gateway.azure.send(d, request), ctx.tries, hint));
 }
 
-/** Admits the request on its key's limits for a model (429 when they are spent); what it used is settled when it ends. */
-export async function admit(gateway: Gateway, ctx: RequestContext, model: string, estimate: TokenEstimate = NO_TOKENS): Promise<void> {
+/**
+ * Admits the request on its key's limits for a model (429 when they are
+ * spent); what it used is settled when it ends. A promise only when the
+ * limits had to wait for their store.
+ */
+export function admit(gateway: Gateway, ctx: RequestContext, model: string, estimate: TokenEstimate = NO_TOKENS): Promise<void> | undefined {
   const admitted = gateway.limits.admit(ctx.key ?? UNNAMED_KEY, model, estimate);
-  ctx.admission = admitted instanceof Promise ? await admitted : admitted;
+  if (admitted instanceof Promise) {
+    return admitted.then((admission) => {
+      ctx.admission = admission;
+    });
+  }
+  ctx.admission = admitted;
+  return undefined;
 }
 
 /** The upstream request a spec describes; `onClientError` answers an error that is the client's to fix. */
@@ -74,30 +85,31 @@ export function operationRequest<T>(req: GatewayRequest, ctx: RequestContext, sp
 }
 
 /** The upstream answer, unless the client left before any: then nobody will read it. */
-export async function whileClientStays<T>(answer: Promise<T>): Promise<T> {
-  try {
-    return await answer;
-  } catch (err) {
-    if (err instanceof UpstreamFailure && err.kind === 'aborted') throw clientClosed();
-    throw err;
-  }
+export function whileClientStays<T>(answer: Promise<T>): Promise<T> {
+  return answer.catch(asClientLeaving);
+}
+
+function asClientLeaving(err: unknown): never {
+  if (err instanceof UpstreamFailure && err.kind === 'aborted') throw clientClosed();
+  throw err;
 }
 
 /**
  * A whole upstream answer passed on as it streams in: content type and length
  * kept, token usage read from a JSON body's tail when `usage` is wanted.
  */
-export async function passThrough(reply: UpstreamReply, ctx: RequestContext, usage = true): Promise<GatewayResponse> {
+export function passThrough(reply: UpstreamReply, ctx: RequestContext, usage = true): GatewayResponse | Promise<GatewayResponse> {
   const type = reply.headers['content-type'] ?? 'application/octet-stream';
   const json = usage && type.includes('json');
   const length = Number(reply.headers['content-length']);
   if (json && length <= SMALL_RESPONSE) {
     // A small whole answer costs less read in one piece than piped through a stream per request.
     // A break, a stall or the client leaving midway fails it as the upstream call it is.
-    const body = await reply.whole(SMALL_RESPONSE);
-    const counted = usageOfBody(body);
-    if (counted) ctx.usage = counted;
-    return { status: reply.status, headers: { 'content-type': type }, body };
+    return reply.whole(SMALL_RESPONSE).then((body): GatewayResponse => {
+      const counted = usageOfBody(body);
+      if (counted) ctx.usage = counted;
+      return { status: reply.status, headers: { 'content-type': type }, body };
+    });
   }
   return {
     status: reply.status,
