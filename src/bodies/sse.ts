@@ -1,15 +1,22 @@
 import { Transform, TransformCallback } from 'node:stream';
 import { Usage, extractUsage } from './usage';
 
-const LF2 = Buffer.from('\n\n');
-const CRLF2 = Buffer.from('\r\n\r\n');
-const EMPTY_CHOICES = Buffer.from('"choices":[]');
-const EMPTY_CHOICES_SPACED = Buffer.from('"choices": []');
-const EMPTY_ARRAY = Buffer.from('[]');
-const CR = 0x0d;
-const CLOSE_BRACE = 0x7d;
+/*
+ * The filter searches a chunk as a latin1 string: one character per byte, so
+ * every index found is the byte's index in the chunk, and the searches run in
+ * V8's string code rather than as a call into native code each (which cost
+ * more than the search itself for Azure's small events). UTF-8 never uses a
+ * byte below 0x80 inside a multi-byte character, so the ASCII patterns below
+ * cannot be found inside one.
+ */
+const LF2 = '\n\n';
+const CRLF2 = '\r\n\r\n';
+const EMPTY_CHOICES = '"choices":[]';
+const EMPTY_CHOICES_SPACED = '"choices": []';
+const EMPTY_ARRAY = '[]';
 /** What every chunk carries once usage is asked for (OpenAI: "All other chunks will also include a usage field, but with a null value"); Azure writes usage last. */
-const NULL_USAGE = Buffer.from(',"usage":null');
+const NULL_USAGE = ',"usage":null';
+const CLOSE_BRACE = 0x7d;
 
 /** What the gateway wants of a stream's token usage. */
 export interface StreamWatch {
@@ -78,8 +85,9 @@ export class AzureEventFilter extends Transform {
     // What this chunk passes on, as slices: pushed as one, since every push is a write (and a chunk frame) to the client.
     const out: Buffer[] = [];
     let from = 0;
+    const text = chunk.toString('latin1');
     if (this.heldBytes > 0) {
-      const end = this.endAcross(chunk);
+      const end = this.endAcross(text);
       if (end < 0) {
         this.hold(chunk);
         return done();
@@ -90,11 +98,11 @@ export class AzureEventFilter extends Transform {
     // Whole events inside this chunk go on as slices of it, dropped ones cut out.
     let start = from;
     let keptFrom = from;
-    const scan = new ChunkScan(chunk);
+    const scan = new ChunkScan(text);
     for (;;) {
       const end = scan.eventEnd(start);
       if (end < 0) break;
-      if (this.isDropped(chunk, start, end, scan.mayBeEmpty(start, end))) {
+      if (this.isDropped(text, start, end, scan.mayBeEmpty(start, end))) {
         if (start > keptFrom) out.push(chunk.subarray(keptFrom, start));
         keptFrom = end;
       } else if (this.stripUsage) {
@@ -116,7 +124,7 @@ export class AzureEventFilter extends Transform {
   override _flush(done: TransformCallback): void {
     if (this.lastEvent !== undefined) {
       // An event half passed through is closed off, so the last event stands on its own.
-      if (this.passing) this.push(LF2);
+      if (this.passing) this.push(LF2, 'latin1');
       this.push(this.lastEvent);
     } else if (!this.passing) {
       for (const part of this.held) this.push(part);
@@ -156,8 +164,9 @@ export class AzureEventFilter extends Transform {
       this.passing = false;
     } else {
       const event = this.held.length === 0 ? rest : Buffer.concat([...this.held, rest], this.heldBytes + rest.length);
-      if (!this.isDropped(event, 0, event.length, true)) {
-        const at = this.stripUsage ? event.indexOf(NULL_USAGE) : -1;
+      const text = event.toString('latin1');
+      if (!this.isDropped(text, 0, text.length, true)) {
+        const at = this.stripUsage ? text.indexOf(NULL_USAGE) : -1;
         if (at < 0) out.push(event);
         else out.push(event.subarray(0, at), event.subarray(at + NULL_USAGE.length));
       }
@@ -170,10 +179,9 @@ export class AzureEventFilter extends Transform {
    * Where in `chunk` the held event ends, or -1: the blank line may start in
    * the last bytes held, so those are searched together with the chunk's first.
    */
-  private endAcross(chunk: Buffer): number {
-    const tail = lastBytes(this.held, CRLF2.length - 1);
-    const probe = Buffer.concat([tail, chunk.subarray(0, CRLF2.length - 1)]);
-    const across = eventEnd(probe, 0);
+  private endAcross(chunk: string): number {
+    const tail = lastBytes(this.held, CRLF2.length - 1).toString('latin1');
+    const across = eventEnd(tail + chunk.slice(0, CRLF2.length - 1), 0);
     if (across >= 0) return across - tail.length;
     return eventEnd(chunk, 0);
   }
@@ -183,15 +191,16 @@ export class AzureEventFilter extends Transform {
    * counted. `mayBeEmpty`: whether an empty `choices` may be in it (only such
    * an event is read).
    */
-  private isDropped(buf: Buffer, start: number, end: number, mayBeEmpty: boolean): boolean {
-    const dropped = mayBeEmpty && this.drops(buf.subarray(start, end));
+  private isDropped(text: string, start: number, end: number, mayBeEmpty: boolean): boolean {
+    const dropped = mayBeEmpty && this.drops(text.slice(start, end));
     if (!dropped) this.watch.onEvent?.();
     return dropped;
   }
 
-  private drops(event: Buffer): boolean {
+  private drops(event: string): boolean {
     if (!event.includes(EMPTY_CHOICES) && !event.includes(EMPTY_CHOICES_SPACED)) return false;
-    const usage = extractUsage(event.toString('utf8'));
+    // The usage object is ASCII (names and numbers), the same in latin1 as in UTF-8.
+    const usage = extractUsage(event);
     if (usage !== undefined) {
       this.watch.onUsage?.(usage);
       return this.stripUsage;
@@ -214,13 +223,13 @@ class ChunkScan {
   /** The length of the blank line that ended the last event found. */
   private separator = 0;
 
-  constructor(private readonly buf: Buffer) {
-    this.lf = new Occurrences(buf, LF2);
-    // A byte search is far cheaper than a pattern search: Azure's chunks carry no CR at all.
-    this.crlf = new Occurrences(buf, CRLF2, buf.indexOf(CR) >= 0);
+  constructor(private readonly text: string) {
+    this.lf = new Occurrences(text, LF2);
+    // Azure's chunks carry no CR at all: one search for it spares a CRLF search per event.
+    this.crlf = new Occurrences(text, CRLF2, text.includes('\r'));
     // Either spelling of an empty `choices` holds "[]", which is rare anywhere else: drops() makes sure.
-    this.brackets = new Occurrences(buf, EMPTY_ARRAY);
-    this.usageNull = new Occurrences(buf, NULL_USAGE);
+    this.brackets = new Occurrences(text, EMPTY_ARRAY);
+    this.usageNull = new Occurrences(text, NULL_USAGE);
   }
 
   /** Index just past the blank line that ends the event starting at `from`, or -1. */
@@ -241,7 +250,7 @@ class ChunkScan {
     // Azure writes it last, just before the closing brace: looked at there first, then searched for.
     const brace = end - this.separator - 1;
     const at = brace - NULL_USAGE.length;
-    if (at >= start && this.buf[brace] === CLOSE_BRACE && this.buf.compare(NULL_USAGE, 0, NULL_USAGE.length, at, brace) === 0) return at;
+    if (at >= start && this.text.charCodeAt(brace) === CLOSE_BRACE && this.text.startsWith(NULL_USAGE, at)) return at;
     return this.usageNull.within(start, end) ? this.usageNull.from(start) : -1;
   }
 }
@@ -251,12 +260,12 @@ class Occurrences {
   /** The last occurrence found; -2 before the first search, -1 when none is left. */
   private at: number;
 
-  constructor(private readonly buf: Buffer, private readonly needle: Buffer, mayOccur = true) {
+  constructor(private readonly text: string, private readonly needle: string, mayOccur = true) {
     this.at = mayOccur ? -2 : -1;
   }
 
   from(start: number): number {
-    if (this.at !== -1 && this.at < start) this.at = this.buf.indexOf(this.needle, start);
+    if (this.at !== -1 && this.at < start) this.at = this.text.indexOf(this.needle, start);
     return this.at;
   }
 
@@ -268,8 +277,8 @@ class Occurrences {
 }
 
 /** Index just past the blank line that ends the event starting at `from`, or -1. */
-function eventEnd(buf: Buffer, from: number): number {
-  return endAfter(buf.indexOf(LF2, from), buf.indexOf(CRLF2, from));
+function eventEnd(text: string, from: number): number {
+  return endAfter(text.indexOf(LF2, from), text.indexOf(CRLF2, from));
 }
 
 /** Index just past whichever blank line comes first, given where each kind starts (-1: none), or -1. */

@@ -76,6 +76,23 @@ describe('the Azure event filter', () => {
     ].join(''));
   });
 
+  it('passes text in any script through byte for byte, however its characters are split, and still finds the usage', async () => {
+    const say = (content: string) => `data: {"choices":[{"index":0,"delta":{"content":${JSON.stringify(content)}}}],"usage":null}\n\n`;
+    const usage = 'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}\n\n';
+    const words = ['héllo wörld', ' 日本語の文', ' 🎉🙂 ', 'Ω≈ç√∫ "quoted" \\ [] {}'];
+    const bytes = Buffer.from(words.map(say).join('') + usage + 'data: [DONE]\n\n');
+    const expected = Buffer.from(words.map((w) => say(w).replace(',"usage":null', '')).join('') + 'data: [DONE]\n\n');
+    for (let cut = 1; cut < bytes.length; cut++) {
+      let counted: Usage | undefined;
+      const filter = new AzureEventFilter({ onUsage: (u) => (counted = u), clientWantsUsage: false });
+      Readable.from([bytes.subarray(0, cut), bytes.subarray(cut)]).pipe(filter);
+      const out: Buffer[] = [];
+      for await (const c of filter) out.push(c as Buffer);
+      expect(Buffer.concat(out).equals(expected), `cut at ${cut}`).toBe(true);
+      expect(counted).toEqual({ prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 });
+    }
+  });
+
   it('passes a trailing partial event through at the end rather than losing it', async () => {
     const { text } = await filtered([Buffer.from('data: {"choices":[{"index":0}]}\n\ndata: [DO')]);
     expect(text).toBe('data: {"choices":[{"index":0}]}\n\ndata: [DO');
