@@ -64,6 +64,7 @@ const upstream = {
     },
     whole: () => Promise.resolve(ANSWER),
     discard: () => {},
+    into: (sink: NodeJS.WritableStream) => void bodyOf(ANSWER).pipe(sink),
   }),
   close: () => {},
 };

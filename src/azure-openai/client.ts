@@ -1,6 +1,6 @@
 /** @module The HTTP client that carries requests to Azure OpenAI. */
 import type http from 'node:http';
-import { Readable, Transform } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import tls from 'node:tls';
 import zlib from 'node:zlib';
 import { Agent, Dispatcher, errors } from 'undici';
@@ -29,9 +29,10 @@ export interface UpstreamCall {
 }
 
 /**
- * Azure's answer, its body taken one of three ways, once: streamed (`body`),
- * read whole (`whole`) or thrown away (`discard`). Always plain bytes: a
- * compressed answer is decoded on the way.
+ * Azure's answer, its body taken one of four ways, once: streamed (`body`),
+ * written into a stream the reader made (`into`), read whole (`whole`) or
+ * thrown away (`discard`). Always plain bytes: a compressed answer is
+ * decoded on the way.
  */
 export interface UpstreamReply {
   readonly status: number;
@@ -47,6 +48,14 @@ export interface UpstreamReply {
   whole(limit: number): Promise<Buffer>;
   /** The body is not wanted: it is read and dropped, so the connection can serve again. */
   discard(): void;
+  /**
+   * The body written straight into `sink` (a transform the reader made), with
+   * no stream of the reply's own between them, and the sink ended at the
+   * body's end; a sink that holds back holds the upstream back. A body that
+   * breaks off, stalls or whose client leaves calls `onBreak` instead, and
+   * leaves the sink to it. A sink closed early ends the upstream call.
+   */
+  into(sink: Writable, onBreak: (failure: UpstreamFailure) => void): void;
 }
 
 export type UpstreamFailureKind = 'timeout' | 'connect' | 'aborted';
@@ -153,7 +162,7 @@ class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
   headers: http.IncomingHttpHeaders = {};
   private controller: Controller | undefined;
   /** Where the body goes: undecided (held here) until the reader asks for it one way. */
-  private sink: ReplyBody | WholeBody | 'discard' | undefined;
+  private sink: ReplyBody | WholeBody | IntoSink | 'discard' | undefined;
   /** What arrived before the reader chose: chunks, then perhaps its end or failure. */
   private early: Buffer[] = [];
   private earlyBytes = 0;
@@ -218,6 +227,8 @@ class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
       if (this.earlyBytes >= EARLY_BYTES) controller.pause();
     } else if (sink instanceof ReplyBody) {
       if (!sink.push(chunk)) controller.pause();
+    } else if (sink instanceof IntoSink) {
+      if (!sink.write(chunk)) controller.pause();
     } else if (sink instanceof WholeBody) {
       if (!sink.add(chunk)) this.fail('connect', tooLarge());
     }
@@ -242,7 +253,7 @@ class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
     if (sink instanceof ReplyBody) {
       if (how === 'end') sink.push(null);
       else if (!sink.destroyed) sink.destroy(how);
-    } else if (sink instanceof WholeBody) {
+    } else if (sink instanceof WholeBody || sink instanceof IntoSink) {
       sink.settle(how);
     }
   }
@@ -265,15 +276,21 @@ class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
     this.choose('discard');
   }
 
+  into(target: Writable, onBreak: (failure: UpstreamFailure) => void): void {
+    const sink = new IntoSink(target, onBreak, this.controller!);
+    target.once('close', () => this.stopWatching());
+    this.choose(sink);
+  }
+
   /** The reader's choice: what arrived early goes there first. */
-  private choose(sink: ReplyBody | WholeBody | 'discard'): void {
+  private choose(sink: ReplyBody | WholeBody | IntoSink | 'discard'): void {
     if (this.sink !== undefined) throw new Error('an upstream body is read once');
     this.sink = sink;
     const early = this.early;
     this.early = [];
     for (const chunk of early) this.onResponseData(this.controller!, chunk);
     if (this.earlyEnd !== undefined) this.ended(this.earlyEnd);
-    else if (this.controller!.paused && !(sink instanceof ReplyBody)) this.controller!.resume();
+    else if (this.controller!.paused && !(sink instanceof ReplyBody) && !(sink instanceof IntoSink && sink.full)) this.controller!.resume();
   }
 }
 
@@ -336,6 +353,61 @@ class WholeBody {
   }
 }
 
+/** A body written into the reader's own stream, which paces the upstream. */
+class IntoSink {
+  /** Until the body ended or broke: the target closing before then ends the upstream call. */
+  private open = true;
+
+  constructor(
+    private readonly target: Writable,
+    private readonly onBreak: (failure: UpstreamFailure) => void,
+    controller: Controller,
+  ) {
+    target.on('drain', () => controller.resume());
+    target.once('close', () => {
+      if (!this.open) return;
+      this.open = false;
+      controller.abort(new UpstreamFailure('aborted'));
+    });
+  }
+
+  /** Whether the target wants no more until it drains. */
+  get full(): boolean {
+    return this.target.writableNeedDrain;
+  }
+
+  /** False when the target wants no more for now. */
+  write(chunk: Buffer): boolean {
+    if (this.target.destroyed) return true;
+    return this.target.write(chunk);
+  }
+
+  settle(how: UpstreamFailure | 'end'): void {
+    if (!this.open) return;
+    this.open = false;
+    if (how !== 'end') this.onBreak(how);
+    else if (!this.target.destroyed) this.target.end();
+  }
+}
+
+/**
+ * `into` for a body that is already a stream (a decoded one): piped, the
+ * same contract kept (a break goes to `onBreak`, a sink closed early ends it).
+ */
+export function pipeInto(body: Readable, sink: Writable, onBreak: (failure: UpstreamFailure) => void): void {
+  let broken = false;
+  body.once('error', (err) => {
+    if (broken) return;
+    broken = true;
+    body.unpipe(sink);
+    onBreak(asUpstreamFailure(body.errored ?? err));
+  });
+  sink.once('close', () => {
+    if (!body.readableEnded) body.destroy();
+  });
+  body.pipe(sink);
+}
+
 /** A reply's body as a stream: read on demand, so a slow client holds the upstream back (and its idle time does not run). */
 class ReplyBody extends Readable {
   constructor(private readonly controller: Controller) {
@@ -385,7 +457,7 @@ function decoded(reply: ReplyHandler): UpstreamReply {
     decoder.on('error', ignore);
     decoder.resume();
   };
-  return { status: reply.status, headers, body: decoder, whole: (limit) => collect(decoder, limit), discard };
+  return { status: reply.status, headers, body: decoder, whole: (limit) => collect(decoder, limit), discard, into: (sink, onBreak) => pipeInto(decoder, sink, onBreak) };
 }
 
 /** A decoded body read whole, failing as the upstream's answer does. */

@@ -165,30 +165,21 @@ function firstChunk(body: Readable): Promise<void> {
 }
 
 /**
- * Pipes the upstream body through a transform. If the upstream breaks or
- * stalls before the transform's first byte went out, the transform fails too
- * (forward then tries the next deployment); after it, a stream that can say
- * so (`endWith`) ends with an error the client sees, and any other is cut off.
- * Plain pipe() plus listeners: pipeline() costs a few kilobytes more per open stream.
+ * The upstream body through a transform, written into it as it arrives. If
+ * the upstream breaks or stalls before the transform's first byte went out,
+ * the transform fails too (forward then tries the next deployment); after
+ * it, a stream that can say so (`endWith`) ends with an error the client
+ * sees, and any other is cut off.
  */
 export function through(reply: UpstreamReply, transform: Transform, endWith?: (error: GatewayError) => void): Transform {
-  const upstream = reply.body;
-  let broken = false;
-  const breakOff = (err?: unknown) => {
-    if (broken || transform.destroyed) return;
-    broken = true;
-    upstream.unpipe(transform);
-    const failure = failureOf(upstream, err);
+  reply.into(transform, (failure) => {
+    if (transform.destroyed) return;
     // Once the transform has a first byte out, forward has committed the response to it.
     const committed = transform.readableDidRead || transform.readableLength > 0;
     if (endWith !== undefined && committed && failure.kind !== 'aborted') endWith(upstreamBrokeOff(failure.kind === 'timeout'));
     else transform.destroy(failure);
-  };
-  upstream.once('error', breakOff);
-  transform.once('close', () => {
-    if (!upstream.readableEnded) upstream.destroy();
   });
-  return upstream.pipe(transform);
+  return transform;
 }
 
 /** Response headers worth passing from Azure to the client. */

@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UndiciUpstream, UpstreamCall, UpstreamFailure } from '../../src/azure-openai/client';
@@ -6,7 +7,7 @@ import { OwnUpstream, startOwnUpstream } from '../support/own-upstream';
 
 /**
  * The upstream client's reply over real sockets: a body is taken one way
- * (streamed, read whole, discarded), and what arrives before the reader
+ * (streamed, written into the reader's stream, read whole, discarded), and what arrives before the reader
  * chooses is held to a bound, the upstream held back beyond it.
  */
 const MB = 1024 * 1024;
@@ -17,6 +18,8 @@ let upstream: OwnUpstream;
 /** How many bytes of the big answer the server's socket took, per request: what it could write before being held back. */
 const written: number[] = [];
 const sockets = new Set<unknown>();
+/** Big answers whose connection closed before the whole answer was written. */
+let cutShort = 0;
 
 beforeAll(async () => {
   upstream = await startOwnUpstream((req, res) => {
@@ -24,6 +27,9 @@ beforeAll(async () => {
     if (req.url === '/big') {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(big.length) });
       const at = written.push(0) - 1;
+      res.once('close', () => {
+        if (!res.writableFinished) cutShort++;
+      });
       // Written in pieces, each after the last drained, so what went out says how far the reader let it.
       let offset = 0;
       const next = () => {
@@ -42,6 +48,9 @@ beforeAll(async () => {
       res.setHeader('content-encoding', ['identity', 'gzip']);
       res.setHeader('x-ms-region', ['eastus', 'eastus2']);
       res.writeHead(200).end(gzipSync('{"ok":"repeated"}'));
+    } else if (req.url === '/half') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {"n":1}\n\n', () => setTimeout(() => res.socket?.destroy(), 20));
     } else if (req.url === '/zstd') {
       res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'zstd' }).end('not zstd at all');
     } else if (req.url === '/corrupt-gzip') {
@@ -74,7 +83,68 @@ const call = (path: string): UpstreamCall => ({
   idleTimeoutMs: 5000,
 });
 
+/** A stream that takes what it is written but holds back its writes until released, as a slow client does. */
+class HeldSink extends Writable {
+  readonly chunks: Buffer[] = [];
+  private readonly waiting: (() => void)[] = [];
+  private holding = true;
+
+  constructor() {
+    super({ highWaterMark: 64 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
+    this.chunks.push(chunk);
+    if (this.holding) this.waiting.push(done);
+    else done();
+  }
+
+  release(): void {
+    this.holding = false;
+    for (const done of this.waiting.splice(0)) done();
+  }
+}
+
 describe('the upstream client\'s replies', () => {
+  it('writes an answer into the reader\'s stream, holding the upstream back while that stream is full, then all of it in order', () => withClient(async (client) => {
+    const reply = await client.send(call('/big'));
+    const sink = new HeldSink();
+    const breaks: UpstreamFailure[] = [];
+    reply.into(sink, (failure) => breaks.push(failure));
+    await new Promise((r) => setTimeout(r, 300));
+    const held = written.at(-1)!;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(written.at(-1)).toBe(held);
+    expect(held).toBeLessThan(big.length / 2);
+    sink.release();
+    await new Promise((r) => sink.once('finish', r));
+    expect(Buffer.concat(sink.chunks).equals(big)).toBe(true);
+    expect(breaks).toEqual([]);
+  }));
+
+  it('tells the reader of an answer broken off midway, and leaves its stream unended', () => withClient(async (client) => {
+    const reply = await client.send(call('/half'));
+    const sink = new HeldSink();
+    sink.release();
+    const broke = new Promise<UpstreamFailure>((resolve) => reply.into(sink, resolve));
+    expect(await broke).toMatchObject({ kind: 'connect' });
+    expect(Buffer.concat(sink.chunks).toString()).toBe('data: {"n":1}\n\n');
+    expect(sink.writableEnded).toBe(false);
+  }));
+
+  it('ends the upstream call when the reader\'s stream closes early', () => withClient(async (client) => {
+    const before = cutShort;
+    const reply = await client.send(call('/big'));
+    const sink = new HeldSink();
+    const breaks: UpstreamFailure[] = [];
+    reply.into(sink, (failure) => breaks.push(failure));
+    await new Promise((r) => setTimeout(r, 100));
+    sink.destroy();
+    for (let i = 0; i < 50 && cutShort === before; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(cutShort).toBe(before + 1);
+    expect(breaks).toEqual([]);
+  }));
+
   it('holds back an answer nobody has asked for yet, then gives all of it to a reader that asks for it whole', () => withClient(async (client) => {
     const reply = await client.send(call('/big'));
     await new Promise((r) => setTimeout(r, 300));
