@@ -29,6 +29,8 @@ export class ResponseTap extends Transform {
   private readonly tail: TailKeeper | undefined;
   /** The last event's sequence_number seen, for an event that ends the stream after it. */
   private sequence = -1;
+  /** Set by endWith: the event that ends the stream. */
+  private lastEvent: ((sequenceNumber: number) => string) | undefined;
 
   constructor(
     private readonly onId?: (id: string) => Promise<unknown>,
@@ -40,11 +42,14 @@ export class ResponseTap extends Transform {
     this.tail = onUsage === undefined ? undefined : new TailKeeper();
   }
 
-  /** Ends the stream after what has passed with one more event, numbered after the last: the one the client sees last. */
+  /**
+   * Ends the stream after what has passed with one more event, numbered after
+   * the last: the one the client sees last. Both sides end, so the stream
+   * closes and the request is logged and settled like any other.
+   */
   endWith(event: (sequenceNumber: number) => string): void {
-    this.release();
-    this.push(event(this.sequence + 1));
-    this.push(null);
+    this.lastEvent = event;
+    this.end();
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
@@ -67,8 +72,12 @@ export class ResponseTap extends Transform {
 
   override _flush(done: TransformCallback): void {
     this.release();
-    const usage = this.tail?.usage();
-    if (usage !== undefined) this.onUsage!(usage);
+    if (this.lastEvent !== undefined) {
+      this.push(this.lastEvent(this.sequence + 1));
+    } else {
+      const usage = this.tail?.usage();
+      if (usage !== undefined) this.onUsage!(usage);
+    }
     done();
   }
 

@@ -164,10 +164,18 @@ describe('the Responses API through the gateway, with the openai SDK', () => {
     for (const d of ['chat-a', 'chat-b']) suite.h.sim.setBehaviour(d, { mode: 'reset', afterEvents: 6 });
     try {
       const res = await post('/v1/responses', { model: 'gpt-4o-mini', input: 'break off midway please', stream: true });
+      const requestId = res.headers.get('x-request-id');
       const events = parseEvents(await res.text());
       expect(events[0].event).toBe('response.created');
       expect(events.at(-1)).toEqual({ event: 'error', data: expect.objectContaining({ type: 'error', code: 'upstream_error', sequence_number: 6 }) });
       expect(events).toHaveLength(7);
+      // The request is over for the gateway too: its line is logged, with the error the client saw.
+      let line: Record<string, unknown> | undefined;
+      for (let i = 0; i < 50 && line === undefined; i++) {
+        line = suite.h.logger.entries().find((e) => e.requestId === requestId);
+        if (line === undefined) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(line).toMatchObject({ route: 'createResponse', status: 200, error: 'upstream_error' });
     } finally {
       for (const d of ['chat-a', 'chat-b']) suite.h.sim.setBehaviour(d, { mode: 'ok' });
     }
