@@ -95,7 +95,7 @@ async function main() {
           const server = path === 'direct' ? undefined : proxies[path]!;
           const before = server?.cpuMs() ?? 0;
           const result = await closedLoop(target(path, false), connections, DURATION_MS);
-          if (path !== 'direct') cpu[path].push((server!.cpuMs() - before) / result.requests);
+          if (path !== 'direct' && result.requests > 0) cpu[path].push((server!.cpuMs() - before) / result.requests);
           runs[path].push(result);
         }
       }

@@ -288,6 +288,8 @@ class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
     this.sink = sink;
     const early = this.early;
     this.early = [];
+    // A body that already broke gives a reader's stream none of it: with no byte in it, the call fails over.
+    if (sink instanceof IntoSink && this.earlyEnd instanceof UpstreamFailure) return this.ended(this.earlyEnd);
     for (const chunk of early) this.onResponseData(this.controller!, chunk);
     if (this.earlyEnd !== undefined) this.ended(this.earlyEnd);
     else if (this.controller!.paused && !(sink instanceof ReplyBody) && !(sink instanceof IntoSink && sink.full)) this.controller!.resume();
@@ -358,12 +360,15 @@ class IntoSink {
   /** Until the body ended or broke: the target closing before then ends the upstream call. */
   private open = true;
 
+  private readonly resume: () => void;
+
   constructor(
     private readonly target: Writable,
     private readonly onBreak: (failure: UpstreamFailure) => void,
     controller: Controller,
   ) {
-    target.on('drain', () => controller.resume());
+    this.resume = () => controller.resume();
+    target.on('drain', this.resume);
     target.once('close', () => {
       if (!this.open) return;
       this.open = false;
@@ -385,6 +390,8 @@ class IntoSink {
   settle(how: UpstreamFailure | 'end'): void {
     if (!this.open) return;
     this.open = false;
+    // The call is over: a later drain must not resume the connection's next request.
+    this.target.off('drain', this.resume);
     if (how !== 'end') this.onBreak(how);
     else if (!this.target.destroyed) this.target.end();
   }

@@ -132,6 +132,16 @@ describe('the upstream client\'s replies', () => {
     expect(sink.writableEnded).toBe(false);
   }));
 
+  it('gives the reader\'s stream none of an answer that broke before the reader chose, so the call can fail over', () => withClient(async (client) => {
+    const reply = await client.send(call('/half'));
+    await new Promise((r) => setTimeout(r, 150));
+    const sink = new HeldSink();
+    sink.release();
+    const broke = new Promise<UpstreamFailure>((resolve) => reply.into(sink, resolve));
+    expect(await broke).toMatchObject({ kind: 'connect' });
+    expect(sink.chunks).toEqual([]);
+  }));
+
   it('ends the upstream call when the reader\'s stream closes early', () => withClient(async (client) => {
     const before = cutShort;
     const reply = await client.send(call('/big'));
