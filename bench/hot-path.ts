@@ -4,8 +4,10 @@
  * handler and the balancer to a stand-in upstream client that answers at once
  * from memory, and the time per request is taken in blocks, the variants in
  * turn, so a busy machine slows every variant alike. It prices what a feature
- * adds to the hot path (a named key with limits against an unnamed key), and
- * with BENCH_BASELINE=<another built checkout> the same request there.
+ * adds to the hot path (a named key with limits against an unnamed key), what
+ * a streamed answer costs (the simulator's chat events, one upstream read
+ * each, through the event filter), and with BENCH_BASELINE=<another built
+ * checkout> the same requests there.
  *
  * BENCH_BLOCKS (default 30) blocks of BENCH_BLOCK_REQUESTS (default 2000)
  * requests per variant; the median block counts, the fastest is shown beside it.
@@ -36,8 +38,10 @@ function load(root: string): Checkout {
   };
 }
 
-/** Every variant sends the same body; only the ones configured for prompt-cache affinity act on its key. */
-const REQUEST_BODY = Buffer.from(JSON.stringify({ model: 'gpt-4o-mini', prompt_cache_key: 'bench-conversation-42', messages: [{ role: 'user', content: 'Hello, how are you today?' }] }));
+/** Every variant sends the same body (streamed or not); only the ones configured for prompt-cache affinity act on its key. */
+const QUESTION = { model: 'gpt-4o-mini', prompt_cache_key: 'bench-conversation-42', messages: [{ role: 'user', content: 'Hello, how are you today?' }] };
+const REQUEST_BODY = Buffer.from(JSON.stringify(QUESTION));
+const STREAM_BODY = Buffer.from(JSON.stringify({ ...QUESTION, stream: true, max_tokens: 20 }));
 const ANSWER = Buffer.from(JSON.stringify({
   id: 'chatcmpl-bench', object: 'chat.completion', created: 1, model: 'gpt-4o-mini',
   choices: [{ index: 0, message: { role: 'assistant', content: 'I am well, thank you for asking.' }, finish_reason: 'stop', logprobs: null, content_filter_results: {} }],
@@ -54,9 +58,35 @@ function bodyOf(buf: Buffer): Readable {
   });
 }
 
-/** Answers every call at once, from memory, its body streamed or read whole as the real client's reply is. */
+/** A body stream that hands over its chunks in order, one per read. */
+function chunksOf(chunks: readonly Buffer[]): Readable {
+  let next = 0;
+  return new Readable({
+    read() {
+      this.push(next < chunks.length ? chunks[next++] : null);
+    },
+  });
+}
+
+/** The answer to a streamed chat request, as Azure sends it when asked for usage, one upstream read per event. */
+const EVENTS = (require(path.resolve(__dirname, '../src/simulator/chat.js')).chatChunks as (body: unknown, model: string) => string[])(
+  { ...QUESTION, stream: true, max_tokens: 20, stream_options: { include_usage: true } }, 'gpt-4o-mini',
+).map((e) => Buffer.from(e));
+
+/** Answers every call at once, from memory, its body streamed, written into the reader's stream or read whole as the real client's reply is. */
 const upstream = {
-  send: () => Promise.resolve({
+  send: (call: { headers: Record<string, unknown> }) => Promise.resolve(call.headers.accept === 'text/event-stream' ? {
+    status: 200,
+    headers: { 'content-type': 'text/event-stream; charset=utf-8' },
+    get body() {
+      return chunksOf(EVENTS);
+    },
+    whole: () => Promise.resolve(Buffer.concat(EVENTS)),
+    discard: () => {},
+    into: (sink: NodeJS.WritableStream): void => {
+      chunksOf(EVENTS).pipe(sink);
+    },
+  } : {
     status: 200,
     headers: { 'content-type': 'application/json', 'content-length': String(ANSWER.length) },
     get body() {
@@ -64,7 +94,9 @@ const upstream = {
     },
     whole: () => Promise.resolve(ANSWER),
     discard: () => {},
-    into: (sink: NodeJS.WritableStream) => void bodyOf(ANSWER).pipe(sink),
+    into: (sink: NodeJS.WritableStream): void => {
+      bodyOf(ANSWER).pipe(sink);
+    },
   }),
   close: () => {},
 };
@@ -74,7 +106,7 @@ interface Variant {
   one(): Promise<void>;
 }
 
-function variant(name: string, checkout: Checkout, env: Record<string, string>, headers: Record<string, string>): Variant {
+function variant(name: string, checkout: Checkout, env: Record<string, string>, headers: Record<string, string>, body = REQUEST_BODY): Variant {
   const gateway = checkout.createGateway({ AZURE_OPENAI_ENDPOINT: 'https://bench.invalid', AZURE_OPENAI_API_KEY: 'k', MODEL_DEPLOYMENTS: JSON.stringify(MODELS), ...env }, { upstream });
   const problems = (gateway as { config: { problems: { setting: string; message: string }[] } }).config.problems;
   if (problems.length > 0) throw new Error(`${name}: ${problems.map((p) => `${p.setting}: ${p.message}`).join('; ')}`);
@@ -82,7 +114,7 @@ function variant(name: string, checkout: Checkout, env: Record<string, string>, 
   return {
     name,
     async one() {
-      const req = { method: 'POST', path: '/v1/chat/completions', query: '', params: {}, header, body: bodyOf(REQUEST_BODY), gone: new checkout.ClientGone() };
+      const req = { method: 'POST', path: '/v1/chat/completions', query: '', params: {}, header, body: bodyOf(body), gone: new checkout.ClientGone() };
       const res = await checkout.serve(checkout.route, req, gateway);
       if (res.status !== 200) throw new Error(`${name}: status ${res.status}`);
       if (res.body instanceof Readable) await new Promise((r) => res.body instanceof Readable && res.body.on('end', r).resume());
@@ -100,7 +132,12 @@ async function main(): Promise<void> {
   variants.push(variant('named key with limits', here, { PROXY_KEYS: JSON.stringify([{ name: 'team', key: KEY, rpm: 1e9, tpm: 1e12 }]) }, bearer));
   const withAffinity = { 'gpt-4o-mini': { deployments: MODELS['gpt-4o-mini'], affinity: 'prompt_cache_key' } };
   variants.push(variant('prompt-cache affinity', here, { PROXY_API_KEY: KEY, MODEL_DEPLOYMENTS: JSON.stringify(withAffinity) }, bearer));
-  if (process.env.BENCH_BASELINE) variants.push(variant('baseline, unnamed key', load(process.env.BENCH_BASELINE), { PROXY_API_KEY: KEY }, bearer));
+  variants.push(variant(`streamed, ${EVENTS.length} events`, here, { PROXY_API_KEY: KEY }, bearer, STREAM_BODY));
+  if (process.env.BENCH_BASELINE) {
+    const baseline = load(process.env.BENCH_BASELINE);
+    variants.push(variant('baseline, unnamed key', baseline, { PROXY_API_KEY: KEY }, bearer));
+    variants.push(variant(`baseline, streamed, ${EVENTS.length} events`, baseline, { PROXY_API_KEY: KEY }, bearer, STREAM_BODY));
+  }
 
   // Warm up: JIT every path.
   for (const v of variants) for (let i = 0; i < 3000; i++) await v.one();
