@@ -23,6 +23,10 @@
  * a pass (paths that ran seconds apart) before its median: on a shared VM one
  * pass in a few runs slow for everything, and the best of the passes (what
  * this bench reported before) moved by ±10% between runs of the same build.
+ * BENCH_PROCESSES (default 1) starts that many processes of each proxy, the
+ * passes taking them in turn: one process of a build can run slower than
+ * another of the same build for its whole life (up to 15% in CPU per request
+ * here), and more of them keep one from deciding a comparison.
  */
 import http from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -37,6 +41,7 @@ const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '1,10,50').split(',').map(
 const OPEN_STREAMS = Number(process.env.BENCH_OPEN_STREAMS ?? 1000);
 const STREAMED_REQUESTS = Number(process.env.BENCH_STREAMED ?? 400);
 const BASELINE = process.env.BENCH_BASELINE;
+const PROCESSES = Math.max(1, Number(process.env.BENCH_PROCESSES ?? 1));
 const MODELS = { 'gpt-4o-mini': ['chat-a'] };
 
 type Proxy = 'floor' | 'gateway' | 'limits' | 'baseline';
@@ -66,23 +71,30 @@ const chatBody = (stream: boolean) => JSON.stringify({ model: 'gpt-4o-mini', str
 async function main() {
   const sim = await startSimulatorProcess(AZURE_KEY);
   const gatewayEnv = { PROXY_API_KEY: PROXY_KEY, AZURE_OPENAI_ENDPOINT: sim.url, AZURE_OPENAI_API_KEY: AZURE_KEY, MODEL_DEPLOYMENTS: JSON.stringify(MODELS) };
-  const proxies: Partial<Record<Proxy, ServiceProcess>> = {};
+  const proxies: Partial<Record<Proxy, ServiceProcess[]>> = {};
+  /** BENCH_PROCESSES of one proxy, the first named as before and the others numbered (their CPU profiles too). */
+  const start = async (launch: (name: string) => Promise<ServiceProcess>, name: string) => {
+    const started: ServiceProcess[] = [];
+    for (let i = 0; i < PROCESSES; i++) started.push(await launch(i === 0 ? name : `${name}-${i + 1}`));
+    return started;
+  };
   try {
-    proxies.floor = await startThinProxyProcess({ FLOOR_KEY: PROXY_KEY, FLOOR_UPSTREAM: sim.url, FLOOR_UPSTREAM_KEY: AZURE_KEY, FLOOR_MODELS: JSON.stringify(MODELS) });
-    proxies.gateway = await startGatewayProcess(gatewayEnv);
+    proxies.floor = await start((name) => startThinProxyProcess({ FLOOR_KEY: PROXY_KEY, FLOOR_UPSTREAM: sim.url, FLOOR_UPSTREAM_KEY: AZURE_KEY, FLOOR_MODELS: JSON.stringify(MODELS) }, name), 'floor');
+    proxies.gateway = await start((name) => startGatewayProcess(gatewayEnv, undefined, name), 'gateway');
     // Limits high enough never to refuse: what is measured is their bookkeeping on every request.
     const limited = [{ name: 'bench', key: PROXY_KEY, rpm: 1e9, tpm: 1e12, tokensPerDay: 1e13, tokensPerMonth: 1e14 }];
-    proxies.limits = await startGatewayProcess({ ...gatewayEnv, PROXY_API_KEY: '', PROXY_KEYS: JSON.stringify(limited) }, undefined, 'limits');
-    if (BASELINE) proxies.baseline = await startGatewayProcess(gatewayEnv, BASELINE);
+    proxies.limits = await start((name) => startGatewayProcess({ ...gatewayEnv, PROXY_API_KEY: '', PROXY_KEYS: JSON.stringify(limited) }, undefined, name), 'limits');
+    if (BASELINE) proxies.baseline = await start((name) => startGatewayProcess(gatewayEnv, BASELINE, name), 'baseline');
     const measured = Object.keys(proxies) as Proxy[];
     const paths: PathName[] = ['direct', ...measured];
-    const target = (path: PathName, stream: boolean): Target => path === 'direct'
+    /** The request for a path, sent to its `which`-th process. */
+    const target = (path: PathName, stream: boolean, which = 0): Target => path === 'direct'
       ? { url: `${sim.url}/openai/deployments/chat-a/chat/completions?api-version=2025-04-01-preview`, headers: { 'api-key': AZURE_KEY, 'content-type': 'application/json' }, body: chatBody(stream) }
-      : { url: `${proxies[path]!.url}/v1/chat/completions`, headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body: chatBody(stream) };
+      : { url: `${proxies[path]![which].url}/v1/chat/completions`, headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body: chatBody(stream) };
 
     const report: Report = { date: new Date().toISOString(), durationMs: DURATION_MS, rounds: ROUNDS };
     // Warm every path (JIT, connection pools).
-    for (const path of paths) await closedLoop(target(path, false), 10, 500);
+    for (const path of paths) for (let i = 0; i < (path === 'direct' ? 1 : PROCESSES); i++) await closedLoop(target(path, false, i), 10, 500);
 
     report.loads = [];
     for (const connections of CONNECTIONS) {
@@ -92,9 +104,10 @@ async function main() {
         // Each pass starts on a different path, so none always runs on the warmest or the coldest machine.
         for (let k = 0; k < paths.length; k++) {
           const path = paths[(r + k) % paths.length];
-          const server = path === 'direct' ? undefined : proxies[path]!;
+          const which = r % PROCESSES;
+          const server = path === 'direct' ? undefined : proxies[path]![which];
           const before = server?.cpuMs() ?? 0;
-          const result = await closedLoop(target(path, false), connections, DURATION_MS);
+          const result = await closedLoop(target(path, false, which), connections, DURATION_MS);
           if (path !== 'direct' && result.requests > 0) cpu[path].push((server!.cpuMs() - before) / result.requests);
           runs[path].push(result);
         }
@@ -113,14 +126,14 @@ async function main() {
     if (STREAMED_REQUESTS > 0) report.streamed = await streamed(paths, target);
     if (OPEN_STREAMS > 0) {
       report.openStreams = {};
-      for (const p of measured) if (p !== 'limits') report.openStreams[p] = await openStreams(sim.url, target(p, true), proxies[p]!);
+      for (const p of measured) if (p !== 'limits') report.openStreams[p] = await openStreams(sim.url, target(p, true), proxies[p]![0]);
     }
 
     printReport(report, measured);
     mkdirSync('bench/results', { recursive: true });
     writeFileSync('bench/results/gateway.json', JSON.stringify(report, null, 2));
   } finally {
-    for (const p of Object.values(proxies)) await p.stop();
+    for (const started of Object.values(proxies)) for (const p of started) await p.stop();
     await sim.stop();
   }
 }

@@ -34,8 +34,8 @@ export function startGatewayProcess(env: Record<string, string>, checkout?: stri
 }
 
 /** The bench's calibration floor (support/thin-proxy.ts), started and measured like the gateway. */
-export function startThinProxyProcess(env: Record<string, string>): Promise<ServiceProcess> {
-  return startService(path.resolve(__dirname, 'thin-proxy.js'), env, profileFlags('floor'));
+export function startThinProxyProcess(env: Record<string, string>, name = 'floor'): Promise<ServiceProcess> {
+  return startService(path.resolve(__dirname, 'thin-proxy.js'), env, profileFlags(name));
 }
 
 /**
