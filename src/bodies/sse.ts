@@ -213,7 +213,7 @@ export class AzureEventFilter extends Transform {
  * What the filter looks for in one chunk, each needle searched for once per
  * chunk rather than once per event: looking afresh at every event scanned the
  * rest of the chunk each time (Azure separates with LF, so a CRLF search
- * always ran to the end), and each search is a call into native code.
+ * always ran to the end), which made a chunk of many events quadratic.
  */
 class ChunkScan {
   private readonly lf: Occurrences;
@@ -255,7 +255,7 @@ class ChunkScan {
   }
 }
 
-/** The next place a needle occurs in a buffer at or after a point that only moves forward. */
+/** The next place a needle occurs in a chunk's text at or after a point that only moves forward. */
 class Occurrences {
   /** The last occurrence found; -2 before the first search, -1 when none is left. */
   private at: number;
