@@ -48,22 +48,13 @@ const ANSWER = Buffer.from(JSON.stringify({
   usage: { prompt_tokens: 14, completion_tokens: 9, total_tokens: 23 }, system_fingerprint: 'fp_bench', prompt_filter_results: [],
 }));
 
-/** A body stream that hands over its one buffer when read, as a socket's would. */
-function bodyOf(buf: Buffer): Readable {
-  return new Readable({
-    read() {
-      this.push(buf);
-      this.push(null);
-    },
-  });
-}
-
-/** A body stream that hands over its chunks in order, one per read. */
+/** A body stream that hands over its chunks in order, one per read, and ends with the last, as a socket's would. */
 function chunksOf(chunks: readonly Buffer[]): Readable {
   let next = 0;
   return new Readable({
     read() {
-      this.push(next < chunks.length ? chunks[next++] : null);
+      this.push(chunks[next++]);
+      if (next === chunks.length) this.push(null);
     },
   });
 }
@@ -73,31 +64,27 @@ const EVENTS = (require(path.resolve(__dirname, '../src/simulator/chat.js')).cha
   { ...QUESTION, stream: true, max_tokens: 20, stream_options: { include_usage: true } }, 'gpt-4o-mini',
 ).map((e) => Buffer.from(e));
 
-/** Answers every call at once, from memory, its body streamed, written into the reader's stream or read whole as the real client's reply is. */
+/** A 200 from memory, its body streamed, written into the reader's stream or read whole, as the real client's reply is. */
+function replyOf(headers: Record<string, string>, chunks: readonly Buffer[]) {
+  return {
+    status: 200,
+    headers,
+    get body() {
+      return chunksOf(chunks);
+    },
+    whole: () => Promise.resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)),
+    discard: () => {},
+    into: (sink: NodeJS.WritableStream): void => {
+      chunksOf(chunks).pipe(sink);
+    },
+  };
+}
+
+/** Answers every call at once: a stream of events when events were asked for, else a whole JSON answer. */
 const upstream = {
-  send: (call: { headers: Record<string, unknown> }) => Promise.resolve(call.headers.accept === 'text/event-stream' ? {
-    status: 200,
-    headers: { 'content-type': 'text/event-stream; charset=utf-8' },
-    get body() {
-      return chunksOf(EVENTS);
-    },
-    whole: () => Promise.resolve(Buffer.concat(EVENTS)),
-    discard: () => {},
-    into: (sink: NodeJS.WritableStream): void => {
-      chunksOf(EVENTS).pipe(sink);
-    },
-  } : {
-    status: 200,
-    headers: { 'content-type': 'application/json', 'content-length': String(ANSWER.length) },
-    get body() {
-      return bodyOf(ANSWER);
-    },
-    whole: () => Promise.resolve(ANSWER),
-    discard: () => {},
-    into: (sink: NodeJS.WritableStream): void => {
-      bodyOf(ANSWER).pipe(sink);
-    },
-  }),
+  send: (call: { headers: Record<string, unknown> }) => Promise.resolve(call.headers.accept === 'text/event-stream'
+    ? replyOf({ 'content-type': 'text/event-stream; charset=utf-8' }, EVENTS)
+    : replyOf({ 'content-type': 'application/json', 'content-length': String(ANSWER.length) }, [ANSWER])),
   close: () => {},
 };
 
@@ -114,7 +101,7 @@ function variant(name: string, checkout: Checkout, env: Record<string, string>, 
   return {
     name,
     async one() {
-      const req = { method: 'POST', path: '/v1/chat/completions', query: '', params: {}, header, body: bodyOf(body), gone: new checkout.ClientGone() };
+      const req = { method: 'POST', path: '/v1/chat/completions', query: '', params: {}, header, body: chunksOf([body]), gone: new checkout.ClientGone() };
       const res = await checkout.serve(checkout.route, req, gateway);
       if (res.status !== 200) throw new Error(`${name}: status ${res.status}`);
       if (res.body instanceof Readable) await new Promise((r) => res.body instanceof Readable && res.body.on('end', r).resume());
