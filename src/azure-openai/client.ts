@@ -401,7 +401,7 @@ class IntoSink {
  * `into` for a body that is already a stream (a decoded one): piped, the
  * same contract kept (a break goes to `onBreak`, a sink closed early ends it).
  */
-export function pipeInto(body: Readable, sink: Writable, onBreak: (failure: UpstreamFailure) => void): void {
+function pipeInto(body: Readable, sink: Writable, onBreak: (failure: UpstreamFailure) => void): void {
   let broken = false;
   body.once('error', (err) => {
     if (broken) return;
