@@ -85,14 +85,18 @@ export class LocalServer {
     socket.end(error.toRawHttp());
   }
 
-  /** Counts a response under way on its connection until it closes. */
-  private track(req: http.IncomingMessage, res: http.ServerResponse): void {
+  /**
+   * Counts a response under way on its connection until it closes, and tells
+   * the request if its client left first: one listener for both.
+   */
+  private track(req: http.IncomingMessage, res: http.ServerResponse, gone: ClientGone): void {
     const socket = req.socket;
     const under = this.underway.get(socket) ?? { count: 0, last: req };
     under.count++;
     under.last = req;
     this.underway.set(socket, under);
-    res.once('close', () => {
+    res.on('close', () => {
+      if (!res.writableFinished) gone.fire();
       if (--under.count === 0 && this.endWhenDone.has(socket)) socket.end();
     });
   }
@@ -123,11 +127,8 @@ export class LocalServer {
     const path = q < 0 ? raw : raw.slice(0, q);
     const match = this.router.match(path);
 
-    this.track(req, res);
     const gone = new ClientGone();
-    res.once('close', () => {
-      if (!res.writableFinished) gone.fire();
-    });
+    this.track(req, res, gone);
     const request: GatewayRequest = {
       method: req.method ?? 'GET',
       path,
