@@ -37,16 +37,19 @@ export interface ForwardSpec {
  * its body is ready, so an answer that stalls or breaks before then fails
  * over like one that never came.
  */
-export async function forward(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, model: string, spec: ForwardSpec): Promise<GatewayResponse> {
+export function forward(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, model: string, spec: ForwardSpec): Promise<GatewayResponse> {
   ctx.model = model;
   const pool = gateway.pool(model, ctx.key);
   const admitted = admit(gateway, ctx, model, spec.estimate);
-  if (admitted !== undefined) await admitted;
-  const request = operationRequest(req, ctx, spec, (error) => ctx.fail(error));
-  const affinityKey = spec.affinityKey !== undefined && gateway.config.promptCacheAffinity.has(model) ? spec.affinityKey : undefined;
-  // An operation a deployment does not serve cools that operation there, not the deployment.
-  const hint = { affinityKey, scope: spec.operation };
-  return await whileClientStays(gateway.balancer.dispatch(model, pool, (d) => gateway.azure.send(d, request), ctx.tries, hint));
+  const send = () => {
+    const request = operationRequest(req, ctx, spec, (error) => ctx.fail(error));
+    const affinityKey = spec.affinityKey !== undefined && gateway.config.promptCacheAffinity.has(model) ? spec.affinityKey : undefined;
+    // An operation a deployment does not serve cools that operation there, not the deployment.
+    const hint = { affinityKey, scope: spec.operation };
+    return whileClientStays(gateway.balancer.dispatch(model, pool, (d) => gateway.azure.send(d, request), ctx.tries, hint));
+  };
+  // Not an async function: most requests wait for nothing before the upstream call, and a layer of promise per request showed in the profile.
+  return admitted === undefined ? send() : admitted.then(send);
 }
 
 /**
