@@ -3,7 +3,7 @@ import type http from 'node:http';
 import { Readable, Transform, Writable } from 'node:stream';
 import tls from 'node:tls';
 import zlib from 'node:zlib';
-import { Agent, Dispatcher, errors } from 'undici';
+import { Dispatcher, Pool, errors } from 'undici';
 import { ClientGone } from '../core/http';
 
 /** One request to Azure OpenAI, made for the call: the client completes its headers rather than copying them. */
@@ -98,10 +98,16 @@ type Controller = Dispatcher.DispatchController;
  * HTTP/1.1 only, as node:http was: Azure's HTTP/2 has never been tried here.
  */
 export class UndiciUpstream implements UpstreamClient {
-  private readonly agent: Agent;
+  /**
+   * A pool per Azure resource, kept for the process's life: a gateway calls
+   * a handful. Held here rather than by undici's Agent, whose own dispatch
+   * layer (one more per request) gave nothing the gateway uses.
+   */
+  private readonly pools = new Map<string, Pool>();
+  private readonly options: Pool.Options;
 
   constructor(options: AgentOptions = {}) {
-    this.agent = new Agent({
+    this.options = {
       connections: options.maxSockets ?? 1024,
       pipelining: 1,
       allowH2: false,
@@ -109,7 +115,13 @@ export class UndiciUpstream implements UpstreamClient {
       headersTimeout: 0,
       bodyTimeout: 0,
       connect: options.ca ? { ca: [...tls.rootCertificates, options.ca.toString()] } : undefined,
-    });
+    };
+  }
+
+  private poolFor(origin: string): Pool {
+    let pool = this.pools.get(origin);
+    if (pool === undefined) this.pools.set(origin, (pool = new Pool(origin, this.options)));
+    return pool;
   }
 
   send(call: UpstreamCall): Promise<UpstreamReply> {
@@ -131,8 +143,7 @@ export class UndiciUpstream implements UpstreamClient {
       }
       const handler = new ReplyHandler(call, resolve, reject);
       try {
-        this.agent.dispatch({
-          origin: call.origin,
+        this.poolFor(call.origin).dispatch({
           path: call.path,
           method: call.method,
           headers: headers as Record<string, string>,
@@ -147,7 +158,8 @@ export class UndiciUpstream implements UpstreamClient {
   }
 
   close(): void {
-    void this.agent.destroy().catch(() => {});
+    for (const pool of this.pools.values()) void pool.destroy().catch(() => {});
+    this.pools.clear();
   }
 }
 
