@@ -193,6 +193,16 @@ describe('the upstream client\'s replies', () => {
     expect(sockets.size).toBe(1);
   }));
 
+  it('refuses calls once closed, without opening a connection for them', async () => {
+    const client = new UndiciUpstream();
+    (await client.send(call('/small'))).discard();
+    client.close();
+    sockets.clear();
+    await expect(client.send(call('/small'))).rejects.toMatchObject({ name: 'UpstreamFailure', kind: 'connect' });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(sockets.size).toBe(0);
+  });
+
   it('reads headers Azure (or a proxy before it) repeats as node:http did: one value, or the values joined', () => withClient(async (client) => {
     const reply = await client.send(call('/repeated'));
     expect(reply.headers['content-type']).toBe('application/json');
