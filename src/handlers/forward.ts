@@ -35,7 +35,9 @@ export interface ForwardSpec {
  * at most once, failing over on 429, 5xx, timeouts and connection errors,
  * until one answers. The response is committed only once the first byte of
  * its body is ready, so an answer that stalls or breaks before then fails
- * over like one that never came.
+ * over like one that never came. It throws at once, rather than rejects, for
+ * a model the key may not use or limits already spent: call it from an async
+ * function (every handler is one), where a throw is a rejection.
  */
 export function forward(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, model: string, spec: ForwardSpec): Promise<GatewayResponse> {
   ctx.model = model;

@@ -10,6 +10,7 @@ import { forward, passThrough } from './forward';
  * Forwards a client's multipart upload, every field and file kept, re-encoded
  * once for Azure (the files' chunks are reused, not copied) and replayed as
  * is if a deployment fails over; the v1 form gets the deployment as `model`.
+ * Like forward, it may throw rather than reject: call it from an async function.
  */
 export function forwardUpload(req: GatewayRequest, gateway: Gateway, ctx: RequestContext, model: string, operation: string, form: MultipartForm): Promise<GatewayResponse> {
   const boundary = `gateway-${randomBytes(12).toString('hex')}`;

@@ -87,7 +87,8 @@ export class LocalServer {
 
   /**
    * Counts a response under way on its connection until it closes, and tells
-   * the request if its client left first: one listener for both.
+   * the request if its client left first. One listener for both: a listener
+   * and a once() wrapper fewer per request.
    */
   private track(req: http.IncomingMessage, res: http.ServerResponse, gone: ClientGone): void {
     const socket = req.socket;
@@ -96,8 +97,9 @@ export class LocalServer {
     under.last = req;
     this.underway.set(socket, under);
     res.on('close', () => {
-      if (!res.writableFinished) gone.fire();
+      // Counted first: the request's listeners run after, and none of them can leave the count behind.
       if (--under.count === 0 && this.endWhenDone.has(socket)) socket.end();
+      if (!res.writableFinished) gone.fire();
     });
   }
 
