@@ -30,7 +30,7 @@
  */
 import http from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { closedLoop, LoadResult, percentile, Target, timeStream } from './support/load';
+import { closedLoop, LoadResult, median, percentile, Target, timeStream } from './support/load';
 import { ServiceProcess, startGatewayProcess, startSimulatorProcess, startThinProxyProcess } from './support/processes';
 
 const AZURE_KEY = 'bench-azure-key';
@@ -136,12 +136,6 @@ async function main() {
     for (const started of Object.values(proxies)) for (const p of started) await p.stop();
     await sim.stop();
   }
-}
-
-function median(xs: readonly number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length / 2;
-  return sorted.length % 2 === 1 ? sorted[Math.floor(mid)] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** The pass whose throughput is the median (the lower middle of an even count). */

@@ -19,7 +19,7 @@ export interface ServiceProcess {
  * profile of it there, <name>.cpuprofile, when it stops (open it in Chrome
  * DevTools, or summarise it with `node dist/bench/profile.js <file>`).
  */
-function profileFlags(name: string): string[] {
+export function profileFlags(name: string): string[] {
   const dir = process.env.BENCH_CPU_PROF;
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
 }
