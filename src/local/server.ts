@@ -29,6 +29,11 @@ export interface LocalServerOptions {
 /** The one path a connection may be upgraded on (a WebSocket); any other Upgrade is served as plain HTTP/1.1. */
 const REALTIME_PATH = '/v1/realtime';
 
+/** Whether a response of this status may carry a body (and so a length): not 1xx, 204 or 304 (RFC 9110, 8.6). */
+function hasBody(status: number): boolean {
+  return status >= 200 && status !== 204 && status !== 304;
+}
+
 function pathOf(url: string | undefined): string {
   return (url ?? '').split('?')[0];
 }
@@ -174,10 +179,16 @@ export class LocalServer {
       if (body instanceof Readable) body.destroy();
       return;
     }
-    res.writeHead(response.status, response.headers);
     if (body === undefined || typeof body === 'string' || body instanceof Uint8Array) {
-      res.end(body);
-    } else if (body instanceof Readable) {
+      // A whole body goes with its length: chunked framing costs every client that parses it.
+      if (response.headers['content-length'] === undefined && hasBody(response.status)) {
+        response.headers['content-length'] = String(body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
+      }
+      res.writeHead(response.status, response.headers);
+      return void res.end(body);
+    }
+    res.writeHead(response.status, response.headers);
+    if (body instanceof Readable) {
       // An upstream that breaks mid-stream must not look like a clean end to the client.
       body.once('error', () => res.destroy());
       res.once('close', () => {

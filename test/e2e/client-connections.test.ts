@@ -60,3 +60,35 @@ describe('a connection that is slow or sends garbage', () => {
     expect(out).toContain('data: [DONE]');
   });
 });
+
+describe('how a whole answer is framed', () => {
+  /** One request on a fresh connection; the answer's head and body as the client's socket saw them. */
+  async function raw(head: string, body = ''): Promise<{ status: string; headers: Record<string, string>; rest: string }> {
+    const { out } = await exchange(suite.h.url, `${head}Host: x\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    const [top, ...lines] = out.slice(0, out.indexOf('\r\n\r\n')).split('\r\n');
+    const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+    return { status: top, headers, rest: out.slice(out.indexOf('\r\n\r\n') + 4) };
+  }
+
+  it('a completion and an error carry their length, not chunks: a client knows the size before the body', async () => {
+    const ok = await raw(`POST /v1/chat/completions HTTP/1.1\r\nAuthorization: Bearer ${PROXY_KEY}\r\nContent-Type: application/json\r\n`, hello);
+    expect(ok.status).toMatch(/ 200 /);
+    expect(ok.headers['transfer-encoding']).toBeUndefined();
+    expect(Number(ok.headers['content-length'])).toBe(Buffer.byteLength(ok.rest));
+    expect(JSON.parse(ok.rest).object).toBe('chat.completion');
+
+    const refused = await raw('POST /v1/chat/completions HTTP/1.1\r\nAuthorization: Bearer wrong\r\nContent-Type: application/json\r\n', hello);
+    expect(refused.status).toMatch(/ 401 /);
+    expect(refused.headers['transfer-encoding']).toBeUndefined();
+    expect(Number(refused.headers['content-length'])).toBe(Buffer.byteLength(refused.rest));
+    expect(JSON.parse(refused.rest).error.code).toBe('invalid_api_key');
+  });
+
+  it('a CORS preflight (204) carries no length and no chunks, as RFC 9110 wants of a 204', async () => {
+    const preflight = await raw('OPTIONS /v1/chat/completions HTTP/1.1\r\nOrigin: https://app.example\r\nAccess-Control-Request-Method: POST\r\n');
+    expect(preflight.status).toMatch(/ 204 /);
+    expect(preflight.headers['content-length']).toBeUndefined();
+    expect(preflight.headers['transfer-encoding']).toBeUndefined();
+    expect(preflight.rest).toBe('');
+  });
+});
