@@ -96,8 +96,8 @@ async function main() {
       : { url: `${proxies[path]![which].url}/v1/chat/completions`, headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body: chatBody(stream) };
 
     const report: Report = { date: new Date().toISOString(), durationMs: DURATION_MS, rounds: ROUNDS };
-    // Warm every path (JIT, connection pools), streamed too: a fresh gateway is still compiling for its
-    // first 10-15 s under load, and 400 streams timed on a cold streaming path measured V8, not the gateway.
+    // Warm every path (JIT, connection pools), streamed too: fresh gateways were seen still compiling after
+    // 10-15 s under load, and 400 streams timed on a cold streaming path measured V8, not the gateway.
     for (const path of paths) {
       for (let i = 0; i < (path === 'direct' ? 1 : PROCESSES); i++) {
         await closedLoop(target(path, false, i), 10, WARMUP_MS * 0.7);

@@ -29,7 +29,7 @@ export interface LocalServerOptions {
 /** The one path a connection may be upgraded on (a WebSocket); any other Upgrade is served as plain HTTP/1.1. */
 const REALTIME_PATH = '/v1/realtime';
 
-/** Whether a response of this status may carry a body (and so a length): not 1xx, 204 or 304 (RFC 9110, 8.6). */
+/** Whether a response of this status carries a body, and so its length: not 1xx or 204 (which must not send one, RFC 9110, 8.6), nor 304 (whose length would describe the resource, not this answer). */
 function hasBody(status: number): boolean {
   return status >= 200 && status !== 204 && status !== 304;
 }
