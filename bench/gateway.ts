@@ -10,8 +10,7 @@
  *
  * BENCH_SECONDS (default 3) is the length of one pass, BENCH_ROUNDS (default 3)
  * the passes per load, BENCH_WARMUP_SECONDS (default 15) the load each process
- * takes first, untimed (V8 compiles the gateway's hot path over about that
- * long; a process measured sooner is measured compiling), BENCH_CONNECTIONS the loads
+ * takes first, untimed (see support/load.ts), BENCH_CONNECTIONS the loads
  * (default "1,10,50"), BENCH_STREAMED the streamed requests timed per path
  * (default 400), BENCH_OPEN_STREAMS the streams held open for the memory figure
  * (default 1000; 0 skips either), BENCH_CPU_PROF a directory for CPU profiles,
@@ -32,14 +31,13 @@
  */
 import http from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { closedLoop, LoadResult, median, percentile, Target, timeStream } from './support/load';
+import { closedLoop, LoadResult, median, percentile, Target, timeStream, WARMUP_MS } from './support/load';
 import { ServiceProcess, startGatewayProcess, startSimulatorProcess, startThinProxyProcess } from './support/processes';
 
 const AZURE_KEY = 'bench-azure-key';
 const PROXY_KEY = 'bench-proxy-key';
 const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 3) * 1000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const WARMUP_MS = Number(process.env.BENCH_WARMUP_SECONDS ?? 15) * 1000;
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '1,10,50').split(',').map(Number);
 const OPEN_STREAMS = Number(process.env.BENCH_OPEN_STREAMS ?? 1000);
 const STREAMED_REQUESTS = Number(process.env.BENCH_STREAMED ?? 400);
@@ -96,8 +94,7 @@ async function main() {
       : { url: `${proxies[path]![which].url}/v1/chat/completions`, headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body: chatBody(stream) };
 
     const report: Report = { date: new Date().toISOString(), durationMs: DURATION_MS, rounds: ROUNDS };
-    // Warm every path (JIT, connection pools), streamed too: fresh gateways were seen still compiling after
-    // 10-15 s under load, and 400 streams timed on a cold streaming path measured V8, not the gateway.
+    // Warm every path (JIT, connection pools), streamed too: 400 streams timed on a cold streaming path measured V8, not the gateway.
     for (const path of paths) {
       for (let i = 0; i < (path === 'direct' ? 1 : PROCESSES); i++) {
         await closedLoop(target(path, false, i), 10, WARMUP_MS * 0.7);

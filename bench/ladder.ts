@@ -17,12 +17,13 @@
  * about 10 µs is within a run's noise on a shared 2-core machine.
  *
  * BENCH_SECONDS (default 3) per pass, BENCH_ROUNDS (default 6) passes,
+ * BENCH_WARMUP_SECONDS (default 15) of untimed load per rung first,
  * BENCH_CONNECTIONS (default 50) the load; BENCH_CPU_PROF=<dir> writes each
  * process's CPU profile there, as for `npm run bench`.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { closedLoop, median, Target } from './support/load';
+import { closedLoop, median, Target, WARMUP_MS } from './support/load';
 import { ServiceProcess, profileFlags, startGatewayProcess, startService, startSimulatorProcess, startThinProxyProcess } from './support/processes';
 
 const AZURE_KEY = 'bench-azure-key';
@@ -66,9 +67,8 @@ async function main(): Promise<void> {
     procs.gateway = await startGatewayProcess({ PROXY_API_KEY: PROXY_KEY, AZURE_OPENAI_ENDPOINT: sim.url, AZURE_OPENAI_API_KEY: AZURE_KEY, MODEL_DEPLOYMENTS: JSON.stringify(MODELS) });
     const target = (rung: Rung): Target => ({ url: `${procs[rung]!.url}/v1/chat/completions`, headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body: BODY });
 
-    // Warm every rung past its JIT's first tiers. A fresh gateway still compiles for some 15 s under load
-    // (perf: about 14 µs of CPU per request, 5 after), so its first pass may run slow; the medians leave one out.
-    for (const rung of RUNGS) await closedLoop(target(rung), CONNECTIONS, 3000);
+    // Warm every rung as npm run bench does: a gateway still compiling spent about 14 µs more CPU per request (perf).
+    for (const rung of RUNGS) await closedLoop(target(rung), CONNECTIONS, WARMUP_MS);
     const rps = Object.fromEntries(RUNGS.map((r) => [r, [] as number[]])) as Record<Rung, number[]>;
     const cpu = Object.fromEntries(RUNGS.map((r) => [r, [] as number[]])) as Record<Rung, number[]>;
     for (let pass = 0; pass < ROUNDS; pass++) {

@@ -14,6 +14,13 @@ export interface LoadResult {
   readonly p99: number;
 }
 
+/**
+ * How long each measured process is loaded, untimed, before its first pass
+ * (BENCH_WARMUP_SECONDS, default 15): fresh gateways were seen still compiling
+ * after 10-15 s under load, and a process timed sooner is timed compiling.
+ */
+export const WARMUP_MS = Number(process.env.BENCH_WARMUP_SECONDS ?? 15) * 1000;
+
 /** The middle of the values (the mean of the two middle ones for an even count). */
 export function median(xs: readonly number[]): number {
   const sorted = [...xs].sort((a, b) => a - b);
