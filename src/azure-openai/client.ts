@@ -118,10 +118,10 @@ export class UndiciUpstream implements UpstreamClient {
       // The gateway's own timers govern the wait for headers and body (see ReplyHandler).
       headersTimeout: 0,
       bodyTimeout: 0,
-      // Idle connections to Azure are dropped after at most 4 s (undici's default, kept on purpose); a longer
-      // Keep-Alive offer is ignored: users report pooled connections to Azure OpenAI that sat idle for 30 s or more hanging on
-      // reuse, silently, until a timeout (bolna-ai/bolna#1037; Azure/azure-sdk-for-java#37773 after ~10 min).
-      // A fresh TLS handshake costs less.
+      // Idle connections to Azure are dropped after at most 4 s (undici's default, kept on purpose), and a
+      // longer Keep-Alive offer is ignored: users report pooled connections to Azure OpenAI that sat idle for
+      // 30 s or more hanging on reuse, silently, until a timeout (bolna-ai/bolna#1037;
+      // Azure/azure-sdk-for-java#37773 after ~10 min). A fresh TLS handshake costs less.
       keepAliveTimeout: 4_000,
       keepAliveMaxTimeout: 4_000,
       connect: options.ca ? { ca: [...tls.rootCertificates, options.ca.toString()] } : undefined,

@@ -11,9 +11,10 @@ export interface OwnUpstream {
 /**
  * A small upstream of a test's own, for answers the simulator has no switch
  * for (malformed streams, compressed bodies, odd error texts): `answer` gets
- * every request, its body already read.
+ * every request, its body already read. `keepAliveTimeoutMs` is how long it
+ * keeps an idle connection (and says so in Keep-Alive); Node's 5 s otherwise.
  */
-export async function startOwnUpstream(answer: (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => void | Promise<void>): Promise<OwnUpstream> {
+export async function startOwnUpstream(answer: (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => void | Promise<void>, options: { keepAliveTimeoutMs?: number } = {}): Promise<OwnUpstream> {
   const requests: OwnUpstream['requests'] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -23,6 +24,7 @@ export async function startOwnUpstream(answer: (req: http.IncomingMessage, res: 
       void answer(req, res, Buffer.concat(chunks));
     });
   });
+  if (options.keepAliveTimeoutMs !== undefined) server.keepAliveTimeout = options.keepAliveTimeoutMs;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
