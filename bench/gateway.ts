@@ -32,6 +32,7 @@
 import http from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { closedLoop, LoadResult, median, percentile, Target, timeStream, WARMUP_MS } from './support/load';
+import { MachineShare, watchMachine } from './support/machine';
 import { ServiceProcess, startGatewayProcess, startSimulatorProcess, startThinProxyProcess } from './support/processes';
 
 const AZURE_KEY = 'bench-azure-key';
@@ -55,6 +56,8 @@ interface LoadRow {
   /** Median over the passes of each pass's ratio, e.g. "gateway/floor". */
   readonly ratios: Record<string, number>;
   readonly cpuMsPerRequest: Partial<Record<Proxy, number>>;
+  /** Each path's median over the passes of the simulator's and load generator's CPU and the idle cores (support/machine.ts). */
+  readonly machine: Record<PathName, MachineShare>;
 }
 interface StreamTimes { readonly firstP50: number; readonly firstP99: number; readonly lastP50: number; readonly lastP99: number }
 interface HeldStreams { readonly streams: number; readonly open: number; readonly baselineMb: number; readonly peakMb: number; readonly kbPerStream: number }
@@ -106,6 +109,7 @@ async function main() {
     for (const connections of CONNECTIONS) {
       const runs = Object.fromEntries(paths.map((p) => [p, [] as LoadResult[]])) as Record<PathName, LoadResult[]>;
       const cpu = Object.fromEntries(measured.map((p) => [p, [] as number[]])) as Record<Proxy, number[]>;
+      const machine = Object.fromEntries(paths.map((p) => [p, [] as MachineShare[]])) as Record<PathName, MachineShare[]>;
       for (let r = 0; r < ROUNDS; r++) {
         // Each pass starts on a different path, so none always runs on the warmest or the coldest machine.
         for (let k = 0; k < paths.length; k++) {
@@ -113,7 +117,9 @@ async function main() {
           const which = r % PROCESSES;
           const server = path === 'direct' ? undefined : proxies[path]![which];
           const before = server?.cpuMs() ?? 0;
+          const watch = watchMachine(sim);
           const result = await closedLoop(target(path, false, which), connections, DURATION_MS);
+          if (result.requests > 0) machine[path].push(watch.done(result.requests));
           if (path !== 'direct' && result.requests > 0) cpu[path].push((server!.cpuMs() - before) / result.requests);
           runs[path].push(result);
         }
@@ -126,6 +132,10 @@ async function main() {
         results: Object.fromEntries(paths.map((p) => [p, medianRun(runs[p])])) as Record<PathName, LoadResult>,
         ratios: Object.fromEntries(pairs.map(([a, b]) => [`${a}/${b}`, ratio(a, b)])),
         cpuMsPerRequest: Object.fromEntries(measured.map((p) => [p, median(cpu[p])])),
+        machine: Object.fromEntries(paths.map((p) => [p, {
+          othersMsPerRequest: median(machine[p].map((m) => m.othersMsPerRequest)),
+          idleCores: median(machine[p].map((m) => m.idleCores)),
+        }])) as Record<PathName, MachineShare>,
       });
     }
 
@@ -227,12 +237,14 @@ function printReport(report: Report, measured: readonly Proxy[]): void {
     const [g, f, l] = [added('gateway'), added('floor'), added('limits')];
     lines.push(row([`streamed, ${k} chunk (direct ${ms(s.direct[p50])} / ${ms(s.direct[p99])} ms)`, ...measured.map((p) => pair(added(p))), pair([g[0] - f[0], g[1] - f[1]]), pair([l[0] - g[0], l[1] - g[1]])]));
   }
-  lines.push('', row(['per request and per stream', ...measured]), rule(measured.length + 1));
-  for (const { connections, cpuMsPerRequest } of report.loads ?? []) {
-    lines.push(row([`CPU per request, ${connections} conn`, ...measured.map((p) => `${ms(cpuMsPerRequest[p]!)} ms`)]));
+  lines.push('', row(['per request and per stream', 'direct', ...measured]), rule(measured.length + 2));
+  for (const { connections, cpuMsPerRequest, machine } of report.loads ?? []) {
+    lines.push(row([`CPU per request, ${connections} conn`, '', ...measured.map((p) => `${ms(cpuMsPerRequest[p]!)} ms`)]));
+    lines.push(row([`simulator + load generator CPU per request, ${connections} conn`, ...allPaths(measured).map((p) => `${ms(machine[p].othersMsPerRequest)} ms`)]));
+    lines.push(row([`idle cores, ${connections} conn`, ...allPaths(measured).map((p) => machine[p].idleCores.toFixed(2))]));
   }
   const os = report.openStreams;
-  if (os) lines.push(row([`memory per open stream (${OPEN_STREAMS} held)`, ...measured.map((p) => (os[p] ? `${os[p]!.kbPerStream} KB` : '(not held)'))]));
+  if (os) lines.push(row([`memory per open stream (${OPEN_STREAMS} held)`, '', ...measured.map((p) => (os[p] ? `${os[p]!.kbPerStream} KB` : '(not held)'))]));
   console.log(lines.join('\n'));
   for (const p of measured) {
     const held = os?.[p];
@@ -240,6 +252,7 @@ function printReport(report: Report, measured: readonly Proxy[]): void {
   }
 }
 
+const allPaths = (measured: readonly Proxy[]): PathName[] => ['direct', ...measured];
 const ms = (x: number) => (Math.round(x * 1000) / 1000).toString();
 const pair = ([a, b]: number[]) => `${ms(a)} / ${ms(b)} ms`;
 const rps = (x: number) => `${Math.round(x).toLocaleString('en-US')}/s`;

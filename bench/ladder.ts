@@ -24,6 +24,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { closedLoop, median, Target, WARMUP_MS } from './support/load';
+import { MachineShare, watchMachine } from './support/machine';
 import { ServiceProcess, profileFlags, startGatewayProcess, startService, startSimulatorProcess, startThinProxyProcess } from './support/processes';
 
 const AZURE_KEY = 'bench-azure-key';
@@ -52,6 +53,8 @@ interface RungResult {
   readonly rps: number;
   readonly shareOfFloor: number;
   readonly cpuMsPerRequest: number;
+  /** The simulator's and load generator's CPU per request, and the idle cores (support/machine.ts). */
+  readonly machine: MachineShare;
   /** Median over the passes of this rung's CPU per request less the rung below's, in µs. */
   readonly stepUs?: number;
 }
@@ -71,15 +74,18 @@ async function main(): Promise<void> {
     for (const rung of RUNGS) await closedLoop(target(rung), CONNECTIONS, WARMUP_MS);
     const rps = Object.fromEntries(RUNGS.map((r) => [r, [] as number[]])) as Record<Rung, number[]>;
     const cpu = Object.fromEntries(RUNGS.map((r) => [r, [] as number[]])) as Record<Rung, number[]>;
+    const machine = Object.fromEntries(RUNGS.map((r) => [r, [] as MachineShare[]])) as Record<Rung, MachineShare[]>;
     for (let pass = 0; pass < ROUNDS; pass++) {
       for (let k = 0; k < RUNGS.length; k++) {
         const rung = RUNGS[(pass + k) % RUNGS.length];
         const before = procs[rung]!.cpuMs();
+        const watch = watchMachine(sim);
         const result = await closedLoop(target(rung), CONNECTIONS, DURATION_MS);
         // A status other than 200 fails the load itself: every rung must answer like the others.
         if (result.requests === 0) throw new Error(`${rung} answered no request`);
         rps[rung].push(result.rps);
         cpu[rung].push((procs[rung]!.cpuMs() - before) / result.requests);
+        machine[rung].push(watch.done(result.requests));
       }
     }
     const results: RungResult[] = RUNGS.map((rung, i) => ({
@@ -88,6 +94,7 @@ async function main(): Promise<void> {
       rps: median(rps[rung]),
       shareOfFloor: median(rps[rung].map((x, pass) => x / rps.floor[pass])),
       cpuMsPerRequest: median(cpu[rung]),
+      machine: { othersMsPerRequest: median(machine[rung].map((m) => m.othersMsPerRequest)), idleCores: median(machine[rung].map((m) => m.idleCores)) },
       // The floor's step would be against node:http's client, which the rungs above replace.
       stepUs: i < 2 ? undefined : median(cpu[rung].map((x, pass) => (x - cpu[RUNGS[i - 1]][pass]) * 1000)),
     }));
@@ -104,9 +111,9 @@ function print(results: readonly RungResult[]): void {
   const lines = [
     `chat, ${CONNECTIONS} connections, ${ROUNDS} passes of ${DURATION_MS / 1000} s`,
     '',
-    '| rung | adds | throughput | share of floor | CPU per request | step over the rung below |',
-    '|---|---|---|---|---|---|',
-    ...results.map((r) => `| ${r.rung} | ${r.adds} | ${Math.round(r.rps).toLocaleString('en-US')}/s | ${Math.round(r.shareOfFloor * 100)}% | ${r.cpuMsPerRequest.toFixed(3)} ms | ${r.stepUs === undefined ? '' : `${r.stepUs >= 0 ? '+' : ''}${r.stepUs.toFixed(0)} µs`} |`),
+    '| rung | adds | throughput | share of floor | CPU per request | step over the rung below | simulator + load generator CPU per request | idle cores |',
+    '|---|---|---|---|---|---|---|---|',
+    ...results.map((r) => `| ${r.rung} | ${r.adds} | ${Math.round(r.rps).toLocaleString('en-US')}/s | ${Math.round(r.shareOfFloor * 100)}% | ${r.cpuMsPerRequest.toFixed(3)} ms | ${r.stepUs === undefined ? '' : `${r.stepUs >= 0 ? '+' : ''}${r.stepUs.toFixed(0)} µs`} | ${r.machine.othersMsPerRequest.toFixed(3)} ms | ${r.machine.idleCores.toFixed(2)} |`),
   ];
   console.log(lines.join('\n'));
 }

@@ -2,6 +2,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { cpuMsOf } from './machine';
 
 /** A server under test in a process of its own, so its memory and CPU can be read apart. */
 export interface ServiceProcess {
@@ -66,11 +67,7 @@ export async function startService(main: string, env: Record<string, string>, fl
     url,
     child,
     memory: () => ({ rssKb: field('VmRSS'), peakKb: field('VmHWM') }),
-    cpuMs: () => {
-      const parts = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
-      return (Number(parts[11]) + Number(parts[12])) * 10;
-    },
+    cpuMs: () => cpuMsOf(child.pid!),
     stop: () => new Promise<void>((resolve) => {
       child.removeAllListeners('exit');
       child.once('exit', () => {
@@ -83,7 +80,7 @@ export async function startService(main: string, env: Record<string, string>, fl
 }
 
 /** The Azure OpenAI simulator in a process of its own: the upstream every path of a benchmark calls. */
-export async function startSimulatorProcess(apiKey: string): Promise<{ url: string; stop(): Promise<void> }> {
+export async function startSimulatorProcess(apiKey: string): Promise<{ url: string; cpuMs(): number; stop(): Promise<void> }> {
   const main = path.resolve(__dirname, '../../src/simulator/main.js');
   const child = spawn(process.execPath, [main], { env: { PATH: process.env.PATH ?? '', SIM_API_KEY: apiKey, SIM_CONTROL: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
@@ -97,6 +94,7 @@ export async function startSimulatorProcess(apiKey: string): Promise<{ url: stri
   });
   return {
     url,
+    cpuMs: () => cpuMsOf(child.pid!),
     stop: () => new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
       child.kill('SIGTERM');
