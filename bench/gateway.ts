@@ -20,6 +20,11 @@
  * rpm, tpm and token quotas (never reached), so the cost of limits on the hot
  * path is read beside the same gateway without them.
  *
+ * Beside each proxy's CPU per request it reports the rest of the machine
+ * (support/machine.ts): the CPU the simulator and the load generator spent per
+ * request on each path, and the cores left idle, which explain a throughput
+ * gap that the proxy's own CPU does not.
+ *
  * Every figure is the median over the passes, and every ratio is taken within
  * a pass (paths that ran seconds apart) before its median: on a shared VM one
  * pass in a few runs slow for everything, and the best of the passes (what
@@ -32,7 +37,7 @@
 import http from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { closedLoop, LoadResult, median, percentile, Target, timeStream, WARMUP_MS } from './support/load';
-import { MachineShare, watchMachine } from './support/machine';
+import { MachineShare, medianShare, watchMachine } from './support/machine';
 import { ServiceProcess, startGatewayProcess, startSimulatorProcess, startThinProxyProcess } from './support/processes';
 
 const AZURE_KEY = 'bench-azure-key';
@@ -132,10 +137,7 @@ async function main() {
         results: Object.fromEntries(paths.map((p) => [p, medianRun(runs[p])])) as Record<PathName, LoadResult>,
         ratios: Object.fromEntries(pairs.map(([a, b]) => [`${a}/${b}`, ratio(a, b)])),
         cpuMsPerRequest: Object.fromEntries(measured.map((p) => [p, median(cpu[p])])),
-        machine: Object.fromEntries(paths.map((p) => [p, {
-          othersMsPerRequest: median(machine[p].map((m) => m.othersMsPerRequest)),
-          idleCores: median(machine[p].map((m) => m.idleCores)),
-        }])) as Record<PathName, MachineShare>,
+        machine: Object.fromEntries(paths.map((p) => [p, medianShare(machine[p])])) as Record<PathName, MachineShare>,
       });
     }
 
@@ -208,9 +210,10 @@ async function openStreams(simUrl: string, target: Target, proxy: ServiceProcess
   return { streams: OPEN_STREAMS, open: firstChunks, baselineMb: Math.round(baseline / 1024), peakMb: Math.round(held / 1024), kbPerStream: Math.round(((held - baseline) / OPEN_STREAMS) * 10) / 10 };
 }
 
-/** Prints the run as the README's tables: throughput, added latency, streaming, CPU and memory. */
+/** Prints the run as the README's tables: throughput, added latency, streaming, CPU (the rest of the machine's too) and memory. */
 function printReport(report: Report, measured: readonly Proxy[]): void {
   const hasBaseline = measured.includes('baseline');
+  const paths: PathName[] = ['direct', ...measured];
   const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
   const rule = (n: number) => row(Array(n).fill('---'));
   const throughputHead = ['load', 'direct', ...measured, ...measured.map((p) => `${p} / direct`), 'gateway / floor', 'limits / gateway', ...(hasBaseline ? ['gateway / baseline'] : [])];
@@ -240,8 +243,8 @@ function printReport(report: Report, measured: readonly Proxy[]): void {
   lines.push('', row(['per request and per stream', 'direct', ...measured]), rule(measured.length + 2));
   for (const { connections, cpuMsPerRequest, machine } of report.loads ?? []) {
     lines.push(row([`CPU per request, ${connections} conn`, '', ...measured.map((p) => `${ms(cpuMsPerRequest[p]!)} ms`)]));
-    lines.push(row([`simulator + load generator CPU per request, ${connections} conn`, ...allPaths(measured).map((p) => `${ms(machine[p].othersMsPerRequest)} ms`)]));
-    lines.push(row([`idle cores, ${connections} conn`, ...allPaths(measured).map((p) => machine[p].idleCores.toFixed(2))]));
+    lines.push(row([`simulator + load generator CPU per request, ${connections} conn`, ...paths.map((p) => `${ms(machine[p].othersMsPerRequest)} ms`)]));
+    lines.push(row([`idle cores, ${connections} conn`, ...paths.map((p) => machine[p].idleCores.toFixed(2))]));
   }
   const os = report.openStreams;
   if (os) lines.push(row([`memory per open stream (${OPEN_STREAMS} held)`, '', ...measured.map((p) => (os[p] ? `${os[p]!.kbPerStream} KB` : '(not held)'))]));
@@ -252,7 +255,6 @@ function printReport(report: Report, measured: readonly Proxy[]): void {
   }
 }
 
-const allPaths = (measured: readonly Proxy[]): PathName[] => ['direct', ...measured];
 const ms = (x: number) => (Math.round(x * 1000) / 1000).toString();
 const pair = ([a, b]: number[]) => `${ms(a)} / ${ms(b)} ms`;
 const rps = (x: number) => `${Math.round(x).toLocaleString('en-US')}/s`;

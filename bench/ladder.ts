@@ -14,7 +14,10 @@
  * "host −
  * client" its server and pipeline, "gateway − host" its handlers, balancer,
  * usage and limits. CPU per request is the steady figure; a step of under
- * about 10 µs is within a run's noise on a shared 2-core machine.
+ * about 10 µs is within a run's noise on a shared 2-core machine. Each rung's
+ * row also has the simulator's and load generator's CPU per request and the
+ * idle cores (support/machine.ts): what its throughput owes to the rest of
+ * the machine.
  *
  * BENCH_SECONDS (default 3) per pass, BENCH_ROUNDS (default 6) passes,
  * BENCH_WARMUP_SECONDS (default 15) of untimed load per rung first,
@@ -24,7 +27,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { closedLoop, median, Target, WARMUP_MS } from './support/load';
-import { MachineShare, watchMachine } from './support/machine';
+import { MachineShare, medianShare, watchMachine } from './support/machine';
 import { ServiceProcess, profileFlags, startGatewayProcess, startService, startSimulatorProcess, startThinProxyProcess } from './support/processes';
 
 const AZURE_KEY = 'bench-azure-key';
@@ -94,7 +97,7 @@ async function main(): Promise<void> {
       rps: median(rps[rung]),
       shareOfFloor: median(rps[rung].map((x, pass) => x / rps.floor[pass])),
       cpuMsPerRequest: median(cpu[rung]),
-      machine: { othersMsPerRequest: median(machine[rung].map((m) => m.othersMsPerRequest)), idleCores: median(machine[rung].map((m) => m.idleCores)) },
+      machine: medianShare(machine[rung]),
       // The floor's step would be against node:http's client, which the rungs above replace.
       stepUs: i < 2 ? undefined : median(cpu[rung].map((x, pass) => (x - cpu[RUNGS[i - 1]][pass]) * 1000)),
     }));
