@@ -160,6 +160,9 @@ type Report = (setting: string, message: string) => void;
 
 const MAX_PRIORITY = 10;
 
+/** What a deployment object may hold. Any other name is a typo to report: a "priorty" left unread would quietly serve a PTU's overflow first. */
+const DEPLOYMENT_FIELDS = new Set(['deployment', 'endpoint', 'apiKey', 'apiVersion', 'weight', 'priority']);
+
 function parseModelDeployments(raw: string, defaults: DeploymentDefaults, promptCacheAffinity: Set<string>, problem: Report): Map<string, Deployment[]> {
   const models = new Map<string, Deployment[]>();
   const setting = 'MODEL_DEPLOYMENTS';
@@ -196,6 +199,10 @@ function parseModelDeployments(raw: string, defaults: DeploymentDefaults, prompt
         return;
       }
       if (!isPlainObject(entry)) return problem(setting, `${at} must be a deployment name or an object with "deployment".`);
+      // The field is not named back: /health is public, and what was written may be a secret.
+      if (Object.keys(entry).some((k) => !DEPLOYMENT_FIELDS.has(k))) {
+        return problem(setting, `${at} has a field that is not one of a deployment's (${[...DEPLOYMENT_FIELDS].join(', ')}; names are case-sensitive).`);
+      }
       const name = entry.deployment;
       if (typeof name !== 'string' || !name.trim()) return problem(setting, `${at} has no "deployment" name.`);
       const overrides: DeploymentOverrides = {};

@@ -44,6 +44,13 @@ describe('configuration', () => {
     expect([...c.promptCacheAffinity]).toEqual(['cached']);
   });
 
+  it('leaves out a deployment with a misspelt field, rather than serve it without what the field meant', () => {
+    const c = loadConfig({ ...base, MODEL_DEPLOYMENTS: JSON.stringify({ m: [{ deployment: 'ptu' }, { deployment: 'paygo', priorty: 2 }] }) });
+    expect(c.models.get('m')!.map((d) => d.deployment)).toEqual(['ptu']);
+    expect(c.problems.map((p) => p.message)).toEqual([expect.stringMatching(/^model 1, deployment 2 has a field that is not one of a deployment's/)]);
+    expect(JSON.stringify(c.problems)).not.toContain('priorty');
+  });
+
   it('accepts the original design\'s AZURE_OPENAI_URL, serving its deployment under its own name', () => {
     const c = loadConfig({ PROXY_API_KEY: 'k', AZURE_OPENAI_API_KEY: 'x', AZURE_OPENAI_URL: 'https://uplyf-ai-foundry.openai.azure.com/openai/deployments/gpt-4-04-14-uplyf/chat/completions?api-version=2025-01-01-preview' });
     expect(c.problems).toEqual([]);
@@ -59,6 +66,7 @@ describe('configuration', () => {
       [{ ...base, MODEL_DEPLOYMENTS: '{"m":[]}' }, 'MODEL_DEPLOYMENTS', /non-empty list/],
       [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"endpoint":"https://x.openai.azure.com"}]}' }, 'MODEL_DEPLOYMENTS', /no "deployment"/],
       [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"deployment":"d","weight":0}]}' }, 'MODEL_DEPLOYMENTS', /weight/],
+      [{ ...base, MODEL_DEPLOYMENTS: `{"m":[{"deployment":"d","apikey":"${secret}"}]}` }, 'MODEL_DEPLOYMENTS', /model 1, deployment 1 has a field that is not one of a deployment's \(deployment, endpoint, apiKey, apiVersion, weight, priority; names are case-sensitive\)/],
       [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"deployment":"d","priority":0}]}' }, 'MODEL_DEPLOYMENTS', /model 1, deployment 1 has a "priority" that is not a whole number from 1 \(served first\) to 10/],
       [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"deployment":"d","priority":1.5}]}' }, 'MODEL_DEPLOYMENTS', /"priority" that is not/],
       [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"deployment":"d","priority":"1"}]}' }, 'MODEL_DEPLOYMENTS', /"priority" that is not/],
