@@ -200,8 +200,10 @@ function parseModelDeployments(raw: string, defaults: DeploymentDefaults, prompt
       }
       if (!isPlainObject(entry)) return problem(setting, `${at} must be a deployment name or an object with "deployment".`);
       // The field is not named back: /health is public, and what was written may be a secret.
-      if (Object.keys(entry).some((k) => !DEPLOYMENT_FIELDS.has(k))) {
-        return problem(setting, `${at} has a field that is not one of a deployment's (${[...DEPLOYMENT_FIELDS].join(', ')}; names are case-sensitive).`);
+      const unknown = Object.keys(entry).filter((k) => !DEPLOYMENT_FIELDS.has(k)).length;
+      if (unknown > 0) {
+        const fields = unknown === 1 ? 'a field that is' : `${unknown} fields that are`;
+        return problem(setting, `${at} has ${fields} not one of a deployment's (${[...DEPLOYMENT_FIELDS].join(', ')}; names are case-sensitive).`);
       }
       const name = entry.deployment;
       if (typeof name !== 'string' || !name.trim()) return problem(setting, `${at} has no "deployment" name.`);

@@ -45,10 +45,13 @@ describe('configuration', () => {
   });
 
   it('leaves out a deployment with a misspelt field, rather than serve it without what the field meant', () => {
-    const c = loadConfig({ ...base, MODEL_DEPLOYMENTS: JSON.stringify({ m: [{ deployment: 'ptu' }, { deployment: 'paygo', priorty: 2 }] }) });
+    const c = loadConfig({ ...base, MODEL_DEPLOYMENTS: JSON.stringify({ m: [{ deployment: 'ptu' }, { deployment: 'paygo', priorty: 2 }, { deployment: 'eu', Weight: 2, region: 'eu' }] }) });
     expect(c.models.get('m')!.map((d) => d.deployment)).toEqual(['ptu']);
-    expect(c.problems.map((p) => p.message)).toEqual([expect.stringMatching(/^model 1, deployment 2 has a field that is not one of a deployment's/)]);
-    expect(JSON.stringify(c.problems)).not.toContain('priorty');
+    expect(c.problems.map((p) => p.message)).toEqual([
+      expect.stringMatching(/^model 1, deployment 2 has a field that is not one of a deployment's/),
+      expect.stringMatching(/^model 1, deployment 3 has 2 fields that are not one of a deployment's/),
+    ]);
+    expect(JSON.stringify(c.problems)).not.toMatch(/priorty|Weight|region/);
   });
 
   it('accepts the original design\'s AZURE_OPENAI_URL, serving its deployment under its own name', () => {
