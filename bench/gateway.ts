@@ -8,7 +8,7 @@
  * servers share this machine's cores, so absolute figures move from run to run
  * while the ratios hold.
  *
- * BENCH_SECONDS (default 3) is the length of one pass, BENCH_ROUNDS (default 3)
+ * BENCH_SECONDS (default 3) is the length of one pass, BENCH_ROUNDS (default 5)
  * the passes per load, BENCH_WARMUP_SECONDS (default 15) the load each process
  * takes first, untimed (see support/load.ts), BENCH_CONNECTIONS the loads
  * (default "1,10,50"), BENCH_STREAMED the streamed requests timed per path
@@ -43,7 +43,7 @@ import { ServiceProcess, startGatewayProcess, startSimulatorProcess, startThinPr
 const AZURE_KEY = 'bench-azure-key';
 const PROXY_KEY = 'bench-proxy-key';
 const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 3) * 1000;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '1,10,50').split(',').map(Number);
 const OPEN_STREAMS = Number(process.env.BENCH_OPEN_STREAMS ?? 1000);
 const STREAMED_REQUESTS = Number(process.env.BENCH_STREAMED ?? 400);
