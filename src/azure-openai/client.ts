@@ -1,10 +1,12 @@
 /** @module The HTTP client that carries requests to Azure OpenAI. */
 import type http from 'node:http';
 import { Readable, Transform, Writable } from 'node:stream';
-import tls from 'node:tls';
+import { rootCertificates } from 'node:tls';
 import zlib from 'node:zlib';
-import { Dispatcher, Pool, errors } from 'undici';
+import { Dispatcher, Pool, ProxyAgent, errors } from 'undici';
 import { ClientGone } from '../core/http';
+import type { ProxySettings } from '../config/config';
+import { proxyFor } from './proxy';
 
 /** One request to Azure OpenAI, made for the call: the client completes its headers rather than copying them. */
 export interface UpstreamCall {
@@ -86,6 +88,8 @@ export interface AgentOptions {
   readonly maxSockets?: number;
   /** Certificate authorities trusted besides the system's: a test's own, never needed for Azure. */
   readonly ca?: Buffer;
+  /** The proxy calls go through (HTTPS_PROXY, HTTP_PROXY, NO_PROXY); none by default. */
+  readonly proxy?: ProxySettings;
 }
 
 type Controller = Dispatcher.DispatchController;
@@ -103,14 +107,19 @@ export class UndiciUpstream implements UpstreamClient {
    * for its whole life. Held here rather than by undici's Agent, whose own
    * dispatch layer (one more per request) cost 1-2 µs of CPU per request in
    * a profile; what else the Agent did, dropping a pool nobody uses, a
-   * gateway's few resources do not need.
+   * gateway's few resources do not need. A resource reached through a proxy
+   * has the proxy's agent here instead, shared by all it serves.
    */
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, Dispatcher>();
+  /** One agent per proxy URL: it tunnels https origins (CONNECT, then TLS to the resource by its own name) and forwards http ones. */
+  private readonly proxies = new Map<string, ProxyAgent>();
   /** After close(), calls fail as undici's did on a destroyed Agent: no new pool outlives its client. */
   private closed = false;
   private readonly options: Pool.Options;
+  private readonly proxy: ProxySettings | undefined;
 
   constructor(options: AgentOptions = {}) {
+    this.proxy = options.proxy;
     this.options = {
       connections: options.maxSockets ?? 1024,
       pipelining: 1,
@@ -124,15 +133,28 @@ export class UndiciUpstream implements UpstreamClient {
       // Azure/azure-sdk-for-java#37773 after ~10 min). A fresh TLS handshake costs less.
       keepAliveTimeout: 4_000,
       keepAliveMaxTimeout: 4_000,
-      connect: options.ca ? { ca: [...tls.rootCertificates, options.ca.toString()] } : undefined,
+      connect: options.ca ? { ca: [...rootCertificates, options.ca.toString()] } : undefined,
     };
   }
 
-  private poolFor(origin: string): Pool {
+  private dispatcherFor(origin: string): Dispatcher {
     if (this.closed) throw new errors.ClientDestroyedError();
-    let pool = this.pools.get(origin);
-    if (pool === undefined) this.pools.set(origin, (pool = new Pool(origin, this.options)));
-    return pool;
+    let dispatcher = this.pools.get(origin);
+    if (dispatcher === undefined) {
+      const proxy = proxyFor(new URL(origin), this.proxy);
+      dispatcher = proxy === undefined ? new Pool(origin, this.options) : this.proxyAgent(proxy);
+      this.pools.set(origin, dispatcher);
+    }
+    return dispatcher;
+  }
+
+  private proxyAgent(uri: string): ProxyAgent {
+    let agent = this.proxies.get(uri);
+    if (agent === undefined) {
+      // The resource's TLS (trust, servername) inside the tunnel is the pools' own; credentials in the URL go as Proxy-Authorization.
+      this.proxies.set(uri, (agent = new ProxyAgent({ ...this.options, uri, requestTls: this.options.connect as ProxyAgent.Options['requestTls'] })));
+    }
+    return agent;
   }
 
   send(call: UpstreamCall): Promise<UpstreamReply> {
@@ -154,7 +176,8 @@ export class UndiciUpstream implements UpstreamClient {
       }
       const handler = new ReplyHandler(call, resolve, reject);
       try {
-        this.poolFor(call.origin).dispatch({
+        this.dispatcherFor(call.origin).dispatch({
+          origin: call.origin,
           path: call.path,
           method: call.method,
           headers: headers as Record<string, string>,
@@ -170,8 +193,9 @@ export class UndiciUpstream implements UpstreamClient {
 
   close(): void {
     this.closed = true;
-    for (const pool of this.pools.values()) void pool.destroy().catch(() => {});
+    for (const dispatcher of [...new Set(this.pools.values())]) void dispatcher.destroy().catch(() => {});
     this.pools.clear();
+    this.proxies.clear();
   }
 }
 

@@ -1,5 +1,8 @@
 /** @module Azure's realtime WebSocket: opened, with what it says before anyone listens kept. */
+import { HttpsProxyAgent } from 'https-proxy-agent';
 import { WebSocket } from 'ws';
+import type { ProxySettings } from '../config/config';
+import { proxyFor } from './proxy';
 import { AttemptResult } from '../balancer/balancer';
 import { retryAfterMs } from './wire';
 
@@ -15,9 +18,12 @@ export interface UpstreamSocket {
 }
 
 /** Opens the socket; a refused handshake (429, 5xx) or no answer in time means "try the next deployment". */
-export function openRealtimeSocket(url: string, auth: readonly [string, string], handshakeTimeout: number): Promise<AttemptResult<UpstreamSocket>> {
+export function openRealtimeSocket(url: string, auth: readonly [string, string], handshakeTimeout: number, proxySettings?: ProxySettings): Promise<AttemptResult<UpstreamSocket>> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(url, { headers: { [auth[0]]: auth[1] }, handshakeTimeout, followRedirects: false });
+    const proxy = proxyFor(new URL(url), proxySettings);
+    // Through a proxy, the socket is tunnelled (CONNECT) as the HTTP calls are; one agent per socket, as it lives as long.
+    const agent = proxy === undefined ? undefined : new HttpsProxyAgent(proxy);
+    const ws = new WebSocket(url, { headers: { [auth[0]]: auth[1] }, handshakeTimeout, followRedirects: false, agent });
     const early: string[] = [];
     const hold = (data: unknown, isBinary: boolean) => early.push(isBinary ? Buffer.from(data as Buffer).toString('utf8') : String(data));
     ws.on('message', hold);

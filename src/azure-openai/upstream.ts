@@ -8,6 +8,7 @@ import { AuthHeader, UpstreamAuth } from './auth';
 import { UpstreamClient, UpstreamFailure, UpstreamReply } from './client';
 import { Deployment } from './deployment';
 import { UpstreamSocket, openRealtimeSocket } from './realtime-socket';
+import type { ProxySettings } from '../config/config';
 import { classifyReply, onResource, operationPath, realtimeUrl } from './wire';
 
 /** One HTTP request for a deployment; only the body may differ between deployments (the v1 form's model). */
@@ -33,6 +34,8 @@ export interface AzureOpenAIOptions {
   readonly credentialWarning: RateLimitedWarning;
   readonly headersTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** The proxy realtime sockets go through, as the client's calls do. */
+  readonly proxy?: ProxySettings;
 }
 
 /** A deployment with no usable credential: the next one may have one. */
@@ -120,7 +123,7 @@ export class AzureOpenAI {
   async openRealtime(d: Deployment): Promise<AttemptResult<UpstreamSocket>> {
     const auth = await this.authHeader(d);
     if (auth === undefined) return { kind: 'retry', reason: 'rejected' };
-    return openRealtimeSocket(realtimeUrl(d), auth, Math.min(REALTIME_HANDSHAKE_MS, this.options.headersTimeoutMs));
+    return openRealtimeSocket(realtimeUrl(d), auth, Math.min(REALTIME_HANDSHAKE_MS, this.options.headersTimeoutMs), this.options.proxy);
   }
 
   /**

@@ -75,6 +75,8 @@ export interface GatewayConfig {
   readonly needsIdentity: boolean;
   /** Origins whose web pages may call the local host (CORS); empty = none. */
   readonly corsAllowedOrigins: readonly string[];
+  /** The proxy calls to Azure OpenAI go through; unset = none (HTTPS_PROXY, HTTP_PROXY, NO_PROXY). */
+  readonly upstreamProxy?: ProxySettings;
   /** Empty when the configuration is usable. */
   readonly problems: readonly ConfigProblem[];
 }
@@ -145,6 +147,7 @@ export function loadConfig(env: Env): GatewayConfig {
     keyVault,
     webPubSub: webPubSubSettings(env, problem),
     corsAllowedOrigins: corsOrigins(env.CORS_ALLOWED_ORIGINS, problem),
+    upstreamProxy: proxySettings(env, problem),
     realtimeLeaseMs: positiveInt('REALTIME_LEASE_MS', env, 6000, problem),
     managedIdentityClientId: nonEmpty(env.AZURE_CLIENT_ID),
     needsIdentity: keyVault !== undefined || all.some((d) => !d.apiKey) || nonEmpty(env.WEBPUBSUB_ENDPOINT) !== undefined,
@@ -284,6 +287,47 @@ function parseEndpoint(setting: string, raw: string | undefined, problem: Report
     return undefined;
   }
   return url.origin;
+}
+
+/**
+ * The proxy settings curl, undici and the Azure SDKs read: a call to an https
+ * origin goes through HTTPS_PROXY (else HTTP_PROXY), one to an http origin
+ * through HTTP_PROXY, and hosts NO_PROXY names go direct. Each is read in
+ * upper case, else lower case, as the Azure SDK clients in the same process
+ * (Key Vault, Table Storage, Web PubSub, Entra ID) read them for themselves
+ * (@typespec/ts-http-runtime's proxyPolicy), so that all go the same way.
+ */
+export interface ProxySettings {
+  readonly httpsProxy?: string;
+  readonly httpProxy?: string;
+  /** Comma-separated hosts (example.com, .example.com, *.example.com, host:port, *) reached directly. */
+  readonly noProxy: string;
+}
+
+function proxySettings(env: Env, problem: Report): ProxySettings | undefined {
+  const lower = env as Readonly<Record<string, string | undefined>>;
+  const httpsProxy = proxyUrl('HTTPS_PROXY', nonEmpty(env.HTTPS_PROXY) ?? nonEmpty(lower.https_proxy), problem);
+  const httpProxy = proxyUrl('HTTP_PROXY', nonEmpty(env.HTTP_PROXY) ?? nonEmpty(lower.http_proxy), problem);
+  if (httpsProxy === undefined && httpProxy === undefined) return undefined;
+  return { httpsProxy, httpProxy, noProxy: nonEmpty(env.NO_PROXY) ?? nonEmpty(lower.no_proxy) ?? '' };
+}
+
+/** A proxy's URL; one without a scheme is http://, as curl takes it. Never echoed: it may carry a password. */
+function proxyUrl(setting: string, value: string | undefined, problem: Report): string | undefined {
+  if (value === undefined) return undefined;
+  const withScheme = value.includes('://') ? value : `http://${value}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    problem(setting, 'is not a URL; expected http://<host>:<port> (with credentials: http://<user>:<password>@<host>:<port>). Calls to Azure OpenAI go direct until it is fixed.');
+    return undefined;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    problem(setting, 'must be an http:// or https:// proxy URL (SOCKS is not supported). Calls to Azure OpenAI go direct until it is fixed.');
+    return undefined;
+  }
+  return url.href;
 }
 
 interface LegacyUrl {

@@ -56,6 +56,9 @@ export const SETTINGS = [
   { name: 'AZURE_TENANT_ID', description: 'The Entra ID tenant, for checking Web PubSub event tokens in identity mode.', optional: true },
   { name: 'PORT', description: 'Local host only (npm start): the port to listen on (default 7071).', optional: true },
   { name: 'CORS_ALLOWED_ORIGINS', description: 'Local host only (npm start): comma-separated origins (https://app.example.com) whose web pages may call the gateway, or * for any; none by default. On Azure, the template\'s corsAllowedOrigins parameter sets the Function App\'s CORS instead.', optional: true },
+  { name: 'HTTPS_PROXY', description: 'A proxy that calls to Azure OpenAI go through, e.g. http://proxy.example.com:8080 (https_proxy is read when it is unset, as by the Azure SDKs); may carry credentials. Leave unset unless outbound traffic must go through a proxy.', secret: true, optional: true },
+  { name: 'HTTP_PROXY', description: 'A proxy for calls to http:// origins (a local simulator), and to https:// ones when HTTPS_PROXY is unset (http_proxy is read when it is unset); may carry credentials.', secret: true, optional: true },
+  { name: 'NO_PROXY', description: 'Hosts reached without the proxy, comma-separated: example.com (and its subdomains), *.example.com (subdomains only), host:port, or * for all (no_proxy is read when it is unset).', optional: true },
   { name: 'HOST', description: 'Local host only (npm start): the address to listen on (default 127.0.0.1; 0.0.0.0 to accept other machines).', optional: true },
   { name: 'WEBPUBSUB_HUB', description: 'The Web PubSub hub realtime sessions use (default realtime).', optional: true },
 ] as const satisfies readonly SettingSpec[];

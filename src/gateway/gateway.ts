@@ -135,7 +135,8 @@ export class Gateway {
     }
     const secrets = deps.secrets;
     this.azure = new AzureOpenAI({
-      client: deps.upstream ?? new UndiciUpstream(),
+      client: deps.upstream ?? new UndiciUpstream({ proxy: deps.config.upstreamProxy }),
+      proxy: deps.config.upstreamProxy,
       auth: deps.upstreamAuth ?? new KeyOrTokenAuth(
         deps.credential ? new TokenCache(deps.credential, undefined, this.now) : undefined,
         secrets ? () => secrets.azureOpenAIKey : undefined,

@@ -3,7 +3,9 @@ import { AddressInfo } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UndiciUpstream } from '../../src/azure-openai/client';
-import { Harness, PROXY_KEY, startHarness } from '../support/harness';
+import { WebSocket } from 'ws';
+import { AZURE_KEY, Harness, PROXY_KEY, startHarness } from '../support/harness';
+import { ForwardProxy, startForwardProxy } from '../support/forward-proxy';
 import { OwnUpstream, startOwnUpstream } from '../support/own-upstream';
 import { selfSignedCert } from '../support/tls';
 
@@ -78,5 +80,117 @@ describe('redirects', () => {
     expect(elsewhere.requests.length).toBe(0);
     const line = h.logger.entries().find((e) => e.msg === 'request');
     expect(line?.tries).toEqual([expect.objectContaining({ deployment: 'chat-a', outcome: 'rejected', status: 307 })]);
+  });
+});
+
+describe('through a forward proxy (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)', () => {
+  const credentials = { user: 'gateway', password: 'pr0xy-s3cret-91c' };
+  let proxy: ForwardProxy;
+  beforeAll(async () => {
+    proxy = await startForwardProxy(credentials);
+  });
+  afterAll(() => proxy.close());
+  const basic = `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString('base64')}`;
+  const neverLogged = (h: Harness) => {
+    for (const line of h.logger.lines) {
+      expect(line).not.toContain(credentials.password);
+      expect(line).not.toContain(new URL(proxy.url).host);
+    }
+  };
+
+  it('sends every call to Azure OpenAI through the proxy, with its credentials for the proxy only', async () => {
+    const h = await startHarness({ env: () => ({ HTTP_PROXY: proxy.url }) });
+    try {
+      const before = proxy.calls.length;
+      const answer = await h.client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'through the proxy' }] });
+      expect(answer.choices[0].message.content).toBeTruthy();
+      const forwarded = proxy.calls.slice(before).filter((c) => c.target.includes('/chat/completions'));
+      expect(forwarded).toEqual([{ kind: 'forward', target: expect.stringMatching(new RegExp(`^${h.simUrl}/openai/deployments/chat-[ab]/chat/completions\\?api-version=`)), authorization: basic }]);
+      // Azure gets its own key and nothing meant for the proxy.
+      const call = h.sim.calls.at(-1)!;
+      expect(call.headers['api-key']).toBe(AZURE_KEY);
+      expect(call.headers['proxy-authorization']).toBeUndefined();
+      neverLogged(h);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('goes direct to a host NO_PROXY names, and to every host for NO_PROXY=*', async () => {
+    for (const noProxy of ['example.com, 127.0.0.1', '*']) {
+      const h = await startHarness({ env: () => ({ HTTP_PROXY: proxy.url, NO_PROXY: noProxy }) });
+      try {
+        const before = proxy.calls.length;
+        const answer = await h.client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'direct' }] });
+        expect(answer.choices[0].message.content).toBeTruthy();
+        expect(proxy.calls.length).toBe(before);
+      } finally {
+        await h.close();
+      }
+    }
+  });
+
+  it('a proxy that refuses the gateway (407) is a failing deployment, never a 407 to the client, and says nothing of the proxy', async () => {
+    const wrong = proxy.url.replace(encodeURIComponent(credentials.password), 'not-the-password');
+    const h = await startHarness({ env: () => ({ HTTP_PROXY: wrong }) });
+    try {
+      const res = await chat(h);
+      expect(res.status).toBe(502);
+      const text = await res.text();
+      expect(JSON.parse(text).error.message).toBeTruthy();
+      expect(text).not.toContain('not-the-password');
+      expect(text).not.toContain(new URL(proxy.url).host);
+      const line = h.logger.entries().find((e) => e.msg === 'request');
+      // undici's proxy agent fails a 407 as a connection that could not be made: no status of Azure's to show.
+      expect(line?.tries).toEqual([expect.objectContaining({ deployment: 'chat-a', outcome: 'connect' }), expect.objectContaining({ deployment: 'chat-b', outcome: 'connect' })]);
+      expect(h.sim.calls.filter((c) => c.operation === 'chat/completions')).toHaveLength(0);
+      expect(h.logger.lines.join('\n')).not.toContain('not-the-password');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('tunnels TLS to the resource through the proxy (CONNECT), naming the resource for TLS and trusting only its certificate', async () => {
+    const { cert, key } = selfSignedCert();
+    const names: (string | false)[] = [];
+    const server = https.createServer({ cert, key }, (req, res) => {
+      names.push((req.socket as TLSSocket).servername);
+      req.resume().on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(chatAnswer));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    // The proxy settings as the configuration reads them, into the client the gateway would make (with a test's CA).
+    const settings = { httpsProxy: proxy.url, noProxy: '' };
+    const h = await startHarness({ env: () => ({ AZURE_OPENAI_ENDPOINT: `https://localhost:${port}` }), deps: { upstream: new UndiciUpstream({ ca: cert, proxy: settings }) } });
+    try {
+      const before = proxy.calls.length;
+      const res = await chat(h);
+      expect(res.status).toBe(200);
+      expect((await res.json()).choices[0].message.content).toBe('over TLS');
+      expect(proxy.calls.slice(before)).toContainEqual({ kind: 'connect', target: `localhost:${port}`, authorization: basic });
+      expect(names.at(-1)).toBe('localhost');
+    } finally {
+      await h.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('opens the realtime WebSocket to Azure through the proxy too', async () => {
+    const h = await startHarness({ env: () => ({ HTTP_PROXY: proxy.url, MODEL_DEPLOYMENTS: JSON.stringify({ 'gpt-4o-mini-realtime-preview': ['rt-a'] }) }) });
+    try {
+      const before = proxy.calls.length;
+      const ws = new WebSocket(`${h.url.replace('http', 'ws')}/v1/realtime?model=gpt-4o-mini-realtime-preview`, { headers: { authorization: `Bearer ${PROXY_KEY}` } });
+      const first = await new Promise<string>((resolve, reject) => {
+        ws.once('message', (d) => resolve(String(d)));
+        ws.once('error', reject);
+      });
+      ws.close();
+      expect(JSON.parse(first).type).toBe('session.created');
+      expect(proxy.calls.slice(before)).toContainEqual({ kind: 'connect', target: new URL(h.simUrl).host, authorization: basic });
+      neverLogged(h);
+    } finally {
+      await h.close();
+    }
   });
 });
