@@ -28,6 +28,12 @@ export interface UpstreamCall {
    * held back by a slow client does not count).
    */
   readonly idleTimeoutMs: number;
+  /**
+   * Told when the body breaks off or stalls once the reply is out (never for
+   * the client leaving): however its reader takes it, and even after the
+   * gateway has answered its client.
+   */
+  readonly onBodyBreak?: (failure: UpstreamFailure) => void;
 }
 
 /**
@@ -218,12 +224,14 @@ class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
   private settled = false;
   private readonly timer: NodeJS.Timeout;
   private stopWatching: () => void;
+  private readonly onBodyBreak: ((failure: UpstreamFailure) => void) | undefined;
 
   constructor(
     call: UpstreamCall,
     private readonly resolve: (reply: UpstreamReply) => void,
     private readonly reject: (err: UpstreamFailure) => void,
   ) {
+    this.onBodyBreak = call.onBodyBreak;
     this.timer = setTimeout(() => this.fail('timeout'), call.headersTimeoutMs);
     this.stopWatching = call.gone.on(() => this.fail('aborted'));
   }
@@ -298,6 +306,7 @@ class ReplyHandler implements Dispatcher.DispatchHandler, UpstreamReply {
       return;
     }
     this.stopWatching();
+    if (how !== 'end' && how.kind !== 'aborted') this.onBodyBreak?.(how);
     if (sink instanceof ReplyBody) {
       if (how === 'end') sink.push(null);
       else if (!sink.destroyed) sink.destroy(how);

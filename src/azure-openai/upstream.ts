@@ -36,6 +36,8 @@ export interface AzureOpenAIOptions {
   readonly idleTimeoutMs: number;
   /** The proxy realtime sockets go through, as the client's calls do. */
   readonly proxy?: ProxySettings;
+  /** A deployment's answer broke off or stalled after it had been handed to the client: too late to try another. */
+  readonly onBrokeOff?: (d: Deployment, reason: UpstreamFailure['kind']) => void;
 }
 
 /** A deployment with no usable credential: the next one may have one. */
@@ -73,6 +75,9 @@ export class AzureOpenAI {
   private async attempt<T>(d: Deployment, request: OperationRequest<T>, auth: AuthHeader): Promise<AttemptResult<T>> {
     const headers: OutgoingHttpHeaders = { ...request.headers };
     headers[auth[0]] = auth[1];
+    // Once this try is the answer, a break in its body can no longer fail over: the deployment is told off instead.
+    let answered = false;
+    const onBrokeOff = this.options.onBrokeOff;
     let reply: UpstreamReply;
     try {
       reply = await this.options.client.send({
@@ -84,12 +89,17 @@ export class AzureOpenAI {
         gone: request.gone,
         headersTimeoutMs: this.options.headersTimeoutMs,
         idleTimeoutMs: this.options.idleTimeoutMs,
+        onBodyBreak: onBrokeOff === undefined ? undefined : (failure) => {
+          if (answered) onBrokeOff(d, failure.kind);
+        },
       });
     } catch (err) {
       if (err instanceof UpstreamFailure && err.kind !== 'aborted') return { kind: 'retry', reason: err.kind };
       throw err;
     }
-    return await classifyReply(reply, d, request.onSuccess, request.onClientError, onResource(request.operation));
+    const result = await classifyReply(reply, d, request.onSuccess, request.onClientError, onResource(request.operation));
+    answered = result.kind === 'done';
+    return result;
   }
 
   /**

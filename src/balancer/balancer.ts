@@ -198,6 +198,16 @@ export class Balancer {
     throw unavailable(this.soonestRecovery([member], scope), result.reason);
   }
 
+  /**
+   * A member whose answer broke off or stalled after its client had the
+   * first of it: the request cannot move, but the next ones should not come
+   * here for a while, as after a failed try.
+   */
+  brokeOff(member: PoolMember, reason: 'timeout' | 'connect'): void {
+    this.options.stats?.record(member.id, reason);
+    this.coolDown(member, { reason }, undefined);
+  }
+
   /** Cools a deployment after a failed try, or only the scope (the operation) it failed for, when the failure says so. */
   private coolDown(member: PoolMember, result: { readonly reason: SkipReason; readonly retryAfterMs?: number; readonly scoped?: boolean }, scope: string | undefined): void {
     const key = result.scoped && scope !== undefined ? scopedKey(member.id, scope) : member.id;

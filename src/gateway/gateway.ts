@@ -144,6 +144,9 @@ export class Gateway {
       credentialWarning: new RateLimitedWarning(this.logger, 60_000, this.now),
       headersTimeoutMs: deps.config.upstreamHeadersTimeoutMs,
       idleTimeoutMs: deps.config.upstreamIdleTimeoutMs,
+      onBrokeOff: (d, reason) => {
+        if (reason !== 'aborted') this.balancer.brokeOff(d, reason);
+      },
     });
     this.readiness = new Readiness({
       config: deps.config,

@@ -106,21 +106,72 @@ function asClientLeaving(err: unknown): never {
 export function passThrough(reply: UpstreamReply, ctx: RequestContext, usage = true): GatewayResponse | Promise<GatewayResponse> {
   const type = reply.headers['content-type'] ?? 'application/octet-stream';
   const json = usage && type.includes('json');
-  const length = Number(reply.headers['content-length']);
+  const declared = reply.headers['content-length'];
+  const length = declared === undefined ? NaN : Number(declared);
   if (json && length <= SMALL_RESPONSE) {
     // A small whole answer costs less read in one piece than piped through a stream per request.
     // A break, a stall or the client leaving midway fails it as the upstream call it is.
-    return reply.whole(SMALL_RESPONSE).then((body): GatewayResponse => {
-      const counted = usageOfBody(body);
-      if (counted) ctx.usage = counted;
-      return { status: reply.status, headers: { 'content-type': type }, body };
-    });
+    return reply.whole(SMALL_RESPONSE).then((body) => wholeJson(reply, ctx, type, body));
+  }
+  if (json && Number.isNaN(length)) {
+    // Chunked: most such answers are small too, and one that breaks before its end should fail over
+    // as unseen as one with a length. Only what outgrows the small size streams on.
+    const tap = new UsageTap((u) => (ctx.usage = u));
+    return wholeOrInto(reply.body, SMALL_RESPONSE, tap).then((body) => (body === tap ? { status: reply.status, headers: { 'content-type': type }, body } : wholeJson(reply, ctx, type, body as Buffer)));
   }
   return {
     status: reply.status,
     headers: { 'content-type': type, ...passHeaders(reply, ['content-length', 'content-disposition']) },
     body: json ? through(reply, new UsageTap((u) => (ctx.usage = u))) : reply.body,
   };
+}
+
+function wholeJson(reply: UpstreamReply, ctx: RequestContext, type: string, body: Buffer): GatewayResponse {
+  const counted = usageOfBody(body);
+  if (counted) ctx.usage = counted;
+  return { status: reply.status, headers: { 'content-type': type }, body };
+}
+
+/**
+ * A body of unknown length read whole when it ends within `limit` bytes;
+ * past them, what was read goes into `sink` and the rest follows, piped (and
+ * `sink` is the answer). Fails as the upstream call when the body breaks
+ * before either.
+ */
+function wholeOrInto(body: Readable, limit: number, sink: Transform): Promise<Buffer | Transform> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = () => {
+      body.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size <= limit) return;
+      stop();
+      body.pause();
+      for (const c of chunks) sink.write(c);
+      body.once('error', (err) => sink.destroy(failureOf(body, err)));
+      sink.once('close', () => {
+        if (!body.readableEnded) body.destroy();
+      });
+      body.pipe(sink);
+      resolve(sink);
+    };
+    const onEnd = () => {
+      stop();
+      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+    };
+    const onError = (err: unknown) => {
+      stop();
+      reject(failureOf(body, err));
+    };
+    const onClose = () => {
+      if (!body.readableEnded) onError(undefined);
+    };
+    body.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
+  });
 }
 
 const SMALL_RESPONSE = 256 * 1024;

@@ -3,6 +3,7 @@ import net from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Harness, PROXY_KEY, eventually, startHarness } from '../support/harness';
+import { OwnUpstream, startOwnUpstream } from '../support/own-upstream';
 
 let h: Harness;
 const auth = { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' };
@@ -192,6 +193,73 @@ describe('one deployment of two flapping between healthy, throttled and stalled'
     expect(Object.keys(delta(after['flap-a'], before['flap-a'] ?? {})).every((k) => k === '429' || k === 'timeout')).toBe(true);
     const closed = h.logger.entries().filter((l) => l.msg === 'request' && l.model === 'flapping' && l.status !== 200);
     for (const line of closed) expect(line).toMatchObject({ status: 499, error: 'client_closed' });
+  });
+});
+
+describe('an answer that breaks off partway', () => {
+  it('a JSON answer without a length (chunked) cut before its end fails over, and the client never notices', async () => {
+    h.sim.setBehaviour('chat-a', { mode: 'reset' });
+    for (let i = 0; i < 4; i++) {
+      const answer = await h.client.chat.completions.create(hello as OpenAI.ChatCompletionCreateParamsNonStreaming);
+      expect(answer.choices[0].message.content).toContain('hello');
+    }
+    const cut = h.sim.callsTo('chat-a').filter((c) => c.status === 200);
+    expect(cut.length).toBeGreaterThanOrEqual(1);
+    const lines = h.logger.entries().filter((l) => l.msg === 'request' && l.model === 'gpt-4o-mini').slice(-4);
+    expect(lines.some((l) => JSON.stringify(l.tries).includes('"deployment":"chat-a","outcome":"connect"'))).toBe(true);
+  });
+
+  describe('after the client had the first of it', () => {
+    let cooling: Harness;
+    let breaking: OwnUpstream;
+    let steady: OwnUpstream;
+    const big = 'x'.repeat(300 * 1024);
+    beforeAll(async () => {
+      // A chunked answer larger than the gateway reads before answering: it streams on, then the connection drops.
+      breaking = await startOwnUpstream((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write(`{"id":"chatcmpl-big","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"${big}`);
+        setTimeout(() => res.destroy(), 20);
+      });
+      steady = await startOwnUpstream((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'chatcmpl-ok', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: 'steady' } }] })));
+      cooling = await startHarness({
+        env: () => ({
+          UPSTREAM_FAILURE_COOLDOWN_MS: '60000',
+          MODEL_DEPLOYMENTS: JSON.stringify({ big: [{ deployment: 'breaks', endpoint: breaking.url, apiKey: 'k' }, { deployment: 'holds', endpoint: steady.url, apiKey: 'k' }], 'gpt-4o-mini': ['chat-a', 'chat-b'] }),
+        }),
+      });
+    });
+    afterAll(async () => {
+      await cooling.close();
+      await breaking.close();
+      await steady.close();
+    });
+
+    it('a large JSON answer cut midway cuts the client off, and the deployment is skipped for its cooldown', async () => {
+      const chatBig = () => fetch(`${cooling.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ ...hello, model: 'big' }) }).then((r) => r.text());
+      const outcomes = await Promise.all([chatBig().catch((e: Error) => e), chatBig().catch((e: Error) => e)]);
+      // One of the two went to the deployment that breaks: its client saw the answer cut off, not a clean end.
+      expect(outcomes.filter((o) => o instanceof Error)).toHaveLength(1);
+      expect(breaking.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+      for (let i = 0; i < 4; i++) expect(JSON.parse(await chatBig()).choices[0].message.content).toBe('steady');
+      expect(breaking.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+      const health = await (await fetch(`${cooling.url}/health/deployments`, { headers: auth })).json();
+      expect(health.data.find((d: { deployment: string }) => d.deployment === 'breaks')).toMatchObject({ state: 'cooling' });
+    });
+
+    it('a stream cut midway ends with an error the client sees, and the deployment is skipped for its cooldown', async () => {
+      cooling.sim.setBehaviour('chat-a', { mode: 'reset', afterEvents: 4, times: 1 });
+      cooling.sim.setBehaviour('chat-b', { mode: 'reset', afterEvents: 4, times: 1 });
+      const stream = await cooling.client.chat.completions.create({ ...hello, stream: true, max_tokens: 50 } as OpenAI.ChatCompletionCreateParamsStreaming);
+      const err = await (async () => {
+        for await (const _ of stream);
+      })().catch((e) => e);
+      expect(err).toBeInstanceOf(Error);
+      const broke = cooling.sim.calls.at(-1)!.deployment;
+      cooling.sim.reset();
+      for (let i = 0; i < 4; i++) await cooling.client.chat.completions.create(hello as OpenAI.ChatCompletionCreateParamsNonStreaming);
+      expect(cooling.sim.calls.slice(-4).map((c) => c.deployment)).not.toContain(broke);
+    });
   });
 });
 

@@ -16,6 +16,7 @@ const suite = harnessForFile({
       'stall-json': ['stall-json-a', 'stall-json-b'],
       'stall-sse': ['stall-sse-a', 'stall-sse-b'],
       'stall-late': ['stall-late'],
+      'stall-late-raw': ['stall-late-raw'],
       'stall-big': ['stall-big'],
       'slow-reader': ['slow-reader'],
       'far-retry': ['far-retry'],
@@ -68,11 +69,13 @@ describe('an upstream that stalls after its headers (UPSTREAM_IDLE_TIMEOUT_MS)',
     expect(err.message).toMatch(/stopped sending/);
     await new Promise((r) => setTimeout(r, 20));
     expect(requestLines().at(-1)).toMatchObject({ model: 'stall-late', status: 200, error: 'upstream_timeout' });
+    // Too late to fail over, but the next requests are kept off it for a while, as after a failed try.
+    expect(await deploymentState('stall-late')).toMatchObject({ state: 'cooling', reason: 'timeout', recent: { failed: { timeout: 1 } } });
   });
 
   it('the raw stream ends after the error event: every event parses and the last is OpenAI\'s error shape', async () => {
-    suite.h.sim.setBehaviour('stall-late', { mode: 'stall', afterEvents: 3 });
-    const res = await fetch(`${suite.h.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ ...hello('stall-late'), stream: true }), signal: AbortSignal.timeout(5000) });
+    suite.h.sim.setBehaviour('stall-late-raw', { mode: 'stall', afterEvents: 3 });
+    const res = await fetch(`${suite.h.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ ...hello('stall-late-raw'), stream: true }), signal: AbortSignal.timeout(5000) });
     const events = (await res.text()).split('\n\n').filter(Boolean).map((e) => JSON.parse(e.replace(/^data: /, '')));
     expect(events.length).toBeGreaterThan(1);
     expect(events.at(-1)).toEqual({ error: { message: expect.any(String), type: 'server_error', param: null, code: 'upstream_timeout' } });
