@@ -34,6 +34,10 @@ function hasBody(status: number): boolean {
   return status >= 200 && status !== 204 && status !== 304;
 }
 
+/** The most of a refused body read on and dropped, and for how long, before its connection is closed instead (nginx's lingering_time is 30 s). */
+const DRAIN_BYTES = 128 * 1024 * 1024;
+const DRAIN_MS = 30_000;
+
 function pathOf(url: string | undefined): string {
   return (url ?? '').split('?')[0];
 }
@@ -169,12 +173,34 @@ export class LocalServer {
     return res;
   }
 
+  /**
+   * A body refused before its end (too large, say) is read on and dropped, as
+   * nginx's lingering close does: a client still sending gets to read the
+   * answer only if its sending does not fail first, and the SDKs take a send
+   * that fails for a broken connection and send the whole upload again. Up to
+   * DRAIN_BYTES more and DRAIN_MS; past either, or when it declared more
+   * than that, the connection closes instead.
+   */
+  private drainRefused(req: http.IncomingMessage, response: GatewayResponse): void {
+    const declared = Number(req.headers['content-length']);
+    if (req.destroyed || declared > DRAIN_BYTES) {
+      response.headers.connection = 'close';
+      return;
+    }
+    const socket = req.socket;
+    let dropped = 0;
+    const cut = setTimeout(() => socket.destroy(), DRAIN_MS).unref();
+    req.on('data', (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > DRAIN_BYTES) socket.destroy();
+    });
+    req.once('close', () => clearTimeout(cut));
+    req.resume();
+  }
+
   private write(req: http.IncomingMessage, res: http.ServerResponse, response: GatewayResponse): void {
     const body = response.body;
-    if (!req.complete && response.status >= 400) {
-      // The body was refused unread (e.g. too large): do not read the rest for a next request.
-      response.headers.connection = 'close';
-    }
+    if (!req.complete && response.status >= 400) this.drainRefused(req, response);
     if (res.destroyed) {
       if (body instanceof Readable) body.destroy();
       return;

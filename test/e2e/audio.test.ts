@@ -8,7 +8,8 @@ import { promisify } from 'node:util';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReceivedUpload } from '../../src/simulator/audio';
-import { Harness, PROXY_KEY, startHarness } from '../support/harness';
+import { AZURE_KEY, Harness, PROXY_KEY, startHarness } from '../support/harness';
+import { GatewayChild, startGatewayChild } from '../support/gateway-process';
 
 let h: Harness;
 const LIMIT = 1024 * 1024;
@@ -170,3 +171,26 @@ describe('bad audio input gets a clear OpenAI-shaped error', () => {
     expect(h.sim.calls.length).toBe(before);
   });
 });
+
+describe('an upload over the limit, to a gateway in a process of its own', () => {
+  let child: GatewayChild;
+  let client: OpenAI;
+  beforeAll(async () => {
+    child = await startGatewayChild({ PROXY_API_KEY: PROXY_KEY, AZURE_OPENAI_ENDPOINT: h.simUrl, AZURE_OPENAI_API_KEY: AZURE_KEY, MODEL_DEPLOYMENTS: JSON.stringify({ 'whisper-1': ['whisper'] }), MAX_AUDIO_FILE_BYTES: String(LIMIT), MAX_IMAGE_UPLOAD_BYTES: String(4 * LIMIT) });
+    client = new OpenAI({ baseURL: `${child.url}/v1`, apiKey: PROXY_KEY, maxRetries: 0 });
+  });
+  afterAll(() => child.stop());
+
+  it('is a 413 the SDK reads, however far over, not a broken connection it would send again', async () => {
+    // Just over, well over, and over the largest body any route takes (refused before a byte is read).
+    for (const size of [LIMIT + 1, LIMIT * 2, LIMIT * 12, LIMIT * 30]) {
+      const err = await client.audio.transcriptions.create({ model: 'whisper-1', file: await toFile(audioBytes(size), 'big.wav') }).catch((e) => e);
+      expect(err, `${size} bytes`).toBeInstanceOf(OpenAI.APIError);
+      expect(err, `${size} bytes`).not.toBeInstanceOf(OpenAI.APIConnectionError);
+      expect(err.status).toBe(413);
+    }
+    const ok = await client.audio.transcriptions.create({ model: 'whisper-1', file: await toFile(audioBytes(1000), 'small.wav') });
+    expect(ok.text).toBeTruthy();
+  });
+});
+
