@@ -1,12 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Duplex, Readable, pipeline } from 'node:stream';
 import { GatewayError, clip, headersTooLarge, malformedHttp, methodNotAllowed, notFound, requestTimedOut } from '../core/errors';
 import { Gateway } from '../gateway/gateway';
 import { ClientGone, GatewayRequest, GatewayResponse } from '../core/http';
-import { errorResponse, serve } from '../gateway/pipeline';
-import { RequestContext } from '../gateway/context';
+import { serve } from '../gateway/pipeline';
 import { Route } from '../gateway/route';
 import { Router } from '../gateway/router';
 import { DirectOptions, DirectRealtime } from '../realtime/direct';
@@ -156,9 +154,9 @@ export class LocalServer {
     if (match !== undefined && CorsPolicy.isPreflight(request)) return this.write(req, res, this.cors.preflight(request, match.route.methods));
     let response: GatewayResponse;
     if (match === undefined) {
-      response = this.refuse(notFound(`Unknown request URL: ${request.method} ${clip(path)}. Check the path (the base URL should end in /v1).`, 'unknown_url'));
+      response = await this.refuse(notFound(`Unknown request URL: ${request.method} ${clip(path)}. Check the path (the base URL should end in /v1).`, 'unknown_url'), request);
     } else if (!match.route.methods.includes(request.method as never)) {
-      response = this.refuse(methodNotAllowed(request.method, match.route.methods));
+      response = await this.refuse(methodNotAllowed(request.method, match.route.methods), request);
     } else {
       response = await serve(match.route, request, this.gateway);
     }
@@ -166,11 +164,9 @@ export class LocalServer {
     this.write(req, res, response);
   }
 
-  private refuse(error: GatewayError): GatewayResponse {
-    const ctx = new RequestContext(randomUUID(), 'none');
-    const res = errorResponse(error, ctx, this.gateway.logger);
-    res.headers['x-request-id'] = ctx.requestId;
-    return res;
+  /** A request no route takes: answered by the pipeline all the same, for its request id and its log line. */
+  private refuse(error: GatewayError, request: GatewayRequest): Promise<GatewayResponse> {
+    return serve({ name: 'none', methods: [], route: '', auth: false, handler: () => Promise.reject(error) }, request, this.gateway);
   }
 
   /**

@@ -81,4 +81,15 @@ describe('errors the openai SDK raises as its typed errors', () => {
     const wrongMethod = await raw('/v1/chat/completions', { method: 'GET', headers: { authorization: `Bearer ${PROXY_KEY}` } });
     expect(wrongMethod.status).toBe(405);
   });
+
+  it('a 404 or 405 keeps the client\'s x-request-id and has its log line, as every request does', async () => {
+    for (const [path, method, status, code] of [['/v1/nope', 'GET', 404, 'unknown_url'], ['/v1/chat/completions', 'GET', 405, 'method_not_allowed']] as const) {
+      const requestId = `probe-${status}-${Date.now()}`;
+      const res = await raw(path, { method, headers: { authorization: `Bearer ${PROXY_KEY}`, 'x-request-id': requestId } });
+      expect(res.status).toBe(status);
+      expect(res.headers.get('x-request-id')).toBe(requestId);
+      await eventually(() => suite.h.logger.entries().some((l) => l.requestId === requestId), 1000, `the log line of ${requestId}`);
+      expect(suite.h.logger.entries().find((l) => l.requestId === requestId)).toMatchObject({ msg: 'request', method, status, error: code });
+    }
+  });
 });
