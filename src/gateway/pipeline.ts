@@ -7,6 +7,7 @@ import { Gateway } from './gateway';
 import { GatewayRequest, GatewayResponse } from '../core/http';
 import { Logger, describeError } from '../core/log';
 import { Route } from './route';
+import { UpstreamFailure } from '../azure-openai/client';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -39,7 +40,7 @@ export async function serve(route: Route, req: GatewayRequest, gateway: Gateway,
   const body = res.body;
   if (route.logSuccess === false && res.status < 400) return res;
   if (body instanceof Readable) {
-    body.once('close', () => finish(gateway, logger, req, ctx, res.status, body.errored ?? (body.readableEnded ? null : 'client closed')));
+    body.once('close', () => finish(gateway, logger, req, ctx, res.status, streamEnd(body)));
   } else {
     finish(gateway, logger, req, ctx, res.status, null);
   }
@@ -50,6 +51,13 @@ export async function serve(route: Route, req: GatewayRequest, gateway: Gateway,
 function finish(gateway: Gateway, logger: Logger, req: GatewayRequest, ctx: RequestContext, status: number, streamError: unknown): void {
   if (ctx.admission !== undefined) gateway.limits.finish(ctx.admission, ctx.usage, ctx.streamedEvents);
   logRequest(logger, req, ctx, status, streamError);
+}
+
+/** How a streamed answer ended: null when whole, else why not; the client's leaving is named as such, however the stream heard of it. */
+function streamEnd(body: Readable): unknown {
+  const err = body.errored;
+  if (err instanceof UpstreamFailure && err.kind === 'aborted') return 'client closed';
+  return err ?? (body.readableEnded ? null : 'client closed');
 }
 
 export function errorResponse(err: unknown, ctx: RequestContext, logger: Logger): GatewayResponse {

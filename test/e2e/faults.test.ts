@@ -61,6 +61,10 @@ describe('what Azure throws at the gateway', () => {
       await eventually(() => call.aborted, 1000, 'the upstream stream to be cancelled');
       expect(Date.now() - leftAt).toBeLessThan(1000);
       expect(call.sent).toBeLessThan(5000);
+      // Logged as the client's leaving, not as a failure of Azure's.
+      const requestId = res.headers['x-request-id'];
+      await eventually(() => h.logger.entries().some((l) => l.requestId === requestId), 1000, 'the request\'s log line');
+      expect(h.logger.entries().find((l) => l.requestId === requestId)).toMatchObject({ status: 200, streamError: 'client closed' });
     } finally {
       h.sim.streamIntervalMs = 0;
     }
