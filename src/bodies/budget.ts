@@ -1,6 +1,6 @@
 /** @module How many bytes of request bodies an instance holds at once, across all its requests. */
 import { GatewayRequest } from '../core/http';
-import { bodiesBusy } from '../core/errors';
+import { bodiesBusy, payloadTooLarge } from '../core/errors';
 
 /**
  * A process-wide budget for request bodies in memory. Each body's limit
@@ -39,7 +39,7 @@ export class BodyBudget {
     if (declared !== undefined) {
       const bytes = Number(declared);
       if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes > largest) return { req, release: noop };
-      if (!this.take(bytes)) throw bodiesBusy();
+      if (!this.take(bytes)) throw this.refusal(bytes);
       return { req, release: () => this.give(bytes) };
     }
     if (req.header('transfer-encoding') === undefined) return { req, release: noop };
@@ -47,10 +47,15 @@ export class BodyBudget {
     return { req: { ...req, body: this.counting(req.body, counted) }, release: () => this.give(counted.bytes) };
   }
 
+  /** Busy (503, retried) while other bodies hold the room; too large (413) when the budget could never hold this one. */
+  private refusal(bytes: number): Error {
+    return bytes > this.capacity ? payloadTooLarge(this.capacity) : bodiesBusy();
+  }
+
   /** A body sent in chunks, taken from the budget as it is read. */
   private async *counting(body: AsyncIterable<Uint8Array>, counted: { bytes: number }): AsyncIterable<Uint8Array> {
     for await (const chunk of body) {
-      if (!this.take(chunk.byteLength)) throw bodiesBusy();
+      if (!this.take(chunk.byteLength)) throw this.refusal(counted.bytes + chunk.byteLength);
       counted.bytes += chunk.byteLength;
       yield chunk;
     }

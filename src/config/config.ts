@@ -127,12 +127,7 @@ export function loadConfig(env: Env): GatewayConfig {
     namedKeys: Object.freeze(namedKeys),
     models,
     promptCacheAffinity,
-    maxRequestBodyBytes: positiveInt('MAX_REQUEST_BODY_BYTES', env, 20 * MiB, problem),
-    maxAudioFileBytes: positiveInt('MAX_AUDIO_FILE_BYTES', env, 25 * MiB, problem),
-    // Ten of the largest uploads at once; an instance has 2 GB by default on Flex Consumption.
-    maxInflightBodyBytes: positiveInt('MAX_INFLIGHT_BODY_BYTES', env, 256 * MiB, problem),
-    // Azure takes input images under 50 MB (azure-ai-docs how-to/dall-e.md).
-    maxImageUploadBytes: positiveInt('MAX_IMAGE_UPLOAD_BYTES', env, 50 * MiB, problem),
+    ...bodyLimits(env, problem),
     upstreamHeadersTimeoutMs: positiveInt('UPSTREAM_HEADERS_TIMEOUT_MS', env, 120_000, problem),
     // As long as for headers: a reasoning model may think for a minute or more between streamed chunks.
     upstreamIdleTimeoutMs: positiveInt('UPSTREAM_IDLE_TIMEOUT_MS', env, 120_000, problem),
@@ -153,6 +148,24 @@ export function loadConfig(env: Env): GatewayConfig {
     needsIdentity: keyVault !== undefined || all.some((d) => !d.apiKey) || nonEmpty(env.WEBPUBSUB_ENDPOINT) !== undefined,
     problems: Object.freeze(problems),
   });
+}
+
+function bodyLimits(env: Env, problem: Report): Pick<GatewayConfig, 'maxRequestBodyBytes' | 'maxAudioFileBytes' | 'maxInflightBodyBytes' | 'maxImageUploadBytes'> {
+  const limits = {
+    maxRequestBodyBytes: positiveInt('MAX_REQUEST_BODY_BYTES', env, 20 * MiB, problem),
+    maxAudioFileBytes: positiveInt('MAX_AUDIO_FILE_BYTES', env, 25 * MiB, problem),
+    // Ten of the largest uploads at once; an instance has 2 GB by default on Flex Consumption.
+    maxInflightBodyBytes: positiveInt('MAX_INFLIGHT_BODY_BYTES', env, 256 * MiB, problem),
+    // Azure takes input images under 50 MB (azure-ai-docs how-to/dall-e.md).
+    maxImageUploadBytes: positiveInt('MAX_IMAGE_UPLOAD_BYTES', env, 50 * MiB, problem),
+  };
+  const [largest, setting] = ([['maxRequestBodyBytes', 'MAX_REQUEST_BODY_BYTES'], ['maxAudioFileBytes', 'MAX_AUDIO_FILE_BYTES'], ['maxImageUploadBytes', 'MAX_IMAGE_UPLOAD_BYTES']] as const)
+    .map(([field, name]) => [limits[field], name] as const)
+    .reduce((a, b) => (b[0] > a[0] ? b : a));
+  if (limits.maxInflightBodyBytes < largest) {
+    problem('MAX_INFLIGHT_BODY_BYTES', `is smaller than ${setting} (${largest} bytes): a body between the two can never be held, and is refused with 413. Raise it to at least ${largest}, or lower ${setting}.`);
+  }
+  return limits;
 }
 
 export function splitKeys(value: string | undefined): string[] {

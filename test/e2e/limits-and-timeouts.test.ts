@@ -2,7 +2,8 @@ import http from 'node:http';
 import net from 'node:net';
 import OpenAI from 'openai';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { PROXY_KEY, eventually } from '../support/harness';
+import { Readable } from 'node:stream';
+import { PROXY_KEY, eventually, startHarness } from '../support/harness';
 import { harnessForFile } from '../support/suite';
 
 const IDLE_MS = 300;
@@ -12,6 +13,9 @@ const suite = harnessForFile({
     UPSTREAM_IDLE_TIMEOUT_MS: String(IDLE_MS),
     UPSTREAM_MAX_RETRY_AFTER_MS: '1500',
     MAX_INFLIGHT_BODY_BYTES: String(24 * MiB),
+    // Within the budget, as a configuration must be (a larger one is reported).
+    MAX_AUDIO_FILE_BYTES: String(20 * MiB),
+    MAX_IMAGE_UPLOAD_BYTES: String(20 * MiB),
     MODEL_DEPLOYMENTS: JSON.stringify({
       'stall-json': ['stall-json-a', 'stall-json-b'],
       'stall-sse': ['stall-sse-a', 'stall-sse-b'],
@@ -197,6 +201,24 @@ describe('request bodies held in memory (MAX_INFLIGHT_BODY_BYTES)', () => {
     expect(await after.answered).toMatch(/^HTTP\/1\.1 200/);
     for (const r of [chunked, after]) r.socket.destroy();
     expect(suite.h.gateway.bodies.inUse).toBe(0);
+  });
+
+  it('a budget smaller than a body the limits allow is reported, and such a body is a 413, never a 503 to retry forever', async () => {
+    const small = await startHarness({ env: () => ({ MAX_INFLIGHT_BODY_BYTES: '5000' }) });
+    try {
+      const health = await (await fetch(`${small.url}/health`)).json();
+      expect(health).toMatchObject({ status: 'misconfigured', problems: [{ setting: 'MAX_INFLIGHT_BODY_BYTES', message: expect.stringContaining('MAX_IMAGE_UPLOAD_BYTES') }] });
+      const body = JSON.stringify(hello('gpt-4o-mini', { metadata: { note: 'x'.repeat(8000) } }));
+      const declared = await fetch(`${small.url}/v1/chat/completions`, { method: 'POST', headers: auth, body });
+      expect(declared.status).toBe(413);
+      expect((await declared.json()).error).toMatchObject({ code: 'request_too_large', message: expect.stringContaining('5000 bytes') });
+      // Sent in chunks, it is refused as it passes the budget, the same way.
+      const chunked = await fetch(`${small.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: Readable.toWeb(Readable.from([Buffer.from(body)])) as ReadableStream, duplex: 'half' } as RequestInit);
+      expect(chunked.status).toBe(413);
+      expect(small.gateway.bodies.inUse).toBe(0);
+    } finally {
+      await small.close();
+    }
   });
 
   it('a declared Content-Length over the limit is a 413 at once, before any of the body is sent', async () => {
