@@ -1,6 +1,7 @@
 /** @module Settings parsed and validated once, at start, into a frozen configuration. */
 import { DEFAULT_API_VERSION, Deployment, DeploymentDefaults, DeploymentOverrides, labelled, makeDeployment } from '../azure-openai/deployment';
 import { Env, SettingName } from './settings';
+import { meantClause } from './misspelt';
 import { MAX_COOLDOWN_MS } from '../balancer/cooldowns';
 import { KeyEntry, parseNamedKeys } from '../keys/parse';
 
@@ -215,11 +216,11 @@ function parseModelDeployments(raw: string, defaults: DeploymentDefaults, prompt
         return;
       }
       if (!isPlainObject(entry)) return problem(setting, `${at} must be a deployment name or an object with "deployment".`);
-      // The field is not named back: /health is public, and what was written may be a secret.
-      const unknown = Object.keys(entry).filter((k) => !DEPLOYMENT_FIELDS.has(k)).length;
-      if (unknown > 0) {
-        const fields = unknown === 1 ? 'a field that is' : `${unknown} fields that are`;
-        return problem(setting, `${at} has ${fields} not one of a deployment's (${[...DEPLOYMENT_FIELDS].join(', ')}; names are case-sensitive).`);
+      // Named back only as the known field it resembles: /health is public, and what was written may be a secret.
+      const unknown = Object.keys(entry).filter((k) => !DEPLOYMENT_FIELDS.has(k));
+      if (unknown.length > 0) {
+        const fields = unknown.length === 1 ? 'a field that is' : `${unknown.length} fields that are`;
+        return problem(setting, `${at} has ${fields} not one of a deployment's (${[...DEPLOYMENT_FIELDS].join(', ')}; names are case-sensitive).${meantClause(unknown, DEPLOYMENT_FIELDS)}`);
       }
       const name = entry.deployment;
       if (typeof name !== 'string' || !name.trim()) return problem(setting, `${at} has no "deployment" name.`);

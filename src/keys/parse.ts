@@ -2,6 +2,7 @@
 import { hash } from 'node:crypto';
 import type { ConfigProblem } from '../config/config';
 import { KeyLimits, ProxyKey } from './proxy-key';
+import { meantClause } from '../config/misspelt';
 
 /** A key as the ring holds it: the SHA-256 digest of the key, never the key, beside its identity. */
 export interface KeyEntry {
@@ -64,8 +65,9 @@ export function parseNamedKeys(raw: string, setting: string, where = '', servedM
     // By place, not by name: /health is public, and these settings hold keys.
     const at = position;
     const fault = (field: string, what: string) => problem(`${at}: "${field}" ${what}`);
-    const unknown = Object.keys(e).find((k) => !FIELDS.has(k));
-    if (unknown !== undefined) return problem(`${at} has a field that is not one of a key's (${[...FIELDS].join(', ')}).`);
+    const unknown = Object.keys(e).filter((k) => !FIELDS.has(k));
+    // Named back only as the known field it resembles: what was written may be a key.
+    if (unknown.length > 0) return problem(`${at} has ${unknown.length === 1 ? 'a field that is' : `${unknown.length} fields that are`} not one of a key's (${[...FIELDS].join(', ')}).${meantClause(unknown, FIELDS)}`);
     if (byName.has(name)) return fault('name', 'is used by an earlier entry; names must be unique.');
 
     let digest: Buffer;
