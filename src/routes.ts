@@ -9,6 +9,7 @@ import { cancelResponse, createResponse, listResponseInputItems, responseById } 
 import { imageEdits, imageGenerations } from './handlers/images';
 import { azurePaths } from './handlers/azure-paths';
 import { usageReport } from './handlers/usage';
+import { unmatched } from './handlers/unmatched';
 
 /** OpenAI's API, at OpenAI's paths. */
 const openAI = {
@@ -41,7 +42,21 @@ export const routes = {
   usage: { name: 'usage', methods: ['GET'], route: 'v1/usage', auth: true, handler: usageReport },
   health: { name: 'health', methods: ['GET'], route: 'health', auth: false, handler: health },
   deploymentsHealth: { name: 'deploymentsHealth', methods: ['GET'], route: 'health/deployments', auth: true, handler: deploymentsHealth },
+  /**
+   * Any other request under v1/. The Functions host answers a path no
+   * function takes (or a method its route does not) with its own empty 404;
+   * this answers them in OpenAI's shape instead (404 unknown_url, or 405 with
+   * Allow), as the local host does. It must be tried after every other route:
+   * the host tries routes in the order of their functions' names, not by how
+   * specific they are (Azure/azure-functions-host#9876), hence a name that
+   * sorts last; the local host tries templates in this table's order.
+   */
+  unmatchedV1: { name: 'zzUnmatchedV1', methods: ['GET', 'POST', 'DELETE', 'PUT', 'PATCH', 'HEAD', 'OPTIONS'], route: 'v1/{*path}', auth: false, handler: unmatched(() => otherRoutes()) },
 } as const satisfies Record<string, Route>;
+
+function otherRoutes(): readonly Route[] {
+  return routeTable.filter((r) => r !== routes.unmatchedV1);
+}
 
 export type RouteName = keyof typeof routes;
 

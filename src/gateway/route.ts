@@ -2,7 +2,7 @@ import { GatewayRequest, GatewayResponse } from '../core/http';
 import { Gateway } from './gateway';
 import { RequestContext } from './context';
 
-export type HttpMethod = 'GET' | 'POST' | 'DELETE' | 'OPTIONS';
+export type HttpMethod = 'GET' | 'POST' | 'DELETE' | 'PUT' | 'PATCH' | 'HEAD' | 'OPTIONS';
 
 export type Handler = (req: GatewayRequest, gateway: Gateway, ctx: RequestContext) => Promise<GatewayResponse>;
 

@@ -1,7 +1,8 @@
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Duplex, Readable, pipeline } from 'node:stream';
-import { GatewayError, clip, headersTooLarge, malformedHttp, methodNotAllowed, notFound, requestTimedOut } from '../core/errors';
+import { GatewayError, headersTooLarge, malformedHttp, requestTimedOut } from '../core/errors';
+import { refusalFor } from '../handlers/unmatched';
 import { Gateway } from '../gateway/gateway';
 import { ClientGone, GatewayRequest, GatewayResponse } from '../core/http';
 import { serve } from '../gateway/pipeline';
@@ -153,10 +154,8 @@ export class LocalServer {
 
     if (match !== undefined && CorsPolicy.isPreflight(request)) return this.write(req, res, this.cors.preflight(request, match.route.methods));
     let response: GatewayResponse;
-    if (match === undefined) {
-      response = await this.refuse(notFound(`Unknown request URL: ${request.method} ${clip(path)}. Check the path (the base URL should end in /v1).`, 'unknown_url'), request);
-    } else if (!match.route.methods.includes(request.method as never)) {
-      response = await this.refuse(methodNotAllowed(request.method, match.route.methods), request);
+    if (match === undefined || !match.route.methods.includes(request.method as never)) {
+      response = await this.refuse(refusalFor(this.router, request.method, path), request);
     } else {
       response = await serve(match.route, request, this.gateway);
     }

@@ -83,7 +83,7 @@ describe('errors the openai SDK raises as its typed errors', () => {
   });
 
   it('a 404 or 405 keeps the client\'s x-request-id and has its log line, as every request does', async () => {
-    for (const [path, method, status, code] of [['/v1/nope', 'GET', 404, 'unknown_url'], ['/v1/chat/completions', 'GET', 405, 'method_not_allowed']] as const) {
+    for (const [path, method, status, code] of [['/v1/nope', 'GET', 404, 'unknown_url'], ['/v1/nope', 'PUT', 404, 'unknown_url'], ['/nope', 'GET', 404, 'unknown_url'], ['/v1/chat/completions', 'GET', 405, 'method_not_allowed']] as const) {
       const requestId = `probe-${status}-${Date.now()}`;
       const res = await raw(path, { method, headers: { authorization: `Bearer ${PROXY_KEY}`, 'x-request-id': requestId } });
       expect(res.status).toBe(status);

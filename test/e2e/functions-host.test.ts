@@ -100,6 +100,23 @@ describe('the Functions host contract', () => {
     await invocation;
   });
 
+  it('answers a path no function takes, or a method its route does not, in OpenAI\'s shape through the catch-all, which sorts last', async () => {
+    // The host tries routes in the order of their functions' names (Azure/azure-functions-host#9876).
+    const names = app.registrations.filter((r) => Object.values(r.metadata.bindings).some((b) => b.type === 'httpTrigger')).map((r) => r.metadata.name);
+    expect([...names].sort().at(-1)).toBe('zzUnmatchedV1');
+    const reg = app.registrations.find((r) => r.metadata.name === 'zzUnmatchedV1')!;
+    for (const [urlPath, method, status, code, allow] of [['/v1/chat/complete', 'POST', 404, 'unknown_url', undefined], ['/v1/chat/completions', 'GET', 405, 'method_not_allowed', 'POST'], ['/v1/responses/resp_1', 'PUT', 405, 'method_not_allowed', 'GET, DELETE']] as const) {
+      const { response, invocation } = invoke(reg, urlPath, '', { authorization: `Bearer ${PROXY_KEY}` }, method);
+      const res = await response;
+      let text = '';
+      for await (const c of res) text += c;
+      await invocation;
+      expect(res.statusCode, `${method} ${urlPath}`).toBe(status);
+      expect(JSON.parse(text).error).toMatchObject({ code, message: expect.any(String), type: 'invalid_request_error' });
+      expect(res.headers.allow).toBe(allow);
+    }
+  });
+
   it('answers a wrong key with OpenAI\'s 401 through the host path', async () => {
     const reg = app.registrations.find((r) => r.metadata.name === 'listModels')!;
     const { response, invocation } = invoke(reg, '/v1/models', '', { authorization: 'Bearer wrong' }, 'GET');

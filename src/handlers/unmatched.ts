@@ -1,0 +1,22 @@
+import { GatewayError, clip, methodNotAllowed, notFound } from '../core/errors';
+import { Handler, Route } from '../gateway/route';
+import { Router } from '../gateway/router';
+
+/** Why no route takes a request: its path names none (404), or the route it names takes other methods (405). */
+export function refusalFor(router: Router, method: string, path: string): GatewayError {
+  const match = router.match(path);
+  if (match === undefined) return notFound(`Unknown request URL: ${method} ${clip(path)}. Check the path (the base URL should end in /v1).`, 'unknown_url');
+  return methodNotAllowed(method, match.route.methods);
+}
+
+/**
+ * The handler of the catch-all route, for the requests the table's other
+ * routes (`others`, read at the first request) do not take.
+ */
+export function unmatched(others: () => readonly Route[]): Handler {
+  let router: Router | undefined;
+  return async (req) => {
+    router ??= new Router(others());
+    throw refusalFor(router, req.method, req.path);
+  };
+}
