@@ -42,8 +42,12 @@ export interface HealthPublisher {
 /** One line of a request's story: which deployment, and what happened there. */
 export interface TryRecord {
   readonly deployment: string;
-  /** ok/answered: it gave the response; cooling: skipped without a call; otherwise why it failed. */
-  readonly outcome: 'ok' | 'answered' | 'cooling' | SkipReason;
+  /**
+   * ok/answered: it gave the response; cooling: skipped without a call;
+   * abandoned: the request ended while this try was under way (its client
+   * left, say), which says nothing of the deployment; otherwise why it failed.
+   */
+  readonly outcome: 'ok' | 'answered' | 'cooling' | 'abandoned' | SkipReason;
   readonly status?: number;
   readonly reason?: SkipReason;
   /** The deployment's priority group. */
@@ -141,7 +145,12 @@ export class Balancer {
           tries.push({ deployment: deployment.label, outcome: 'cooling', reason: cooling.reason, priority: group.priority, spilled });
           continue;
         }
-        const result = await attempt(deployment);
+        let result: AttemptResult<T>;
+        try {
+          result = await attempt(deployment);
+        } catch (err) {
+          throw abandoned(err, deployment, tries, group.priority, spilled);
+        }
         if (result.kind === 'done') {
           tries.push({ deployment: deployment.label, outcome: result.ok ? 'ok' : 'answered', priority: group.priority, spilled });
           this.options.stats?.record(deployment.id, 'ok');
@@ -187,7 +196,12 @@ export class Balancer {
       tries.push({ deployment: member.label, outcome: 'cooling', reason: cooling.reason, priority: member.priority });
       throw unavailable(this.soonestRecovery([member], scope), cooling.reason);
     }
-    const result = await attempt(member);
+    let result: AttemptResult<T>;
+    try {
+      result = await attempt(member);
+    } catch (err) {
+      throw abandoned(err, member, tries, member.priority, undefined);
+    }
     this.options.stats?.record(member.id, result.kind === 'done' ? 'ok' : result.reason);
     if (result.kind === 'done') {
       tries.push({ deployment: member.label, outcome: result.ok ? 'ok' : 'answered', priority: member.priority });
@@ -250,6 +264,12 @@ export class Balancer {
     }
     return groups as readonly PriorityGroup<D>[];
   }
+}
+
+/** A try that threw (the client left while it waited, say) is still told in the request's story; returns what it threw. */
+function abandoned(err: unknown, member: PoolMember, tries: TryRecord[], priority: number, spilled: true | undefined): unknown {
+  tries.push({ deployment: member.label, outcome: 'abandoned', priority, spilled });
+  return err;
 }
 
 /** Each member of the group once, in the rotation's order from this request's turn. */

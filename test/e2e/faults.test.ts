@@ -284,6 +284,9 @@ describe('a client that leaves never counts against a deployment', () => {
       const call = h.sim.callsTo('solo').at(-1)!;
       await eventually(() => call.aborted, 2000, 'the upstream call to be cancelled');
       await eventually(() => closedLines() === closed + 1, 2000, 'the 499 log line');
+      // Its story names the deployment it was waiting on, as abandoned, not failed.
+      const line = h.logger.entries().filter((l) => l.msg === 'request' && l.model === 'solo' && l.status === 499).at(-1)!;
+      expect(line).toMatchObject({ tried: 1, tries: [{ deployment: 'solo', outcome: 'abandoned' }] });
     }
     const after = await soloState();
     expect(after.state).toBe('healthy');
