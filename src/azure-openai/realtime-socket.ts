@@ -35,9 +35,16 @@ export function openRealtimeSocket(url: string, auth: readonly [string, string],
       },
     };
     let settled = false;
+    // ws times the handshake from its socket, which a proxy's tunnel makes only once CONNECT is answered: a
+    // proxy that never answers would hold the try for ever. Timed here from the start instead.
+    const timer = setTimeout(() => {
+      settle({ kind: 'retry', reason: 'timeout' });
+      ws.terminate();
+    }, handshakeTimeout);
     const settle = (result: AttemptResult<UpstreamSocket>) => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       resolve(result);
     };
     ws.once('open', () => settle({ kind: 'done', value: upstream, ok: true }));
@@ -45,7 +52,9 @@ export function openRealtimeSocket(url: string, auth: readonly [string, string],
       const status = res.statusCode ?? 502;
       res.resume();
       ws.terminate();
-      if (status === 429) settle({ kind: 'retry', reason: '429', retryAfterMs: retryAfterMs(res.headers), status });
+      // A 407 is the proxy refusing the gateway (https-proxy-agent hands its answer on as the response), never Azure.
+      if (status === 407) settle({ kind: 'retry', reason: 'connect' });
+      else if (status === 429) settle({ kind: 'retry', reason: '429', retryAfterMs: retryAfterMs(res.headers), status });
       else settle({ kind: 'retry', reason: status >= 500 ? '5xx' : 'rejected', status });
     });
     ws.once('error', (err) => settle({ kind: 'retry', reason: /timeout/i.test(err.message) ? 'timeout' : 'connect' }));

@@ -92,6 +92,8 @@ export class DirectRealtime {
       });
     } catch (err) {
       this.gateway.logger.log('warn', { msg: 'realtime: Azure refused the session', model, error: refusalReason(err) });
+      // Read again, or the client's answer to the close frame is never heard and the close takes ws's 30 s timeout.
+      client.resume();
       if (client.readyState === WebSocket.OPEN) client.send(refusedEvent(err), () => client.close(1011, 'upstream unavailable'));
       return;
     }

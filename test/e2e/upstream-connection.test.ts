@@ -4,7 +4,7 @@ import { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UndiciUpstream } from '../../src/azure-openai/client';
 import { WebSocket } from 'ws';
-import { AZURE_KEY, Harness, PROXY_KEY, startHarness } from '../support/harness';
+import { AZURE_KEY, Harness, PROXY_KEY, eventually, startHarness } from '../support/harness';
 import { ForwardProxy, startForwardProxy } from '../support/forward-proxy';
 import { OwnUpstream, startOwnUpstream } from '../support/own-upstream';
 import { selfSignedCert } from '../support/tls';
@@ -153,8 +153,10 @@ describe('through a forward proxy (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)', () => {
   it('tunnels TLS to the resource through the proxy (CONNECT), naming the resource for TLS and trusting only its certificate', async () => {
     const { cert, key } = selfSignedCert();
     const names: (string | false)[] = [];
+    const seen: (string | undefined)[] = [];
     const server = https.createServer({ cert, key }, (req, res) => {
       names.push((req.socket as TLSSocket).servername);
+      seen.push(req.headers['proxy-authorization']);
       req.resume().on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(chatAnswer));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -169,10 +171,54 @@ describe('through a forward proxy (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)', () => {
       expect((await res.json()).choices[0].message.content).toBe('over TLS');
       expect(proxy.calls.slice(before)).toContainEqual({ kind: 'connect', target: `localhost:${port}`, authorization: basic });
       expect(names.at(-1)).toBe('localhost');
+      // Inside the tunnel, the resource gets nothing meant for the proxy.
+      expect(seen.at(-1)).toBeUndefined();
+
+      // A proxy that refuses the tunnel (407 to CONNECT) fails the deployment: a 502 that names neither.
+      const refused = await startHarness({ env: () => ({ AZURE_OPENAI_ENDPOINT: `https://localhost:${port}` }), deps: { upstream: new UndiciUpstream({ ca: cert, proxy: { httpsProxy: proxy.url.replace(encodeURIComponent(credentials.password), 'wrong'), noProxy: '' } }) } });
+      try {
+        const served = names.length;
+        const res = await chat(refused);
+        expect(res.status).toBe(502);
+        expect(await res.text()).not.toContain('wrong');
+        expect(names.length).toBe(served);
+        expect(refused.logger.entries().find((e) => e.msg === 'request')?.tries).toEqual([expect.objectContaining({ deployment: 'chat-a', outcome: 'connect' }), expect.objectContaining({ deployment: 'chat-b', outcome: 'connect' })]);
+      } finally {
+        await refused.close();
+      }
     } finally {
       await h.close();
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('a realtime socket through a proxy that never answers, or refuses, fails over in time, and neither is blamed on Azure', async () => {
+    const silent = await startForwardProxy(undefined, { stall: true });
+    const wrong = proxy.url.replace(encodeURIComponent(credentials.password), 'wrong');
+    try {
+      for (const [through, outcome] of [[silent.url, 'timeout'], [wrong, 'connect']] as const) {
+        // The refused case goes through a proxy that asks for credentials and is given the wrong ones.
+        const h = await startHarness({ env: () => ({ HTTP_PROXY: through, UPSTREAM_HEADERS_TIMEOUT_MS: '500', MODEL_DEPLOYMENTS: JSON.stringify({ 'gpt-4o-mini-realtime-preview': ['rt-a'] }) }) });
+        try {
+          const started = Date.now();
+          const ws = new WebSocket(`${h.url.replace('http', 'ws')}/v1/realtime?model=gpt-4o-mini-realtime-preview`, { headers: { authorization: `Bearer ${PROXY_KEY}` } });
+          const events: string[] = [];
+          ws.on('message', (d) => events.push(String(d)));
+          const code = await new Promise<number>((resolve) => ws.once('close', (c) => resolve(c)));
+          expect(code, through).toBe(1011);
+          expect(Date.now() - started).toBeLessThan(3000);
+          expect(JSON.parse(events[0])).toMatchObject({ type: 'error' });
+          expect(h.logger.entries().find((e) => e.msg === 'realtime: Azure refused the session')).toMatchObject({ error: outcome === 'timeout' ? 'upstream_timeout' : 'upstream_error' });
+          // The deployment is cooled for what happened: no answer in time, or no connection (a proxy's 407 is not Azure's).
+          const rt = h.gateway.config.models.get('gpt-4o-mini-realtime-preview')![0];
+          expect(h.gateway.balancer.health.get(rt.id)).toMatchObject({ reason: outcome });
+        } finally {
+          await h.close();
+        }
+      }
+    } finally {
+      await silent.close();
     }
   });
 

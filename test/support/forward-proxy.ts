@@ -31,8 +31,10 @@ export interface ForwardProxy {
  *   `407` with `Proxy-Authenticate: Basic` (RFC 9110, 15.5.8, 11.7.1), and a
  *   CONNECT that is refused opens no tunnel.
  * - An origin it cannot reach is `502` (RFC 9110, 15.6.3).
+ * - `stall`: it takes the connection and then says nothing, as an overloaded
+ *   or firewalled proxy does; nothing bounds that wait but the client's own timer.
  */
-export async function startForwardProxy(credentials?: { user: string; password: string }): Promise<ForwardProxy> {
+export async function startForwardProxy(credentials?: { user: string; password: string }, options: { stall?: boolean } = {}): Promise<ForwardProxy> {
   const calls: ProxiedCall[] = [];
   const expected = credentials === undefined ? undefined : `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString('base64')}`;
   const admitted = (authorization: string | undefined) => expected === undefined || authorization === expected;
@@ -45,6 +47,7 @@ export async function startForwardProxy(credentials?: { user: string; password: 
   const server = http.createServer((req, res) => {
     const authorization = req.headers['proxy-authorization'];
     calls.push({ kind: 'forward', target: req.url ?? '', authorization });
+    if (options.stall) return;
     if (!admitted(authorization)) return void res.writeHead(407, { 'proxy-authenticate': 'Basic realm="proxy"', 'content-length': '0' }).end();
     let target: URL;
     try {
@@ -64,6 +67,7 @@ export async function startForwardProxy(credentials?: { user: string; password: 
   server.on('connect', (req: http.IncomingMessage, client: Duplex, head: Buffer) => {
     const authorization = req.headers['proxy-authorization'];
     calls.push({ kind: 'connect', target: req.url ?? '', authorization });
+    if (options.stall) return;
     if (!admitted(authorization)) return void client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="proxy"\r\nContent-Length: 0\r\n\r\n');
     const [host, port] = splitAuthority(req.url ?? '');
     const origin = net.connect(port, host);
