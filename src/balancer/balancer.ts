@@ -218,7 +218,8 @@ export class Balancer {
    * here for a while, as after a failed try.
    */
   brokeOff(member: PoolMember, reason: 'timeout' | 'connect'): void {
-    this.options.stats?.record(member.id, reason);
+    // Counted a success when its answer began: one request, so one count, of what it turned out to be.
+    this.options.stats?.reclassify(member.id, 'ok', reason);
     this.coolDown(member, { reason }, undefined);
   }
 

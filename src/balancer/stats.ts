@@ -39,6 +39,20 @@ export class DeploymentStats {
     this.changed = true;
   }
 
+  /**
+   * One request counted `from` turned out `to` (an answer that broke off
+   * after it was counted a success): taken from the latest minute that
+   * counted it, and counted now as `to`, so the request is counted once.
+   */
+  reclassify(deploymentId: string, from: Outcome, to: Outcome): void {
+    const buckets = this.byDeployment.get(deploymentId);
+    if (buckets !== undefined) {
+      const latest = Object.keys(buckets).filter((m) => (buckets[m][from] ?? 0) > 0).sort((a, b) => Number(b) - Number(a))[0];
+      if (latest !== undefined) buckets[latest][from]! -= 1;
+    }
+    this.record(deploymentId, to);
+  }
+
   /** The recent buckets of every deployment; older ones are dropped. */
   snapshot(): Map<string, Buckets> {
     const oldest = Math.floor(this.now() / 60_000) - WINDOW_MINUTES;
