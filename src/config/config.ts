@@ -304,12 +304,13 @@ function parseEndpoint(setting: string, raw: string | undefined, problem: Report
 }
 
 /**
- * The proxy settings curl, undici and the Azure SDKs read: a call to an https
- * origin goes through HTTPS_PROXY (else HTTP_PROXY), one to an http origin
- * through HTTP_PROXY, and hosts NO_PROXY names go direct. Each is read in
- * upper case, else lower case, as the Azure SDK clients in the same process
- * (Key Vault, Table Storage, Web PubSub, Entra ID) read them for themselves
- * (@typespec/ts-http-runtime's proxyPolicy), so that all go the same way.
+ * The proxy for calls to Azure OpenAI, from the variables curl and undici
+ * read: a call to an https origin goes through HTTPS_PROXY (else HTTP_PROXY),
+ * one to an http origin through HTTP_PROXY, and hosts NO_PROXY names go
+ * direct. Each is read in upper case, else lower case, the order of the Azure
+ * SDK clients in the same process (@typespec/ts-http-runtime's proxyPolicy),
+ * which read the variables for themselves by narrower rules (the README says
+ * which).
  */
 export interface ProxySettings {
   readonly httpsProxy?: string;
