@@ -116,8 +116,7 @@ export function passThrough(reply: UpstreamReply, ctx: RequestContext, usage = t
   if (json && Number.isNaN(length)) {
     // Chunked: most such answers are small too, and one that breaks before its end should fail over
     // as unseen as one with a length. Only what outgrows the small size streams on.
-    const tap = new UsageTap((u) => (ctx.usage = u));
-    return wholeOrInto(reply.body, SMALL_RESPONSE, tap).then((body) => (body === tap ? { status: reply.status, headers: { 'content-type': type }, body } : wholeJson(reply, ctx, type, body as Buffer)));
+    return wholeOrInto(reply.body, SMALL_RESPONSE, () => new UsageTap((u) => (ctx.usage = u))).then((body) => (Buffer.isBuffer(body) ? wholeJson(reply, ctx, type, body) : { status: reply.status, headers: { 'content-type': type }, body }));
   }
   return {
     status: reply.status,
@@ -134,11 +133,11 @@ function wholeJson(reply: UpstreamReply, ctx: RequestContext, type: string, body
 
 /**
  * A body of unknown length read whole when it ends within `limit` bytes;
- * past them, what was read goes into `sink` and the rest follows, piped (and
- * `sink` is the answer). Fails as the upstream call when the body breaks
- * before either.
+ * past them, what was read goes into a sink made then and the rest follows,
+ * piped (and the sink is the answer). Fails as the upstream call when the
+ * body breaks before either.
  */
-function wholeOrInto(body: Readable, limit: number, sink: Transform): Promise<Buffer | Transform> {
+function wholeOrInto(body: Readable, limit: number, makeSink: () => Transform): Promise<Buffer | Transform> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -151,6 +150,7 @@ function wholeOrInto(body: Readable, limit: number, sink: Transform): Promise<Bu
       if (size <= limit) return;
       stop();
       body.pause();
+      const sink = makeSink();
       for (const c of chunks) sink.write(c);
       body.once('error', (err) => sink.destroy(failureOf(body, err)));
       sink.once('close', () => {
