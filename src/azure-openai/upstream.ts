@@ -9,6 +9,7 @@ import { UpstreamClient, UpstreamFailure, UpstreamReply } from './client';
 import { Deployment } from './deployment';
 import { UpstreamSocket, openRealtimeSocket } from './realtime-socket';
 import type { ProxySettings } from '../config/config';
+import { proxyFor } from './proxy';
 import { classifyReply, onResource, operationPath, realtimeUrl } from './wire';
 
 /** One HTTP request for a deployment; only the body may differ between deployments (the v1 form's model). */
@@ -112,8 +113,9 @@ export class AzureOpenAI {
       reply.discard();
       return undefined;
     } catch (err) {
-      if (err instanceof UpstreamFailure && err.kind === 'timeout') return `no answer within ${timeoutMs / 1000} s`;
-      return whyUnreachable(err instanceof UpstreamFailure ? err.cause : err);
+      const why = err instanceof UpstreamFailure && err.kind === 'timeout' ? `no answer within ${timeoutMs / 1000} s` : whyUnreachable(err instanceof UpstreamFailure ? err.cause : err);
+      // Through a proxy, the failure may well be the proxy's: the operator should look there too.
+      return proxyFor(new URL(endpoint), this.options.proxy) === undefined ? why : `${why}, through the proxy that HTTPS_PROXY or HTTP_PROXY names`;
     }
   }
 

@@ -145,6 +145,11 @@ describe('through a forward proxy (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)', () => {
       expect(line?.tries).toEqual([expect.objectContaining({ deployment: 'chat-a', outcome: 'connect' }), expect.objectContaining({ deployment: 'chat-b', outcome: 'connect' })]);
       expect(h.sim.calls.filter((c) => c.operation === 'chat/completions')).toHaveLength(0);
       expect(h.logger.lines.join('\n')).not.toContain('not-the-password');
+      // /health says the resource does not answer through the proxy, so the operator looks there too, and names neither.
+      const health = await (await fetch(`${h.url}/health`)).text();
+      expect(JSON.parse(health).problems).toContainEqual({ setting: 'AZURE_OPENAI_ENDPOINT', message: expect.stringContaining('through the proxy that HTTPS_PROXY or HTTP_PROXY names') });
+      expect(health).not.toContain('not-the-password');
+      expect(health).not.toContain(new URL(proxy.url).host);
     } finally {
       await h.close();
     }
