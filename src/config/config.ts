@@ -102,7 +102,9 @@ export function loadConfig(env: Env): GatewayConfig {
   let models: Map<string, Deployment[]>;
   const promptCacheAffinity = new Set<string>();
   if (nonEmpty(env.MODEL_DEPLOYMENTS)) {
-    models = parseModelDeployments(env.MODEL_DEPLOYMENTS!, defaults, promptCacheAffinity, problem);
+    // A default resource that was given but is not a usable URL has a problem of its own: this one should not say it is missing.
+    const noDefaultResource = nonEmpty(env.AZURE_OPENAI_ENDPOINT) !== undefined ? 'AZURE_OPENAI_ENDPOINT is not a usable URL (see its own problem)' : 'AZURE_OPENAI_ENDPOINT is not set';
+    models = parseModelDeployments(env.MODEL_DEPLOYMENTS!, defaults, promptCacheAffinity, problem, noDefaultResource);
   } else if (legacy) {
     models = new Map([[legacy.deployment, [makeDeployment(legacy.deployment, defaults, {})]]]);
   } else {
@@ -180,7 +182,7 @@ const MAX_PRIORITY = 10;
 /** What a deployment object may hold. Any other name is a typo to report: a "priorty" left unread would quietly serve a PTU's overflow first. */
 const DEPLOYMENT_FIELDS = new Set(['deployment', 'endpoint', 'apiKey', 'apiVersion', 'weight', 'priority']);
 
-function parseModelDeployments(raw: string, defaults: DeploymentDefaults, promptCacheAffinity: Set<string>, problem: Report): Map<string, Deployment[]> {
+function parseModelDeployments(raw: string, defaults: DeploymentDefaults, promptCacheAffinity: Set<string>, problem: Report, noDefaultResource: string): Map<string, Deployment[]> {
   const models = new Map<string, Deployment[]>();
   const setting = 'MODEL_DEPLOYMENTS';
   let parsed: unknown;
@@ -211,7 +213,7 @@ function parseModelDeployments(raw: string, defaults: DeploymentDefaults, prompt
       const at = `${where}, deployment ${i + 1}`;
       if (typeof entry === 'string') {
         if (!entry.trim()) return problem(setting, `${at} is an empty name.`);
-        if (!defaults.endpoint) return problem(setting, `${at} uses the default resource, but AZURE_OPENAI_ENDPOINT is not set. Set it, or give this deployment an "endpoint".`);
+        if (!defaults.endpoint) return problem(setting, `${at} uses the default resource, but ${noDefaultResource}. Set it, or give this deployment an "endpoint".`);
         pool.push(makeDeployment(entry.trim(), defaults, {}));
         return;
       }
@@ -230,7 +232,7 @@ function parseModelDeployments(raw: string, defaults: DeploymentDefaults, prompt
         if (!endpoint) return;
         overrides.endpoint = endpoint;
       } else if (!defaults.endpoint) {
-        return problem(setting, `${at} has no "endpoint" and AZURE_OPENAI_ENDPOINT is not set.`);
+        return problem(setting, `${at} has no "endpoint" and ${noDefaultResource}.`);
       }
       if (entry.apiKey !== undefined) {
         if (typeof entry.apiKey !== 'string' || !entry.apiKey) return problem(setting, `${at} has an "apiKey" that is not a non-empty string.`);

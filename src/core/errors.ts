@@ -73,8 +73,9 @@ export const forbidden = (message: string) =>
 export const notFound = (message: string, code: string | null = 'not_found', param: string | null = null) =>
   new GatewayError(404, message, 'invalid_request_error', code, param);
 
-export const modelNotFound = (model: string) =>
-  notFound(`The model \`${clip(model)}\` does not exist or you do not have access to it.`, 'model_not_found', 'model');
+/** `configProblems`: the model configuration has problems, so a model may be missing for one: the operator should look. */
+export const modelNotFound = (model: string, configProblems = false) =>
+  notFound(`The model \`${clip(model)}\` does not exist or you do not have access to it.${configProblems ? ' The gateway\'s model configuration has problems, which may have left it out: its operator should check GET /health.' : ''}`, 'model_not_found', 'model');
 
 export const methodNotAllowed = (method: string, allowed: readonly string[]) =>
   new GatewayError(405, `Method ${clip(method)} is not allowed here; use ${allowed.join(' or ')}.`,

@@ -82,6 +82,8 @@ export interface RealtimeSessions {
 
 /** How long a resource has to answer the readiness check. */
 const PROBE_TIMEOUT_MS = 3000;
+/** The settings whose problems can leave a model out. */
+const MODEL_SETTINGS = new Set(['MODEL_DEPLOYMENTS', 'AZURE_OPENAI_ENDPOINT', 'AZURE_OPENAI_URL']);
 const NO_KEYS = 'The gateway cannot check proxy keys right now (none configured, or Key Vault unreadable). Its operator should check /health.';
 
 /** Everything a request handler needs, built once per process (or per instance in tests). */
@@ -181,8 +183,13 @@ export class Gateway {
    */
   pool(model: string, key?: ProxyKey): readonly Deployment[] {
     const pool = this.config.models.get(model);
-    if (pool === undefined || (key !== undefined && !key.mayUse(model))) throw modelNotFound(model);
+    if (pool === undefined || (key !== undefined && !key.mayUse(model))) throw modelNotFound(model, this.modelsMisconfigured);
     return pool;
+  }
+
+  /** Whether a model may have been left out of the configuration for a problem (then a 404 says so). */
+  private get modelsMisconfigured(): boolean {
+    return this.config.problems.some((p) => MODEL_SETTINGS.has(p.setting));
   }
 
   private readonly byId = new Map<string, Deployment>();

@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
-import { PROXY_KEY, eventually } from '../support/harness';
+import { PROXY_KEY, eventually, startHarness } from '../support/harness';
 import { harnessForFile } from '../support/suite';
 
 const suite = harnessForFile();
@@ -80,6 +80,20 @@ describe('errors the openai SDK raises as its typed errors', () => {
     expect(notFound.headers.get('x-request-id')).toBeTruthy();
     const wrongMethod = await raw('/v1/chat/completions', { method: 'GET', headers: { authorization: `Bearer ${PROXY_KEY}` } });
     expect(wrongMethod.status).toBe(405);
+  });
+
+  it('a model left out by a configuration problem is a 404 that sends the operator to /health', async () => {
+    const broken = await startHarness({ env: () => ({ MODEL_DEPLOYMENTS: '{"rr":["rr-1",]}' }) });
+    try {
+      const err = await broken.client.chat.completions.create({ model: 'rr', messages: [{ role: 'user', content: 'hi' }] }).catch((e) => e);
+      expect(err).toBeInstanceOf(OpenAI.NotFoundError);
+      expect(err.message).toContain('its operator should check GET /health');
+    } finally {
+      await broken.close();
+    }
+    // With a sound configuration, an unknown model's 404 says nothing of it.
+    const err = await suite.h.client.chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'hi' }] }).catch((e) => e);
+    expect(err.message).not.toContain('/health');
   });
 
   it('a 404 or 405 keeps the client\'s x-request-id and has its log line, as every request does', async () => {

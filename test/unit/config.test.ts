@@ -55,6 +55,16 @@ describe('configuration', () => {
     expect(JSON.stringify(c.problems)).not.toMatch(/priorty|Weight|region/);
   });
 
+  it('a default resource that is set but not a URL is reported once as such, and its deployments say so rather than that it is unset', () => {
+    const c = loadConfig({ ...base, AZURE_OPENAI_ENDPOINT: 'your-resource', MODEL_DEPLOYMENTS: '{"m":["d1","d2"]}' });
+    expect(c.problems.map((p) => [p.setting, p.message])).toEqual([
+      ['AZURE_OPENAI_ENDPOINT', expect.stringContaining('is not a URL')],
+      ['MODEL_DEPLOYMENTS', expect.stringContaining('AZURE_OPENAI_ENDPOINT is not a usable URL (see its own problem)')],
+      ['MODEL_DEPLOYMENTS', expect.stringContaining('AZURE_OPENAI_ENDPOINT is not a usable URL (see its own problem)')],
+    ]);
+    expect(loadConfig({ PROXY_API_KEY: 'k', MODEL_DEPLOYMENTS: '{"m":["d1"]}' }).problems[0].message).toContain('AZURE_OPENAI_ENDPOINT is not set');
+  });
+
   it('accepts the original design\'s AZURE_OPENAI_URL, serving its deployment under its own name', () => {
     const c = loadConfig({ PROXY_API_KEY: 'k', AZURE_OPENAI_API_KEY: 'x', AZURE_OPENAI_URL: 'https://uplyf-ai-foundry.openai.azure.com/openai/deployments/gpt-4-04-14-uplyf/chat/completions?api-version=2025-01-01-preview' });
     expect(c.problems).toEqual([]);
