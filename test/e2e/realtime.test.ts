@@ -166,6 +166,18 @@ describe('starting a realtime session', () => {
     expect((bad.body.error as { param: string }).param).toBe('expires_after.seconds');
   });
 
+  it('refuses session settings given at creation, which it would not apply, rather than drop them unseen', async () => {
+    const connects = pubsub.events.filter((e) => e.type === 'azure.webpubsub.sys.connect').length;
+    const beta = await post('/v1/realtime/sessions', { model: MODEL, voice: 'verse', instructions: 'Speak like a pirate' });
+    expect(beta.status).toBe(400);
+    expect(beta.body.error).toMatchObject({ code: 'unsupported_parameter', param: 'voice', message: expect.stringContaining('`voice`, `instructions`') });
+    expect((beta.body.error as { message: string }).message).toContain('session.update');
+    const ga = await post('/v1/realtime/client_secrets', { session: { type: 'realtime', model: MODEL, instructions: 'Speak like a pirate', audio: { output: { voice: 'marin' } } } });
+    expect(ga.status).toBe(400);
+    expect(ga.body.error).toMatchObject({ code: 'unsupported_parameter', param: 'session.instructions' });
+    expect(pubsub.events.filter((e) => e.type === 'azure.webpubsub.sys.connect').length).toBe(connects);
+  });
+
   it('refuses a bad key, an unknown model and a non-realtime model before any socket exists', async () => {
     const sockets = rt.sessions.length;
     const connects = pubsub.events.filter((e) => e.type === 'azure.webpubsub.sys.connect').length;
