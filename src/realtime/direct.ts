@@ -2,7 +2,8 @@
 import http from 'node:http';
 import { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import { GatewayError, realtimeStartFailed } from '../core/errors';
+import { GatewayError, clip, realtimeStartFailed } from '../core/errors';
+import { TryRecord } from '../balancer/balancer';
 import { Gateway } from '../gateway/gateway';
 import { ClientGone, GatewayRequest } from '../core/http';
 import { connectRealtime, requireRealtimeModel } from './upstream';
@@ -58,7 +59,10 @@ export class DirectRealtime {
       // A session is one request on the key's limits; its tokens are counted as its responses finish.
       this.gateway.limits.finish(await this.gateway.limits.admit(key, model, NO_TOKENS), undefined, undefined);
     } catch (err) {
-      return void socket.end((err instanceof GatewayError ? err : realtimeStartFailed(err)).toRawHttp());
+      const refusal = err instanceof GatewayError ? err : realtimeStartFailed(err);
+      // The one line this attempt gets, as an HTTP request's refusal gets its request line.
+      this.gateway.logger.log('info', { msg: 'realtime session refused', model: clip(url.searchParams.get('model') ?? ''), status: refusal.status, error: refusal.code ?? refusal.type });
+      return void socket.end(refusal.toRawHttp());
     }
     // ws calls back only for a valid handshake on a socket still open: anything else never reaches Azure.
     this.wss.handleUpgrade(req, socket, head, (client) => void this.open(client, model, key));
@@ -76,22 +80,27 @@ export class DirectRealtime {
     client.once('close', () => (gone = true));
     client.on('error', () => {});
     let relay: Relay;
+    const tries: TryRecord[] = [];
+    const logger = this.gateway.logger;
     try {
-      const azure = await connectRealtime(this.gateway, model, []);
+      const azure = await connectRealtime(this.gateway, model, tries);
       if (gone) {
         azure.socket.terminate();
+        logger.log('info', { msg: 'realtime session ended', model, reason: 'client closed' });
         return;
       }
       relay = new Relay(azure, new DirectSink(client, this.behindLimitMs), {
         observe: realtimeUsage(this.gateway.limits, () => key, model),
         onEnd: (reason) => {
+          logger.log('info', { msg: 'realtime session ended', model, reason });
           this.sessions.delete(relay);
           if (reason === 'client behind') dropBehind(client);
           else if (client.readyState === WebSocket.OPEN) client.close(1011, 'upstream closed');
         },
       });
+      logger.log('info', { msg: 'realtime session started', model, deployment: tries.at(-1)?.deployment, tried: tries.length });
     } catch (err) {
-      this.gateway.logger.log('warn', { msg: 'realtime: Azure refused the session', model, error: refusalReason(err) });
+      logger.log('warn', { msg: 'realtime: Azure refused the session', model, tries, error: refusalReason(err) });
       // Read again, or the client's answer to the close frame is never heard and the close takes ws's 30 s timeout.
       client.resume();
       if (client.readyState === WebSocket.OPEN) client.send(refusedEvent(err), () => client.close(1011, 'upstream unavailable'));

@@ -506,9 +506,16 @@ describe('the local host\'s direct socket', () => {
       await eventually(() => received.some((e) => e.includes('response.done')), 5000, 'response.done');
       expect(types(received)[0]).toBe('session.created');
       const upstream = lastSession();
+      const lines = a.logger.entries().length;
       ws.close();
       await eventually(() => upstream.closed, 3000, 'the Azure socket to close');
+      // Each session logs its start and its end, as one over Web PubSub does.
+      await eventually(() => a.logger.entries().slice(lines).some((e) => e.msg === 'realtime session ended'), 3000, 'the session\'s end line');
+      expect(a.logger.entries().slice(lines).find((e) => e.msg === 'realtime session ended')).toMatchObject({ model: MODEL, reason: 'client closed' });
     }
+    expect(a.logger.entries().filter((e) => e.msg === 'realtime session started').slice(-2)).toEqual([
+      expect.objectContaining({ model: MODEL, deployment: expect.any(String), tried: 1 }), expect.objectContaining({ model: MODEL, deployment: expect.any(String), tried: 1 }),
+    ]);
     expect(a.server.realtime.sessions.size).toBe(0);
   });
 
@@ -518,6 +525,8 @@ describe('the local host\'s direct socket', () => {
       const ws = new WebSocket(`${a.url.replace('http', 'ws')}${path}`, { headers });
       const res = await new Promise<{ statusCode?: number }>((resolve) => ws.once('unexpected-response', (_req, r) => resolve(r)));
       expect(res.statusCode).toBe(status);
+      // Logged, as a refused HTTP request is.
+      expect(a.logger.entries().filter((e) => e.msg === 'realtime session refused').at(-1)).toMatchObject({ status, error: expect.any(String) });
     }
     expect(rt.sessions.length).toBe(sockets);
   });
