@@ -70,8 +70,12 @@ export interface StartedSession {
 
 /** Realtime sessions carried by Azure Web PubSub: what the realtime routes and the sweep timer use. */
 export interface RealtimeSessions {
-  /** A token and URL for a new session on a realtime model the key may use (validated here). */
-  start(model: unknown, ttlSeconds: number, key: ProxyKey | undefined): Promise<StartedSession>;
+  /**
+   * A token and URL for a new session on a realtime model the key may use
+   * (validated here); `settings` (a session object) is applied when its
+   * client connects.
+   */
+  start(model: unknown, ttlSeconds: number, key: ProxyKey | undefined, settings?: Record<string, unknown>): Promise<StartedSession>;
   /** One of Web PubSub's event posts. */
   handleEvent(req: GatewayRequest): Promise<GatewayResponse>;
   /** Takes over sessions whose owning instance was lost. */

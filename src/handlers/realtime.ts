@@ -1,5 +1,5 @@
 import { readJsonObject } from '../bodies/body';
-import { badRequest, clip, unavailable } from '../core/errors';
+import { badRequest, unavailable } from '../core/errors';
 import { GatewayRequest, jsonResponse } from '../core/http';
 import { Gateway, RealtimeSessions } from '../gateway/gateway';
 import { Handler } from '../gateway/route';
@@ -27,11 +27,13 @@ function sessionsOf(gateway: Gateway, req: GatewayRequest): RealtimeSessions {
  */
 export const realtimeSessions: Handler = async (req, gateway, ctx) => {
   const { value } = await readJsonObject(req, gateway.config.maxRequestBodyBytes);
-  refuseSettings(value, ['model'], '');
   ctx.model = typeof value.model === 'string' ? value.model : undefined;
   const sessions = sessionsOf(gateway, req);
   await admitSession(gateway, ctx, value.model);
-  const s = await sessions.start(value.model, SESSION_TOKEN_SECONDS, ctx.key);
+  // Everything but the model is the session's configuration (instructions, voice, tools, ...), applied once the client connects.
+  // client_secret configures the token, not the session.
+  const { model: _model, client_secret: _secret, ...settings } = value;
+  const s = await sessions.start(value.model, SESSION_TOKEN_SECONDS, ctx.key, settings);
   return jsonResponse(200, {
     id: s.sessionId, object: 'realtime.session', model: s.model, expires_at: s.expiresAt,
     client_secret: { value: s.token, expires_at: s.expiresAt }, url: s.url,
@@ -49,7 +51,6 @@ export const realtimeClientSecrets: Handler = async (req, gateway, ctx) => {
   const session = (value.session ?? {}) as Record<string, unknown>;
   if (typeof session !== 'object' || Array.isArray(session)) throw badRequest('`session` must be an object.', 'session', 'invalid_type');
   if (session.type !== undefined && session.type !== 'realtime') throw badRequest('Only `session.type` "realtime" is served.', 'session.type', 'invalid_value');
-  refuseSettings(session, ['type', 'model'], 'session.');
   const expiresAfter = value.expires_after as { seconds?: unknown } | undefined;
   const seconds = expiresAfter?.seconds ?? 600;
   if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 10 || seconds > 7200) {
@@ -58,29 +59,15 @@ export const realtimeClientSecrets: Handler = async (req, gateway, ctx) => {
   ctx.model = typeof session.model === 'string' ? session.model : undefined;
   const sessions = sessionsOf(gateway, req);
   await admitSession(gateway, ctx, session.model);
-  const s = await sessions.start(session.model, seconds, ctx.key);
+  // The rest of the session object (instructions, audio, tools, ...) is applied once the client connects.
+  const { type: _type, model: _model, ...settings } = session;
+  const s = await sessions.start(session.model, seconds, ctx.key, settings);
   return jsonResponse(200, {
     value: s.token, expires_at: s.expiresAt,
     session: { type: 'realtime', object: 'realtime.session', id: s.sessionId, model: s.model, expires_at: s.expiresAt },
     url: s.url,
   });
 };
-
-/**
- * Session settings given at creation (instructions, voice, tools, ...) are
- * not applied yet: the session starts with Azure's defaults. Refused, so
- * that none is dropped unseen; the client sends them in its first
- * session.update, which is relayed, recorded and replayed on a resume.
- */
-function refuseSettings(body: Record<string, unknown>, served: readonly string[], prefix: string): void {
-  const unserved = Object.keys(body).filter((k) => !served.includes(k));
-  if (unserved.length === 0) return;
-  const names = unserved.slice(0, 5).map((k) => `\`${prefix}${clip(k, 40)}\``).join(', ');
-  throw badRequest(
-    `This gateway does not apply session settings given when the session is created (${names}${unserved.length > 5 ? ', ...' : ''}). Create it with only ${served.map((k) => `\`${prefix}${k}\``).join(' and ')}, then send the settings in a session.update event once connected.`,
-    `${prefix}${clip(unserved[0], 40)}`, 'unsupported_parameter',
-  );
-}
 
 /** A session is one request on the key's limits (its tokens count as its responses finish); a model it may not use is a 404. */
 async function admitSession(gateway: Gateway, ctx: RequestContext, model: unknown): Promise<void> {

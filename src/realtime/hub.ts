@@ -80,13 +80,15 @@ export class RealtimeHub implements RealtimeSessions, EventHandlers {
     return this.owned.size;
   }
 
-  async start(model: unknown, ttlSeconds: number, key: ProxyKey | undefined): Promise<StartedSession> {
+  async start(model: unknown, ttlSeconds: number, key: ProxyKey | undefined, settings: Record<string, unknown> = {}): Promise<StartedSession> {
     const name = requireRealtimeModel(this.gateway, model, key);
     const sessionId = `sess_${randomBytes(12).toString('base64url')}`;
     const minutes = Math.max(1, Math.ceil(ttlSeconds / 60));
     // The key's name rides with the session (the connect event may reach any instance): its tokens count on that key.
     const userId = `${SESSION_PREFIX}${sessionId}.${Buffer.from(key?.name ?? '').toString('base64url')}.${Buffer.from(name).toString('base64url')}`;
     const { token, url } = await this.options.service.token(userId, minutes);
+    // Kept by session id, for whichever instance the client's connect reaches.
+    if (Object.keys(settings).length > 0) await this.options.store.putSettings(sessionId, JSON.stringify(settings), this.gateway.now() + minutes * 60_000);
     return { sessionId, model: name, token, url, expiresAt: Math.floor(this.gateway.now() / 1000) + minutes * 60 };
   }
 
@@ -104,15 +106,17 @@ export class RealtimeHub implements RealtimeSessions, EventHandlers {
     const answer = { subprotocol: e.subprotocols.includes('realtime') ? 'realtime' : undefined };
     if (this.owned.has(e.connectionId)) return answer;
     let etag: string;
+    let config: string;
     try {
-      etag = await this.options.store.create({ connectionId: e.connectionId, sessionId: session.sessionId, model: session.model, keyName: session.keyName, owner: this.instanceId, expiresAt: this.gateway.now() + this.options.leaseMs, ended: false, config: '', inFlight: '' });
+      config = await this.options.store.takeSettings(session.sessionId);
+      etag = await this.options.store.create({ connectionId: e.connectionId, sessionId: session.sessionId, model: session.model, keyName: session.keyName, owner: this.instanceId, expiresAt: this.gateway.now() + this.options.leaseMs, ended: false, config, inFlight: '' });
     } catch (err) {
       // Another instance answered this connect before and its answer was lost: the session is theirs.
       if (err instanceof SessionExists) return answer;
       this.gateway.logger.log('error', { msg: 'realtime: could not record a new session', error: describeError(err) });
       throw unavailable('The gateway could not start the realtime session. Try again.');
     }
-    const owned = new OwnedSession(this.context, { connectionId: e.connectionId, model: session.model, keyName: session.keyName }, etag);
+    const owned = new OwnedSession(this.context, { connectionId: e.connectionId, model: session.model, keyName: session.keyName, config }, etag);
     this.owned.set(e.connectionId, owned);
     try {
       // Joined before the answer: the client's first event may follow it at once.
@@ -225,6 +229,7 @@ export class RealtimeHub implements RealtimeSessions, EventHandlers {
   private async sweepOnce(): Promise<void> {
     let lapsed: SessionRecord[];
     try {
+      await this.options.store.dropLapsedSettings(this.gateway.now(), SWEEP_BATCH);
       lapsed = await this.options.store.lapsed(this.gateway.now(), SWEEP_BATCH);
     } catch (err) {
       this.storeWarning.warn({ msg: 'realtime: could not look for lapsed sessions', error: describeError(err) });

@@ -60,12 +60,13 @@ export class OwnedSession {
   /** Charges the tokens of each of Azure's response.done to the key that started the session. */
   private readonly countUsage: (fromAzure: boolean, type: string, text: string) => void;
 
-  constructor(private readonly ctx: SessionContext, rec: Pick<SessionRecord, 'connectionId' | 'model' | 'keyName'>, etag: string) {
+  constructor(private readonly ctx: SessionContext, rec: Pick<SessionRecord, 'connectionId' | 'model' | 'keyName'> & { config?: string }, etag: string) {
     this.connectionId = rec.connectionId;
     this.model = rec.model;
     this.countUsage = realtimeUsage(ctx.gateway.limits, () => ctx.gateway.keyNamed(rec.keyName), rec.model);
     this.etag = etag;
-    this.record = new ConversationRecord(this.recordSink());
+    // The settings the session was created with, as if its client had sent them first.
+    this.record = rec.config ? ConversationRecord.restore(this.recordSink(), rec.config, [], '') : new ConversationRecord(this.recordSink());
     this.renewTimer = setInterval(() => this.write({}), Math.max(250, Math.floor(ctx.leaseMs / 3)));
   }
 
@@ -81,6 +82,11 @@ export class OwnedSession {
       const azure = await connectRealtime(this.ctx.gateway, this.model, tries);
       if (this.done) return void azure.socket.terminate();
       this.relay = new Relay(azure, this.sink(), { observe: (a, t, x) => this.observe(a, t, x), onEnd: (reason) => this.onRelayEnd(reason) });
+      if (this.record.hasConfig) {
+        // Sent before anything of the client's, in the deployment's protocol, as a resume replays it; Azure's session.updated reaches the client.
+        const deployment = this.ctx.gateway.pool(this.model).find((d) => d.label === tries.at(-1)?.deployment);
+        for (const event of this.record.replay(deployment ? realtimeForm(deployment) : 'ga').events) this.relay.toAzure(event);
+      }
       this.ctx.logger.log('info', { msg: 'realtime session started', model: this.model, deployment: tries.at(-1)?.deployment, tried: tries.length });
       this.flushEarly();
     } catch (err) {

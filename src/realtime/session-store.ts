@@ -56,6 +56,15 @@ export interface SessionStore {
   remove(connectionId: string, etag?: string): Promise<void>;
   /** Sessions whose lease has lapsed (or that ended), at most `limit`. */
   lapsed(now: number, limit: number): Promise<SessionRecord[]>;
+  /**
+   * Keeps the settings a session was created with (a session object, as
+   * JSON) until its client connects, by session id, until `expiresAt`.
+   */
+  putSettings(sessionId: string, json: string, expiresAt: number): Promise<void>;
+  /** The settings kept for a session, taken (so used once); '' when none. */
+  takeSettings(sessionId: string): Promise<string>;
+  /** Forgets settings whose session was never connected to, at most `limit`. */
+  dropLapsedSettings(now: number, limit: number): Promise<void>;
   putItem(connectionId: string, item: StoredItem): Promise<void>;
   deleteItem(connectionId: string, seq: number): Promise<void>;
   items(connectionId: string): Promise<StoredItem[]>;
@@ -100,6 +109,22 @@ export class MemorySessionStore implements SessionStore {
 
   async lapsed(now: number, limit: number): Promise<SessionRecord[]> {
     return [...this.records.values()].filter((r) => r.ended || r.expiresAt < now).slice(0, limit);
+  }
+
+  private readonly settings = new Map<string, { json: string; expiresAt: number }>();
+
+  async putSettings(sessionId: string, json: string, expiresAt: number): Promise<void> {
+    this.settings.set(sessionId, { json, expiresAt });
+  }
+
+  async takeSettings(sessionId: string): Promise<string> {
+    const kept = this.settings.get(sessionId);
+    this.settings.delete(sessionId);
+    return kept?.json ?? '';
+  }
+
+  async dropLapsedSettings(now: number): Promise<void> {
+    for (const [id, kept] of this.settings) if (kept.expiresAt < now) this.settings.delete(id);
   }
 
   async putItem(connectionId: string, item: StoredItem): Promise<void> {
@@ -200,6 +225,34 @@ export class TableSessionStore implements SessionStore {
     return found;
   }
 
+  async putSettings(sessionId: string, json: string, expiresAt: number): Promise<void> {
+    await this.ensureTable();
+    await this.table.upsertEntity({ partitionKey: SETTINGS, rowKey: sessionId, expiresAt, ...chunks('settings', json) }, 'Replace');
+  }
+
+  async takeSettings(sessionId: string): Promise<string> {
+    await this.ensureTable();
+    let json: string;
+    try {
+      json = unchunk('settings', await this.table.getEntity<Record<string, unknown>>(SETTINGS, sessionId));
+    } catch (err) {
+      if (isStatus(err, 404)) return '';
+      throw err;
+    }
+    await this.table.deleteEntity(SETTINGS, sessionId).catch(() => {});
+    return json;
+  }
+
+  async dropLapsedSettings(now: number, limit: number): Promise<void> {
+    await this.ensureTable();
+    const lapsed: string[] = [];
+    for await (const e of this.table.listEntities({ queryOptions: { filter: odata`PartitionKey eq ${SETTINGS} and expiresAt lt ${now}`, select: ['rowKey'] } })) {
+      lapsed.push(e.rowKey!);
+      if (lapsed.length >= limit) break;
+    }
+    await Promise.all(lapsed.map((rowKey) => this.table.deleteEntity(SETTINGS, rowKey).catch(() => {})));
+  }
+
   async putItem(connectionId: string, item: StoredItem): Promise<void> {
     await this.ensureTable();
     await this.table.upsertEntity({ partitionKey: itemsPartition(connectionId), rowKey: seqKey(item.seq), ...chunks('item', item.json) }, 'Replace');
@@ -230,6 +283,9 @@ export class TableSessionStore implements SessionStore {
     return this.tableReady;
   }
 }
+
+/** The partition of the settings sessions were created with, until their clients connect (outside the sessions' range). */
+const SETTINGS = 'rtsettings';
 
 /** Characters per string property: Table Storage allows 64 KiB of UTF-16. */
 const CHUNK = 32_000;

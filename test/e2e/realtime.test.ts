@@ -12,6 +12,8 @@ import { LocalServer } from '../../src/local/server';
 import { routeTable } from '../../src/routes';
 import { AZURE_KEY, Harness, PROXY_KEY, eventually, startHarness } from '../support/harness';
 import { Azurite, startAzurite } from '../support/azurite';
+import { TableClient } from '@azure/data-tables';
+import { TableSessionStore } from '../../src/realtime/session-store';
 import { GatewayChild, startGatewayChild } from '../support/gateway-process';
 import { selfSignedCert } from '../support/tls';
 import { WebPubSubStandIn } from '../support/web-pubsub';
@@ -166,16 +168,40 @@ describe('starting a realtime session', () => {
     expect((bad.body.error as { param: string }).param).toBe('expires_after.seconds');
   });
 
-  it('refuses session settings given at creation, which it would not apply, rather than drop them unseen', async () => {
-    const connects = pubsub.events.filter((e) => e.type === 'azure.webpubsub.sys.connect').length;
-    const beta = await post('/v1/realtime/sessions', { model: MODEL, voice: 'verse', instructions: 'Speak like a pirate' });
-    expect(beta.status).toBe(400);
-    expect(beta.body.error).toMatchObject({ code: 'unsupported_parameter', param: 'voice', message: expect.stringContaining('`voice`, `instructions`') });
-    expect((beta.body.error as { message: string }).message).toContain('session.update');
-    const ga = await post('/v1/realtime/client_secrets', { session: { type: 'realtime', model: MODEL, instructions: 'Speak like a pirate', audio: { output: { voice: 'marin' } } } });
-    expect(ga.status).toBe(400);
-    expect(ga.body.error).toMatchObject({ code: 'unsupported_parameter', param: 'session.instructions' });
-    expect(pubsub.events.filter((e) => e.type === 'azure.webpubsub.sys.connect').length).toBe(connects);
+  it('applies the session settings given at creation before anything of the client\'s, in either form of the endpoint', async () => {
+    const cases = [
+      { path: '/v1/realtime/sessions', body: { model: MODEL, voice: 'verse', instructions: 'Speak like a pirate', client_secret: { expires_after: { anchor: 'created_at', seconds: 120 } } }, expected: { voice: 'verse', instructions: 'Speak like a pirate' } },
+      { path: '/v1/realtime/client_secrets', body: { session: { type: 'realtime', model: MODEL, instructions: 'Speak like a pirate', audio: { output: { voice: 'marin' } } } }, expected: { instructions: 'Speak like a pirate', audio: { output: { voice: 'marin' } } } },
+    ];
+    for (const c of cases) {
+      const { status, body } = await post(c.path, c.body);
+      expect(status, c.path).toBe(200);
+      const client = await connect((body.url as string));
+      await eventually(() => client.received.some((e) => JSON.parse(e).type === 'session.updated'), 5000, `${c.path}: session.updated`);
+      const upstream = lastSession();
+      const first = JSON.parse(upstream.received[0]);
+      expect(first).toMatchObject({ type: 'session.update', session: c.expected });
+      // Nothing that configures the token, or names the model, goes to Azure as a session setting.
+      expect(first.session).not.toHaveProperty('client_secret');
+      expect(first.session).not.toHaveProperty('model');
+      const sent = JSON.stringify({ type: 'response.create', event_id: 'evt_after_settings' });
+      client.ws.send(sent);
+      await eventually(() => upstream.received.length >= 2, 5000, 'the client\'s event');
+      expect(upstream.received[1]).toBe(sent);
+      client.ws.close();
+    }
+  });
+
+  it('settings of a session nobody connected to are taken once, and dropped once their token has expired', async () => {
+    const store = new TableSessionStore(TableClient.fromConnectionString(azurite.connectionString, 'settingsonly', { allowInsecureConnection: true }));
+    await store.putSettings('sess_taken', '{"voice":"verse"}', Date.now() + 60_000);
+    expect(await store.takeSettings('sess_taken')).toBe('{"voice":"verse"}');
+    expect(await store.takeSettings('sess_taken')).toBe('');
+    await store.putSettings('sess_lapsed', '{"voice":"verse"}', Date.now() - 1);
+    await store.putSettings('sess_live', '{"voice":"alloy"}', Date.now() + 60_000);
+    await store.dropLapsedSettings(Date.now(), 8);
+    expect(await store.takeSettings('sess_lapsed')).toBe('');
+    expect(await store.takeSettings('sess_live')).toBe('{"voice":"alloy"}');
   });
 
   it('refuses a bad key, an unknown model and a non-realtime model before any socket exists', async () => {
@@ -363,7 +389,6 @@ describe('either side closing closes the other', () => {
 
 /** Session records left in the table. */
 async function sessionRecords(): Promise<number> {
-  const { TableClient } = await import('@azure/data-tables');
   const table = TableClient.fromConnectionString(azurite.connectionString, 'gatewaybalancer', { allowInsecureConnection: true });
   let n = 0;
   for await (const e of table.listEntities()) if (String(e.partitionKey).startsWith('rt')) n++;
