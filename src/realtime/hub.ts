@@ -1,6 +1,6 @@
 /** @module Realtime sessions over Azure Web PubSub across instances: who owns a session, how client events reach it, and who takes over when it is lost. */
 import { randomBytes } from 'node:crypto';
-import { unauthorized, unavailable } from '../core/errors';
+import { badRequest, unauthorized, unavailable } from '../core/errors';
 import { Gateway, RealtimeSessions, StartedSession } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse } from '../core/http';
 import { RateLimitedWarning, describeError } from '../core/log';
@@ -18,6 +18,8 @@ const INSTANCE_PREFIX = 'instance.';
 const CLOSE_WAIT_MS = 2000;
 /** Lapsed sessions one sweep takes on at most. */
 const SWEEP_BATCH = 50;
+/** The most characters of JSON kept of a session's settings until its client connects. */
+const MAX_SETTINGS_CHARS = 200_000;
 
 export interface HubOptions {
   readonly service: WebPubSubService;
@@ -88,7 +90,17 @@ export class RealtimeHub implements RealtimeSessions, EventHandlers {
     const userId = `${SESSION_PREFIX}${sessionId}.${Buffer.from(key?.name ?? '').toString('base64url')}.${Buffer.from(name).toString('base64url')}`;
     const { token, url } = await this.options.service.token(userId, minutes);
     // Kept by session id, for whichever instance the client's connect reaches.
-    if (Object.keys(settings).length > 0) await this.options.store.putSettings(sessionId, JSON.stringify(settings), this.gateway.now() + minutes * 60_000);
+    if (Object.keys(settings).length > 0) {
+      const json = JSON.stringify(settings);
+      // Table Storage takes 1 MiB per entity, strings counted in UTF-16: a quarter of that leaves room.
+      if (json.length > MAX_SETTINGS_CHARS) throw badRequest(`The session's settings are ${json.length} characters of JSON; the gateway keeps up to ${MAX_SETTINGS_CHARS} until the client connects. Send the larger ones (instructions, tools) in a session.update once connected.`, null, 'settings_too_large');
+      try {
+        await this.options.store.putSettings(sessionId, json, this.gateway.now() + minutes * 60_000);
+      } catch (err) {
+        this.gateway.logger.log('error', { msg: 'realtime: could not keep a session\'s settings', error: describeError(err) });
+        throw unavailable('The gateway could not keep the realtime session\'s settings. Try again.');
+      }
+    }
     return { sessionId, model: name, token, url, expiresAt: Math.floor(this.gateway.now() / 1000) + minutes * 60 };
   }
 

@@ -190,6 +190,10 @@ describe('starting a realtime session', () => {
       expect(upstream.received[1]).toBe(sent);
       client.ws.close();
     }
+    // More than a table row holds is refused, saying where the rest can go.
+    const huge = await post('/v1/realtime/sessions', { model: MODEL, instructions: 'x'.repeat(250_000) });
+    expect(huge.status).toBe(400);
+    expect(huge.body.error).toMatchObject({ code: 'settings_too_large', message: expect.stringContaining('session.update') });
   });
 
   it('settings of a session nobody connected to are taken once, and dropped once their token has expired', async () => {
