@@ -5,6 +5,7 @@ import { Gateway, RealtimeSessions } from '../gateway/gateway';
 import { Handler } from '../gateway/route';
 import { RequestContext } from '../gateway/context';
 import { requireRealtimeModel } from '../realtime/upstream';
+import { realtimeForm } from '../azure-openai/wire';
 import { admit } from './forward';
 
 /** How long a session token from POST /v1/realtime/sessions lasts. */
@@ -28,14 +29,15 @@ function sessionsOf(gateway: Gateway, req: GatewayRequest): RealtimeSessions {
 export const realtimeSessions: Handler = async (req, gateway, ctx) => {
   const { value } = await readJsonObject(req, gateway.config.maxRequestBodyBytes);
   ctx.model = typeof value.model === 'string' ? value.model : undefined;
+  // client_secret configures the token; everything else but the model is the session's settings (instructions, voice, tools, ...).
+  const { model: _model, client_secret: clientSecret, ...settings } = value;
+  const seconds = tokenSeconds((clientSecret as { expires_after?: unknown } | undefined)?.expires_after, SESSION_TOKEN_SECONDS, 'client_secret.expires_after.seconds');
   const sessions = sessionsOf(gateway, req);
   await admitSession(gateway, ctx, value.model);
-  // Everything but the model is the session's configuration (instructions, voice, tools, ...), applied once the client connects.
-  // client_secret configures the token, not the session.
-  const { model: _model, client_secret: _secret, ...settings } = value;
-  const s = await sessions.start(value.model, SESSION_TOKEN_SECONDS, ctx.key, settings);
+  requireForm(gateway, ctx, value.model as string, settings, 'preview');
+  const s = await sessions.start(value.model, seconds, ctx.key, settings);
   return jsonResponse(200, {
-    id: s.sessionId, object: 'realtime.session', model: s.model, expires_at: s.expiresAt,
+    id: s.sessionId, object: 'realtime.session', model: s.model, ...settings, expires_at: s.expiresAt,
     client_secret: { value: s.token, expires_at: s.expiresAt }, url: s.url,
   });
 };
@@ -51,23 +53,44 @@ export const realtimeClientSecrets: Handler = async (req, gateway, ctx) => {
   const session = (value.session ?? {}) as Record<string, unknown>;
   if (typeof session !== 'object' || Array.isArray(session)) throw badRequest('`session` must be an object.', 'session', 'invalid_type');
   if (session.type !== undefined && session.type !== 'realtime') throw badRequest('Only `session.type` "realtime" is served.', 'session.type', 'invalid_value');
-  const expiresAfter = value.expires_after as { seconds?: unknown } | undefined;
-  const seconds = expiresAfter?.seconds ?? 600;
-  if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 10 || seconds > 7200) {
-    throw badRequest('`expires_after.seconds` must be a whole number from 10 to 7200.', 'expires_after.seconds', 'invalid_value');
-  }
+  const seconds = tokenSeconds(value.expires_after, 600, 'expires_after.seconds');
   ctx.model = typeof session.model === 'string' ? session.model : undefined;
   const sessions = sessionsOf(gateway, req);
   await admitSession(gateway, ctx, session.model);
   // The rest of the session object (instructions, audio, tools, ...) is applied once the client connects.
   const { type: _type, model: _model, ...settings } = session;
+  requireForm(gateway, ctx, session.model as string, settings, 'ga');
   const s = await sessions.start(session.model, seconds, ctx.key, settings);
   return jsonResponse(200, {
     value: s.token, expires_at: s.expiresAt,
-    session: { type: 'realtime', object: 'realtime.session', id: s.sessionId, model: s.model, expires_at: s.expiresAt },
+    session: { type: 'realtime', object: 'realtime.session', id: s.sessionId, model: s.model, ...settings, expires_at: s.expiresAt },
     url: s.url,
   });
 };
+
+/** How long a token lasts: `expires_after.seconds`, a whole number from 10 to 7200, else `fallback`. */
+function tokenSeconds(expiresAfter: unknown, fallback: number, param: string): number {
+  const seconds = (expiresAfter as { seconds?: unknown } | undefined)?.seconds ?? fallback;
+  if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 10 || seconds > 7200) {
+    throw badRequest(`\`${param}\` must be a whole number from 10 to 7200.`, param, 'invalid_value');
+  }
+  return seconds;
+}
+
+/**
+ * Settings are sent to Azure as given, so they must be in the protocol the
+ * model's deployments speak: the beta endpoint's in the preview one (a dated
+ * apiVersion), GA's session object in GA's. The two name the same settings
+ * differently (voice, audio.output.voice), and Azure refuses the other's.
+ */
+function requireForm(gateway: Gateway, ctx: RequestContext, model: string, settings: Record<string, unknown>, form: 'ga' | 'preview'): void {
+  if (Object.keys(settings).length === 0) return;
+  if (gateway.pool(model, ctx.key).every((d) => realtimeForm(d) === form)) return;
+  throw badRequest(form === 'preview'
+    ? 'This model\'s deployments speak Azure\'s GA realtime protocol, whose session settings are not the beta ones given here. Create the session with POST /v1/realtime/client_secrets and GA\'s session object, or with only `model`, and send the settings in a session.update once connected.'
+    : 'This model\'s deployments speak Azure\'s preview realtime protocol (a dated apiVersion), whose session settings are not GA\'s given here. Create the session with POST /v1/realtime/sessions and the beta settings, or with only `session.model`, and send the settings in a session.update once connected.',
+  form === 'preview' ? Object.keys(settings)[0] : `session.${Object.keys(settings)[0]}`, 'unsupported_parameter');
+}
 
 /** A session is one request on the key's limits (its tokens count as its responses finish); a model it may not use is a 404. */
 async function admitSession(gateway: Gateway, ctx: RequestContext, model: unknown): Promise<void> {

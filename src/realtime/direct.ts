@@ -101,6 +101,7 @@ export class DirectRealtime {
       logger.log('info', { msg: 'realtime session started', model, deployment: tries.at(-1)?.deployment, tried: tries.length });
     } catch (err) {
       logger.log('warn', { msg: 'realtime: Azure refused the session', model, tries, error: refusalReason(err) });
+      logger.log('info', { msg: 'realtime session ended', model, reason: 'upstream closed' });
       // Read again, or the client's answer to the close frame is never heard and the close takes ws's 30 s timeout.
       client.resume();
       if (client.readyState === WebSocket.OPEN) client.send(refusedEvent(err), () => client.close(1011, 'upstream unavailable'));

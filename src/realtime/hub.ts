@@ -77,6 +77,8 @@ export class RealtimeHub implements RealtimeSessions, EventHandlers {
     this.storeWarning = new RateLimitedWarning(gateway.logger, 60_000, gateway.now);
   }
 
+  private settingsSweptAt = -Infinity;
+
   /** Sessions this instance owns now. */
   get openSessions(): number {
     return this.owned.size;
@@ -120,7 +122,7 @@ export class RealtimeHub implements RealtimeSessions, EventHandlers {
     let etag: string;
     let config: string;
     try {
-      config = await this.options.store.takeSettings(session.sessionId);
+      config = await this.options.store.settingsOf(session.sessionId);
       etag = await this.options.store.create({ connectionId: e.connectionId, sessionId: session.sessionId, model: session.model, keyName: session.keyName, owner: this.instanceId, expiresAt: this.gateway.now() + this.options.leaseMs, ended: false, config, inFlight: '' });
     } catch (err) {
       // Another instance answered this connect before and its answer was lost: the session is theirs.
@@ -240,8 +242,13 @@ export class RealtimeHub implements RealtimeSessions, EventHandlers {
 
   private async sweepOnce(): Promise<void> {
     let lapsed: SessionRecord[];
+    const now = this.gateway.now();
+    // Settings of tokens that have expired: a minute's lapse costs nothing, so not every sweep looks.
+    if (now - this.settingsSweptAt >= 60_000) {
+      this.settingsSweptAt = now;
+      await this.options.store.dropLapsedSettings(now, SWEEP_BATCH).catch((err) => this.storeWarning.warn({ msg: 'realtime: could not drop lapsed session settings', error: describeError(err) }));
+    }
     try {
-      await this.options.store.dropLapsedSettings(this.gateway.now(), SWEEP_BATCH);
       lapsed = await this.options.store.lapsed(this.gateway.now(), SWEEP_BATCH);
     } catch (err) {
       this.storeWarning.warn({ msg: 'realtime: could not look for lapsed sessions', error: describeError(err) });

@@ -61,8 +61,8 @@ export interface SessionStore {
    * JSON) until its client connects, by session id, until `expiresAt`.
    */
   putSettings(sessionId: string, json: string, expiresAt: number): Promise<void>;
-  /** The settings kept for a session, taken (so used once); '' when none. */
-  takeSettings(sessionId: string): Promise<string>;
+  /** The settings kept for a session ('' when none): each connect with its token gets them, until they lapse. */
+  settingsOf(sessionId: string): Promise<string>;
   /** Forgets settings whose session was never connected to, at most `limit`. */
   dropLapsedSettings(now: number, limit: number): Promise<void>;
   putItem(connectionId: string, item: StoredItem): Promise<void>;
@@ -117,10 +117,8 @@ export class MemorySessionStore implements SessionStore {
     this.settings.set(sessionId, { json, expiresAt });
   }
 
-  async takeSettings(sessionId: string): Promise<string> {
-    const kept = this.settings.get(sessionId);
-    this.settings.delete(sessionId);
-    return kept?.json ?? '';
+  async settingsOf(sessionId: string): Promise<string> {
+    return this.settings.get(sessionId)?.json ?? '';
   }
 
   async dropLapsedSettings(now: number): Promise<void> {
@@ -230,17 +228,14 @@ export class TableSessionStore implements SessionStore {
     await this.table.upsertEntity({ partitionKey: SETTINGS, rowKey: sessionId, expiresAt, ...chunks('settings', json) }, 'Replace');
   }
 
-  async takeSettings(sessionId: string): Promise<string> {
+  async settingsOf(sessionId: string): Promise<string> {
     await this.ensureTable();
-    let json: string;
     try {
-      json = unchunk('settings', await this.table.getEntity<Record<string, unknown>>(SETTINGS, sessionId));
+      return unchunk('settings', await this.table.getEntity<Record<string, unknown>>(SETTINGS, sessionId));
     } catch (err) {
       if (isStatus(err, 404)) return '';
       throw err;
     }
-    await this.table.deleteEntity(SETTINGS, sessionId).catch(() => {});
-    return json;
   }
 
   async dropLapsedSettings(now: number, limit: number): Promise<void> {

@@ -170,12 +170,14 @@ describe('starting a realtime session', () => {
 
   it('applies the session settings given at creation before anything of the client\'s, in either form of the endpoint', async () => {
     const cases = [
-      { path: '/v1/realtime/sessions', body: { model: MODEL, voice: 'verse', instructions: 'Speak like a pirate', client_secret: { expires_after: { anchor: 'created_at', seconds: 120 } } }, expected: { voice: 'verse', instructions: 'Speak like a pirate' } },
+      { path: '/v1/realtime/sessions', body: { model: DATED, voice: 'verse', instructions: 'Speak like a pirate', client_secret: { expires_after: { anchor: 'created_at', seconds: 120 } } }, expected: { voice: 'verse', instructions: 'Speak like a pirate' } },
       { path: '/v1/realtime/client_secrets', body: { session: { type: 'realtime', model: MODEL, instructions: 'Speak like a pirate', audio: { output: { voice: 'marin' } } } }, expected: { instructions: 'Speak like a pirate', audio: { output: { voice: 'marin' } } } },
     ];
     for (const c of cases) {
       const { status, body } = await post(c.path, c.body);
       expect(status, c.path).toBe(200);
+      // The response repeats the settings, as OpenAI's does.
+      expect(c.path.endsWith('sessions') ? body : body.session).toMatchObject(c.expected);
       const client = await connect((body.url as string));
       await eventually(() => client.received.some((e) => JSON.parse(e).type === 'session.updated'), 5000, `${c.path}: session.updated`);
       const upstream = lastSession();
@@ -190,22 +192,34 @@ describe('starting a realtime session', () => {
       expect(upstream.received[1]).toBe(sent);
       client.ws.close();
     }
+    // The beta endpoint's client_secret.expires_after is honoured: 120 s, as whole minutes go, is two.
+    const timed = await post('/v1/realtime/sessions', { model: DATED, client_secret: { expires_after: { anchor: 'created_at', seconds: 120 } } });
+    expect(timed.body.expires_at as number).toBeLessThan(Date.now() / 1000 + 130);
+    // Settings in the protocol the model's deployments do not speak are refused, saying what to do instead.
+    const betaToGa = await post('/v1/realtime/sessions', { model: MODEL, voice: 'verse' });
+    expect(betaToGa.status).toBe(400);
+    expect(betaToGa.body.error).toMatchObject({ code: 'unsupported_parameter', param: 'voice', message: expect.stringContaining('client_secrets') });
+    const gaToBeta = await post('/v1/realtime/client_secrets', { session: { type: 'realtime', model: DATED, audio: { output: { voice: 'marin' } } } });
+    expect(gaToBeta.status).toBe(400);
+    expect(gaToBeta.body.error).toMatchObject({ code: 'unsupported_parameter', param: 'session.audio' });
     // More than a table row holds is refused, saying where the rest can go.
-    const huge = await post('/v1/realtime/sessions', { model: MODEL, instructions: 'x'.repeat(250_000) });
+    const huge = await post('/v1/realtime/sessions', { model: DATED, instructions: 'x'.repeat(250_000) });
     expect(huge.status).toBe(400);
     expect(huge.body.error).toMatchObject({ code: 'settings_too_large', message: expect.stringContaining('session.update') });
   });
 
-  it('settings of a session nobody connected to are taken once, and dropped once their token has expired', async () => {
+  it('settings of a session are kept for every connect with its token, and dropped once it has expired', async () => {
     const store = new TableSessionStore(TableClient.fromConnectionString(azurite.connectionString, 'settingsonly', { allowInsecureConnection: true }));
     await store.putSettings('sess_taken', '{"voice":"verse"}', Date.now() + 60_000);
-    expect(await store.takeSettings('sess_taken')).toBe('{"voice":"verse"}');
-    expect(await store.takeSettings('sess_taken')).toBe('');
+    // Every connect with the token gets them (a client may connect again with it), until they lapse.
+    expect(await store.settingsOf('sess_taken')).toBe('{"voice":"verse"}');
+    expect(await store.settingsOf('sess_taken')).toBe('{"voice":"verse"}');
+    expect(await store.settingsOf('sess_never')).toBe('');
     await store.putSettings('sess_lapsed', '{"voice":"verse"}', Date.now() - 1);
     await store.putSettings('sess_live', '{"voice":"alloy"}', Date.now() + 60_000);
     await store.dropLapsedSettings(Date.now(), 8);
-    expect(await store.takeSettings('sess_lapsed')).toBe('');
-    expect(await store.takeSettings('sess_live')).toBe('{"voice":"alloy"}');
+    expect(await store.settingsOf('sess_lapsed')).toBe('');
+    expect(await store.settingsOf('sess_live')).toBe('{"voice":"alloy"}');
   });
 
   it('refuses a bad key, an unknown model and a non-realtime model before any socket exists', async () => {
@@ -391,11 +405,11 @@ describe('either side closing closes the other', () => {
   }, 60_000);
 });
 
-/** Session records left in the table. */
+/** Session records and their items left in the table (settings kept for a token until it expires are not a session's). */
 async function sessionRecords(): Promise<number> {
   const table = TableClient.fromConnectionString(azurite.connectionString, 'gatewaybalancer', { allowInsecureConnection: true });
   let n = 0;
-  for await (const e of table.listEntities()) if (String(e.partitionKey).startsWith('rt')) n++;
+  for await (const e of table.listEntities()) if (/^rt(session|items)-/.test(String(e.partitionKey))) n++;
   return n;
 }
 
