@@ -96,6 +96,8 @@ export interface AgentOptions {
   readonly ca?: Buffer;
   /** The proxy calls go through (HTTPS_PROXY, HTTP_PROXY, NO_PROXY); none by default. */
   readonly proxy?: ProxySettings;
+  /** Longest a proxy may take to answer a CONNECT (default 60 s): past it, the tunnel is given up. */
+  readonly proxyConnectTimeoutMs?: number;
 }
 
 type Controller = Dispatcher.DispatchController;
@@ -123,9 +125,11 @@ export class UndiciUpstream implements UpstreamClient {
   private closed = false;
   private readonly options: Pool.Options;
   private readonly proxy: ProxySettings | undefined;
+  private readonly proxyConnectTimeoutMs: number;
 
   constructor(options: AgentOptions = {}) {
     this.proxy = options.proxy;
+    this.proxyConnectTimeoutMs = options.proxyConnectTimeoutMs ?? 60_000;
     this.options = {
       connections: options.maxSockets ?? 1024,
       pipelining: 1,
@@ -158,7 +162,11 @@ export class UndiciUpstream implements UpstreamClient {
     let agent = this.proxies.get(uri);
     if (agent === undefined) {
       // The resource's TLS (trust, servername) inside the tunnel is the pools' own; credentials in the URL go as Proxy-Authorization.
-      this.proxies.set(uri, (agent = new ProxyAgent({ ...this.options, uri, requestTls: this.options.connect as ProxyAgent.Options['requestTls'] })));
+      // A CONNECT the proxy leaves unanswered outlives the request that wanted it (undici does not cancel it),
+      // so it is bounded here, by the gateway's wait for headers, not undici's 300 s.
+      const timeout = this.proxyConnectTimeoutMs;
+      const clientFactory = (origin: URL, opts: object) => new Pool(origin, { ...opts, headersTimeout: timeout, bodyTimeout: timeout });
+      this.proxies.set(uri, (agent = new ProxyAgent({ ...this.options, uri, requestTls: this.options.connect as ProxyAgent.Options['requestTls'], clientFactory })));
     }
     return agent;
   }

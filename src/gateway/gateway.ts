@@ -141,7 +141,7 @@ export class Gateway {
     }
     const secrets = deps.secrets;
     this.azure = new AzureOpenAI({
-      client: deps.upstream ?? new UndiciUpstream({ proxy: deps.config.upstreamProxy }),
+      client: deps.upstream ?? new UndiciUpstream({ proxy: deps.config.upstreamProxy, proxyConnectTimeoutMs: deps.config.upstreamHeadersTimeoutMs }),
       proxy: deps.config.upstreamProxy,
       auth: deps.upstreamAuth ?? new KeyOrTokenAuth(
         deps.credential ? new TokenCache(deps.credential, undefined, this.now) : undefined,

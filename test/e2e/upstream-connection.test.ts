@@ -198,6 +198,25 @@ describe('through a forward proxy (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)', () => {
     }
   });
 
+  it('a proxy that never answers CONNECT fails the call in time, and the tunnel it was asked for is given up, not left open', async () => {
+    const { cert } = selfSignedCert();
+    const silent = await startForwardProxy(undefined, { stall: true });
+    const h = await startHarness({
+      env: () => ({ AZURE_OPENAI_ENDPOINT: 'https://localhost:9', UPSTREAM_HEADERS_TIMEOUT_MS: '300', MODEL_DEPLOYMENTS: JSON.stringify({ 'gpt-4o-mini': ['chat-a'] }) }),
+      deps: { upstream: new UndiciUpstream({ ca: cert, proxy: { httpsProxy: silent.url, noProxy: '' }, proxyConnectTimeoutMs: 300 }) },
+    });
+    try {
+      const res = await chat(h);
+      expect(res.status).toBe(504);
+      expect(silent.calls.some((c) => c.kind === 'connect')).toBe(true);
+      // undici would keep the unanswered CONNECT for its own 300 s; bounded by the gateway's wait, it goes.
+      await eventually(() => silent.openSockets() === 0, 3000, 'the unanswered CONNECT to be given up');
+    } finally {
+      await h.close();
+      await silent.close();
+    }
+  });
+
   it('a realtime socket through a proxy that never answers, or refuses, fails over in time, and neither is blamed on Azure', async () => {
     const silent = await startForwardProxy(undefined, { stall: true });
     const wrong = proxy.url.replace(encodeURIComponent(credentials.password), 'wrong');

@@ -16,6 +16,8 @@ export interface ForwardProxy {
   /** http://[user:password@]127.0.0.1:<port> */
   readonly url: string;
   readonly calls: ProxiedCall[];
+  /** Connections open to the proxy now (from clients, and its own onward ones). */
+  openSockets(): number;
   close(): Promise<void>;
 }
 
@@ -67,7 +69,8 @@ export async function startForwardProxy(credentials?: { user: string; password: 
   server.on('connect', (req: http.IncomingMessage, client: Duplex, head: Buffer) => {
     const authorization = req.headers['proxy-authorization'];
     calls.push({ kind: 'connect', target: req.url ?? '', authorization });
-    if (options.stall) return;
+    // Says nothing, but reads on and closes when the client does, as a real proxy's socket does (Node's server sockets are half-open).
+    if (options.stall) return void client.resume().once('end', () => client.destroy());
     if (!admitted(authorization)) return void client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="proxy"\r\nContent-Length: 0\r\n\r\n');
     const [host, port] = splitAuthority(req.url ?? '');
     const origin = net.connect(port, host);
@@ -90,6 +93,7 @@ export async function startForwardProxy(credentials?: { user: string; password: 
   return {
     url: `http://${userinfo}127.0.0.1:${port}`,
     calls,
+    openSockets: () => sockets.size,
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise((resolve) => server.close(resolve));
