@@ -57,6 +57,8 @@ export class OwnedSession {
   private readonly seenOrder: string[] = [];
   private done = false;
   private record: ConversationRecord;
+  /** The event that carried the settings the session was created with, until Azure has answered it. */
+  private settingsEventId: string | undefined;
   /** Charges the tokens of each of Azure's response.done to the key that started the session. */
   private readonly countUsage: (fromAzure: boolean, type: string, text: string) => void;
 
@@ -85,7 +87,10 @@ export class OwnedSession {
       if (this.record.hasConfig) {
         // Sent before anything of the client's, in the deployment's protocol, as a resume replays it; Azure's session.updated reaches the client.
         const deployment = this.ctx.gateway.pool(this.model).find((d) => d.label === tries.at(-1)?.deployment);
-        for (const event of this.record.replay(deployment ? realtimeForm(deployment) : 'ga').events) this.relay.toAzure(event);
+        for (const event of this.record.replay(deployment ? realtimeForm(deployment) : 'ga').events) {
+          this.settingsEventId = (JSON.parse(event) as { event_id?: string }).event_id;
+          this.relay.toAzure(event);
+        }
       }
       this.ctx.logger.log('info', { msg: 'realtime session started', model: this.model, deployment: tries.at(-1)?.deployment, tried: tries.length });
       this.flushEarly();
@@ -267,8 +272,22 @@ export class OwnedSession {
 
   /** Every event that passes, each way: kept for a resume, and counted on the key. */
   private observe(fromAzure: boolean, type: string, text: string): void {
+    if (fromAzure && type === 'error' && this.settingsEventId !== undefined) this.noteSettingsRefused(text);
     this.record.observe(fromAzure, type, text);
     this.countUsage(fromAzure, type, text);
+  }
+
+  /** Azure's error for the settings the session was created with, if this is it: the client sees it, and so does the operator. */
+  private noteSettingsRefused(text: string): void {
+    let error: { event_id?: string; code?: string; param?: string } | undefined;
+    try {
+      error = (JSON.parse(text) as { error?: typeof error }).error;
+    } catch {
+      return;
+    }
+    if (error?.event_id !== this.settingsEventId) return;
+    this.settingsEventId = undefined;
+    this.ctx.logger.log('warn', { msg: 'realtime: Azure refused the settings the session was created with', model: this.model, code: error?.code, param: error?.param });
   }
 
   private recordSink(): RecordSink {

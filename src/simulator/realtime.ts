@@ -49,6 +49,9 @@ const EVENTS = {
 /** Bytes Azure may have queued toward a reader that does not keep up before it waits (a flood honours TCP). */
 const FLOOD_HIGH_WATER = 1024 * 1024;
 
+/** The session settings GA's session.update takes (OpenAI's GA session object). */
+const GA_SESSION_FIELDS = new Set(['type', 'model', 'instructions', 'audio', 'output_modalities', 'tools', 'tool_choice', 'max_output_tokens', 'tracing', 'truncation', 'prompt', 'include']);
+
 export class RealtimeSimulator {
   readonly sessions: RealtimeSession[] = [];
   readonly options: RealtimeOptions = { deltasPerResponse: 3 };
@@ -129,6 +132,11 @@ export class RealtimeSimulator {
           if (form === 'ga' && update.type !== 'realtime' && update.type !== 'transcription') {
             return error('missing_required_parameter', "Missing required parameter: 'session.type'.", event.event_id, 'session.type');
           }
+          // GA refuses the whole update for a setting it does not know, the preview protocol's included
+          // ("Unknown parameter: 'session.voice'.", code unknown_parameter: livekit/agents#3398,
+          // mastra-ai/mastra#16941, rudyll/stackchan-ai-server#9).
+          const unknown = form === 'ga' ? Object.keys(update).find((k) => !GA_SESSION_FIELDS.has(k)) : undefined;
+          if (unknown !== undefined) return error('unknown_parameter', `Unknown parameter: 'session.${unknown}'.`, event.event_id, `session.${unknown}`);
           config = { ...config, ...update, id, model: deployment };
           return send({ type: 'session.updated', session: config });
         }

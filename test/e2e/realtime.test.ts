@@ -192,6 +192,16 @@ describe('starting a realtime session', () => {
       expect(upstream.received[1]).toBe(sent);
       client.ws.close();
     }
+    // Settings Azure refuses (GA takes no top-level speed) reach the client as Azure's error, and the operator's log.
+    const refused = await post('/v1/realtime/client_secrets', { session: { type: 'realtime', model: MODEL, instructions: 'Be brief.', speed: 1.2 } });
+    expect(refused.status).toBe(200);
+    const client = await connect(refused.body.url as string);
+    await eventually(() => client.received.some((e) => JSON.parse(e).type === 'error'), 5000, 'Azure\'s error for the settings');
+    expect(JSON.parse(client.received.find((e) => JSON.parse(e).type === 'error')!).error).toMatchObject({ code: 'unknown_parameter', param: 'session.speed' });
+    const warned = () => [...a.logger.entries(), ...b.logger.entries()].find((e) => e.msg === 'realtime: Azure refused the settings the session was created with');
+    await eventually(() => warned() !== undefined, 2000, 'the warning');
+    expect(warned()).toMatchObject({ model: MODEL, code: 'unknown_parameter', param: 'session.speed' });
+    client.ws.close();
     // The beta endpoint's client_secret.expires_after is honoured: 120 s, as whole minutes go, is two.
     const timed = await post('/v1/realtime/sessions', { model: DATED, client_secret: { expires_after: { anchor: 'created_at', seconds: 120 } } });
     expect(timed.body.expires_at as number).toBeLessThan(Date.now() / 1000 + 130);
