@@ -290,10 +290,8 @@ function modelOptions(where: string, options: Record<string, unknown>, problem: 
 function parseEndpoint(setting: string, raw: string | undefined, problem: Report): string | undefined {
   const value = nonEmpty(raw);
   if (value === undefined) return undefined;
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
+  const url = URL.parse(value);
+  if (url === null) {
     problem(setting, 'is not a URL; expected https://<resource>.openai.azure.com');
     return undefined;
   }
@@ -333,10 +331,8 @@ function proxySettings(env: Env, problem: Report): ProxySettings | undefined {
 function proxyUrl(setting: string, value: string | undefined, problem: Report): string | undefined {
   if (value === undefined) return undefined;
   const withScheme = value.includes('://') ? value : `http://${value}`;
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
+  const url = URL.parse(withScheme);
+  if (url === null) {
     problem(setting, 'is not a URL; expected http://<host>:<port> (with credentials: http://<user>:<password>@<host>:<port>). Calls to Azure OpenAI go direct until it is fixed.');
     return undefined;
   }
@@ -463,13 +459,8 @@ function corsOrigins(raw: string | undefined, problem: Report): string[] {
       origins.push(entry);
       continue;
     }
-    let url: URL | undefined;
-    try {
-      url = new URL(entry);
-    } catch {
-      url = undefined;
-    }
-    if (url === undefined || !/^https?:$/.test(url.protocol) || url.origin !== entry.replace(/\/$/, '').toLowerCase()) {
+    const url = URL.parse(entry);
+    if (url === null || !/^https?:$/.test(url.protocol) || url.origin !== entry.replace(/\/$/, '').toLowerCase()) {
       problem('CORS_ALLOWED_ORIGINS', `has an entry (number ${n}) that is not an origin; write each as a browser sends it, e.g. https://app.example.com or http://localhost:3000 (no path).`);
       continue;
     }
