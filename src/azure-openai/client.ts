@@ -463,10 +463,11 @@ class IntoSink {
 }
 
 /**
- * `into` for a body that is already a stream (a decoded one): piped, the
- * same contract kept (a break goes to `onBreak`, a sink closed early ends it).
+ * `into` for a body that is already a stream (a decoded one, or the rest of
+ * one read in part): piped, the same contract kept (a break goes to
+ * `onBreak`, a sink closed early ends it).
  */
-function pipeInto(body: Readable, sink: Writable, onBreak: (failure: UpstreamFailure) => void): void {
+export function pipeInto(body: Readable, sink: Writable, onBreak: (failure: UpstreamFailure) => void): void {
   let broken = false;
   body.once('error', (err) => {
     if (broken) return;

@@ -6,7 +6,7 @@ import { RequestContext } from '../gateway/context';
 import { GatewayError, clientClosed, upstreamBrokeOff } from '../core/errors';
 import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse } from '../core/http';
-import { UpstreamFailure, UpstreamReply, asUpstreamFailure } from '../azure-openai/client';
+import { UpstreamFailure, UpstreamReply, asUpstreamFailure, pipeInto } from '../azure-openai/client';
 import { UsageTap } from '../bodies/usage-tap';
 import { usageOfBody } from '../bodies/usage';
 import { NO_TOKENS, TokenEstimate } from '../limits/estimate';
@@ -152,11 +152,7 @@ function wholeOrInto(body: Readable, limit: number, makeSink: () => Transform): 
       body.pause();
       const sink = makeSink();
       for (const c of chunks) sink.write(c);
-      body.once('error', (err) => sink.destroy(failureOf(body, err)));
-      sink.once('close', () => {
-        if (!body.readableEnded) body.destroy();
-      });
-      body.pipe(sink);
+      pipeInto(body, sink, (failure) => sink.destroy(failure));
       resolve(sink);
     };
     const onEnd = () => {

@@ -249,7 +249,7 @@ export class RealtimeHub implements RealtimeSessions, EventHandlers {
       await this.options.store.dropLapsedSettings(now, SWEEP_BATCH).catch((err) => this.storeWarning.warn({ msg: 'realtime: could not drop lapsed session settings', error: describeError(err) }));
     }
     try {
-      lapsed = await this.options.store.lapsed(this.gateway.now(), SWEEP_BATCH);
+      lapsed = await this.options.store.lapsed(now, SWEEP_BATCH);
     } catch (err) {
       this.storeWarning.warn({ msg: 'realtime: could not look for lapsed sessions', error: describeError(err) });
       return;

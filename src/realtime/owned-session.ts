@@ -86,8 +86,7 @@ export class OwnedSession {
       this.relay = new Relay(azure, this.sink(), { observe: (a, t, x) => this.observe(a, t, x), onEnd: (reason) => this.onRelayEnd(reason) });
       if (this.record.hasConfig) {
         // Sent before anything of the client's, in the deployment's protocol, as a resume replays it; Azure's session.updated reaches the client.
-        const deployment = this.ctx.gateway.pool(this.model).find((d) => d.label === tries.at(-1)?.deployment);
-        for (const event of this.record.replay(deployment ? realtimeForm(deployment) : 'ga').events) {
+        for (const event of this.replay(tries).events) {
           this.settingsEventId = (JSON.parse(event) as { event_id?: string }).event_id;
           this.relay.toAzure(event);
         }
@@ -120,8 +119,7 @@ export class OwnedSession {
     try {
       const azure = await connectRealtime(this.ctx.gateway, this.model, tries);
       if (this.done) return void azure.socket.terminate();
-      const deployment = this.ctx.gateway.pool(this.model).find((d) => d.label === tries.at(-1)?.deployment);
-      const { events, itemIds } = this.record.replay(deployment ? realtimeForm(deployment) : 'ga');
+      const { events, itemIds } = this.replay(tries);
       const swallow: Swallow = { created: true, updated: this.record.hasConfig, items: itemIds, events: new Set(events.map((e) => JSON.parse(e).event_id as string)) };
       this.relay = new Relay(azure, this.sink(), {
         observe: (a, t, x) => this.observe(a, t, x),
@@ -268,6 +266,12 @@ export class OwnedSession {
     this.seenOrder.push(id);
     if (this.seenOrder.length > SEEN_IDS) this.seen.delete(this.seenOrder.shift()!);
     return true;
+  }
+
+  /** The record as events for the deployment the session's tries ended on, in its protocol. */
+  private replay(tries: readonly TryRecord[]): ReturnType<ConversationRecord['replay']> {
+    const deployment = this.ctx.gateway.pool(this.model).find((d) => d.label === tries.at(-1)?.deployment);
+    return this.record.replay(deployment ? realtimeForm(deployment) : 'ga');
   }
 
   /** Every event that passes, each way: kept for a resume, and counted on the key. */
