@@ -1,5 +1,4 @@
 /** @module What every route shares: request id, auth, OpenAI-shaped errors, one log line per request. */
-import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { RequestContext } from './context';
 import { GatewayError, clip, internalError } from '../core/errors';
@@ -8,6 +7,7 @@ import { GatewayRequest, GatewayResponse } from '../core/http';
 import { Logger, describeError } from '../core/log';
 import { Route } from './route';
 import { UpstreamFailure } from '../azure-openai/client';
+import { newRequestId } from '../core/request-id';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -17,7 +17,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  */
 export async function serve(route: Route, req: GatewayRequest, gateway: Gateway, logger: Logger = gateway.logger): Promise<GatewayResponse> {
   const incoming = req.header('x-request-id');
-  const ctx = new RequestContext(incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : randomUUID(), route.name);
+  const ctx = new RequestContext(incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : newRequestId(), route.name);
   let res: GatewayResponse;
   let release: (() => void) | undefined;
   try {
