@@ -1,45 +1,13 @@
-import path from 'node:path';
-import { LocalHost, startLocalHost } from './start';
-import { localSettings } from './settings';
-
-/** Longest a shutdown may take before the process exits anyway. */
-const SHUTDOWN_GRACE_MS = 5000;
-
 /**
- * `npm start`: the gateway on http://localhost:7071 (PORT and HOST override),
- * settings as `func start` reads them. It stops cleanly on SIGTERM or SIGINT,
- * and also when the process that started it goes away: `kill` on npm's own
- * process ends npm and its shell without passing the signal on, and this
- * process must not be left holding the port.
+ * `npm start`'s entry. An older Node is refused in words before the gateway
+ * loads: its libraries fail on one with a stack trace that names none of this.
  */
-async function main(): Promise<void> {
-  let host: LocalHost | undefined;
-  let stopping = false;
-  const stop = (why: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`Gateway stopping (${why})`);
-    setTimeout(() => process.exit(0), SHUTDOWN_GRACE_MS).unref();
-    // A signal during start-up is acted on once the host is up.
-    if (host) void host.close().then(() => process.exit(0));
-  };
-  // Before anything starts, so a signal during start-up cannot leave a child (Azurite) behind.
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('exit', () => host?.abandon());
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) stop('the process that started it has ended');
-  }, 500).unref();
+import { tooOldNode } from './node-version';
 
-  const { env, source } = localSettings(process.env, path.resolve(process.cwd(), 'local.settings.json'));
-  const port = Number(env.PORT ?? 7071);
-  host = await startLocalHost({ env, port, host: env.HOST ?? '127.0.0.1', settingsSource: source });
-  if (stopping) return void host.close().then(() => process.exit(0));
-  console.log(host.banner);
-}
-
-main().catch((err: NodeJS.ErrnoException) => {
-  console.error(err.code === 'EADDRINUSE' ? 'The port is in use; set PORT to another one.' : `The gateway could not start: ${err.name}${err.code ? ` (${err.code})` : ''}`);
+const tooOld = tooOldNode(process.versions.node);
+if (tooOld !== undefined) {
+  console.error(tooOld);
   process.exit(1);
-});
+}
+// Loaded only now, so that nothing of the gateway runs on a Node it cannot run on.
+(require('./run') as typeof import('./run')).started();

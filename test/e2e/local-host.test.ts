@@ -1,11 +1,12 @@
-import { ChildProcess, execFile, spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/azurite';
 import { portAnswers } from '../../src/local/azurite';
+import { OLDEST_NODE, tooOldNode } from '../../src/local/node-version';
 
 const root = path.resolve(__dirname, '../..');
 const children: ChildProcess[] = [];
@@ -167,5 +168,79 @@ describe('npm start and stop', () => {
     npm.kill('SIGTERM');
     await exited(npm);
     expect(await closesSoon(port)).toBe(true);
+  });
+
+  /** Starts the gateway in the background from a shell that exits once it listens, as `nohup node ... &` does; its pid. */
+  async function startedInBackground(port: number, env: Record<string, string>): Promise<number> {
+    const cwd = mkdtempSync(path.join(tmpdir(), 'gateway-bg-'));
+    const shell = spawn('sh', ['-c', `"${process.execPath}" "${path.join(root, 'dist/src/local/main.js')}" > gateway.log 2>&1 & echo $!; until grep -q listening gateway.log; do sleep 0.1; done`], { cwd, env: { PATH: process.env.PATH, PORT: String(port), ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    shell.stdout!.on('data', (c) => (out += c));
+    await exited(shell);
+    const pid = Number(out.trim());
+    const deadline = Date.now() + 30_000;
+    while (!(await portAnswers({ host: '127.0.0.1', port }))) {
+      if (Date.now() > deadline) throw new Error('the gateway did not start in the background');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return pid;
+  }
+
+  it('started in the background without npm, it keeps serving after the shell that started it has gone', async () => {
+    const port = await freePort();
+    const pid = await startedInBackground(port, {});
+    try {
+      // The parent is checked every 500 ms: two checks have passed.
+      await new Promise((r) => setTimeout(r, 1500));
+      const health = await fetch(`http://127.0.0.1:${port}/health`);
+      expect(health.status).toBe(200);
+    } finally {
+      process.kill(pid, 'SIGTERM');
+    }
+    expect(await closesSoon(port)).toBe(true);
+  });
+
+  it('started by npm, it stops when npm has gone', async () => {
+    const port = await freePort();
+    const pid = await startedInBackground(port, { npm_lifecycle_event: 'start' });
+    try {
+      expect(await closesSoon(port)).toBe(true);
+    } finally {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone already, as it should be.
+      }
+    }
+  });
+});
+
+describe('an older Node', () => {
+  const older = ['/usr/bin/node', '/usr/local/bin/node'].find((candidate) => {
+    try {
+      return Number(execFileSync(candidate, ['-p', 'process.versions.node.split(".")[0]']).toString()) < 22;
+    } catch {
+      return false;
+    }
+  });
+
+  it('is named in version numbers, not by what fails first under it', () => {
+    expect(tooOldNode('20.20.2')).toContain('needs Node.js 22.19.0 or later, and this is 20.20.2');
+    expect(tooOldNode('22.18.9')).toContain('this is 22.18.9');
+    for (const fine of ['22.19.0', '22.23.3', '24.0.0', '23.1.0']) expect(tooOldNode(fine)).toBeUndefined();
+    // The same floor as package.json promises.
+    expect(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).engines.node).toBe(`>=${OLDEST_NODE.replace(/\.0$/, '')}`);
+  });
+
+  it.skipIf(older === undefined)('gets that message and exit code 1 from npm start\'s entry, not a stack trace', () => {
+    let failure: { status: number; stderr: Buffer } | undefined;
+    try {
+      execFileSync(older!, [path.join(root, 'dist/src/local/main.js')], { env: { PATH: process.env.PATH, PORT: '0' }, stdio: 'pipe', timeout: 20_000 });
+    } catch (err) {
+      failure = err as { status: number; stderr: Buffer };
+    }
+    expect(failure?.status).toBe(1);
+    expect(failure!.stderr.toString()).toMatch(/^The gateway needs Node\.js 22\.19\.0 or later, and this is 2[01]\.[\d.]+\. Start it with npm start/);
+    expect(failure!.stderr.toString()).not.toContain('    at ');
   });
 });
