@@ -6,7 +6,7 @@ import { refusalFor } from '../handlers/unmatched';
 import { Gateway } from '../gateway/gateway';
 import { ClientGone, GatewayRequest, GatewayResponse } from '../core/http';
 import { serve } from '../gateway/pipeline';
-import { Route } from '../gateway/route';
+import { Route, takesMethod } from '../gateway/route';
 import { Router } from '../gateway/router';
 import { DirectOptions, DirectRealtime } from '../realtime/direct';
 import { CorsPolicy } from './cors';
@@ -154,7 +154,7 @@ export class LocalServer {
 
     if (match !== undefined && CorsPolicy.isPreflight(request)) return this.write(req, res, this.cors.preflight(request, match.route.methods));
     let response: GatewayResponse;
-    if (match === undefined || !match.route.methods.includes(request.method as never)) {
+    if (match === undefined || !takesMethod(match.route.methods, request.method)) {
       response = await this.refuse(refusalFor(this.router, request.method, path), request);
     } else {
       response = await serve(match.route, request, this.gateway);
