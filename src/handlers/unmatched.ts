@@ -2,9 +2,18 @@ import { GatewayError, clip, methodNotAllowed, notFound } from '../core/errors';
 import { Handler, Route } from '../gateway/route';
 import { Router } from '../gateway/router';
 
+/**
+ * OpenAI operations whose paths a route's template also fits (as if
+ * `input_tokens` were a response's id) and that the gateway does not serve:
+ * "use another method" would send their callers the wrong way.
+ */
+const UNSERVED = new Set(['/v1/responses/input_tokens', '/v1/responses/compact']);
+
 /** Why no route takes a request: its path names none (404), or the route it names takes other methods (405). */
 export function refusalFor(router: Router, method: string, path: string): GatewayError {
   const match = router.match(path);
+  const trimmed = (path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
+  if (UNSERVED.has(trimmed)) return notFound(`${method} ${clip(path)} is an OpenAI operation this gateway does not serve.`, 'unknown_url');
   if (match === undefined) return notFound(`Unknown request URL: ${method} ${clip(path)}. Check the path (the base URL should end in /v1).`, 'unknown_url');
   return methodNotAllowed(method, match.route.methods);
 }

@@ -82,6 +82,30 @@ describe('errors the openai SDK raises as its typed errors', () => {
     expect(wrongMethod.status).toBe(405);
   });
 
+  it('HEAD is answered wherever GET is, with GET\'s status and headers and no body', async () => {
+    for (const path of ['/health', '/v1/models']) {
+      const get = await raw(path, { headers: { authorization: `Bearer ${PROXY_KEY}` } });
+      const head = await raw(path, { method: 'HEAD', headers: { authorization: `Bearer ${PROXY_KEY}` } });
+      expect(head.status, path).toBe(200);
+      expect(head.headers.get('content-type')).toBe(get.headers.get('content-type'));
+      expect(head.headers.get('x-request-id')).toBeTruthy();
+      expect(await head.text()).toBe('');
+      expect((await get.text()).length).toBeGreaterThan(0);
+    }
+    // A route without GET takes no HEAD either.
+    expect((await raw('/v1/chat/completions', { method: 'HEAD', headers: { authorization: `Bearer ${PROXY_KEY}` } })).status).toBe(405);
+  });
+
+  it('an OpenAI operation the gateway does not serve is a 404 that says so, not advice to change the method', async () => {
+    for (const path of ['/v1/responses/input_tokens', '/v1/responses/compact']) {
+      const res = await raw(path, { method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body: '{"model":"gpt-4o-mini","input":"hi"}' });
+      expect(res.status, path).toBe(404);
+      const error = JSON.parse(await res.text()).error;
+      expect(error).toMatchObject({ code: 'unknown_url', type: 'invalid_request_error' });
+      expect(error.message).toBe(`POST ${path} is an OpenAI operation this gateway does not serve.`);
+    }
+  });
+
   it('a model left out by a configuration problem is a 404 that sends the operator to /health', async () => {
     const broken = await startHarness({ env: () => ({ MODEL_DEPLOYMENTS: '{"rr":["rr-1",]}' }) });
     try {
