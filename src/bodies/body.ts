@@ -34,9 +34,9 @@ export function bodyBroke(err: unknown): GatewayError {
  * Refuses at once, unread, a body whose declared Content-Length is over the
  * limit: reading it up to the limit first would only waste the time.
  */
-export function refuseDeclaredOver(req: GatewayRequest, limit: number, reported = limit): void {
+export function refuseDeclaredOver(req: GatewayRequest, limit: number): void {
   const declared = Number(req.header('content-length'));
-  if (declared > limit) throw payloadTooLarge(reported);
+  if (declared > limit) throw payloadTooLarge(limit);
 }
 
 /**

@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import busboy from 'busboy';
 import { GatewayRequest } from '../core/http';
-import { badRequest, clip, GatewayError, payloadTooLarge, wrongContentType } from '../core/errors';
-import { bodyBroke, refuseDeclaredOver } from './body';
+import { badRequest, clip, filesTooLarge, GatewayError, wrongContentType } from '../core/errors';
+import { bodyBroke } from './body';
 
 /** One uploaded file, kept as the chunks it arrived in (no copy into one buffer). */
 export interface UploadedFile {
@@ -23,6 +23,8 @@ export interface MultipartForm {
 export interface MultipartLimits {
   /** Most bytes of files in one upload, all files together. */
   readonly fileBytes: number;
+  /** The setting fileBytes comes from, named when an upload passes it. */
+  readonly fileSetting: string;
   readonly fieldBytes: number;
   /** Most files in one upload (default 1). */
   readonly files?: number;
@@ -51,10 +53,12 @@ export async function readMultipart(req: GatewayRequest, limits: MultipartLimits
   if (type === undefined || !/^multipart\/form-data/i.test(type.trim())) {
     throw wrongContentType(`Content-Type ${type ? `"${clip(type.split(';')[0])}"` : 'is missing and'} is not accepted here. ${expected}`);
   }
-  refuseDeclaredOver(req, multipartLimit(limits.fileBytes), limits.fileBytes);
+  const tooLarge = () => filesTooLarge(limits.fileBytes, limits.fileSetting, maxFiles);
+  if (Number(req.header('content-length')) > multipartLimit(limits.fileBytes)) throw tooLarge();
   let parser: busboy.Busboy;
   try {
-    parser = busboy({ headers: { 'content-type': type }, limits: { fileSize: limits.fileBytes, files: maxFiles, fields: 64, fieldSize: limits.fieldBytes, parts: 64 + maxFiles + 16 } });
+    // busboy cuts a file off on reaching fileSize, one of exactly the limit too: it is given a byte more, and the count below decides.
+    parser = busboy({ headers: { 'content-type': type }, limits: { fileSize: limits.fileBytes + 1, files: maxFiles, fields: 64, fieldSize: limits.fieldBytes, parts: 64 + maxFiles + 16 } });
   } catch {
     throw wrongContentType(`The multipart Content-Type has no boundary. ${expected}`);
   }
@@ -78,12 +82,12 @@ export async function readMultipart(req: GatewayRequest, limits: MultipartLimits
       fileBytes += chunk.length;
       if (fileBytes > limits.fileBytes) {
         stream.resume();
-        return fail(payloadTooLarge(limits.fileBytes));
+        return fail(tooLarge());
       }
       upload.chunks.push(chunk);
       upload.size += chunk.length;
     });
-    stream.on('limit', () => fail(payloadTooLarge(limits.fileBytes)));
+    stream.on('limit', () => fail(tooLarge()));
     // A cut-off body errors the file stream as well as the parser; the parser's error reports it.
     stream.on('error', () => {});
   });

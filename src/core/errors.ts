@@ -81,6 +81,11 @@ export const methodNotAllowed = (method: string, allowed: readonly string[]) =>
   new GatewayError(405, `Method ${clip(method)} is not allowed here; use ${allowed.join(' or ')}.`,
     'invalid_request_error', 'method_not_allowed', null, { allow: allowed.join(', ') });
 
+/** An upload whose files pass their limit: the limit and the setting that sets it named, so that either side knows what to change. */
+export const filesTooLarge = (limitBytes: number, setting: string, files: number) =>
+  new GatewayError(413, `${files === 1 ? 'The uploaded file is' : 'The uploaded files are together'} larger than the gateway accepts: ${limitBytes} bytes (its ${setting} setting). Send ${files === 1 ? 'a smaller file' : 'smaller files'}.`,
+    'invalid_request_error', 'request_too_large');
+
 export const payloadTooLarge = (limitBytes: number) =>
   new GatewayError(413, `The request body is larger than the gateway accepts (${limitBytes} bytes). Send a smaller body.`,
     'invalid_request_error', 'request_too_large');

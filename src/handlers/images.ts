@@ -19,6 +19,7 @@ const MAX_IMAGES = 16;
 export const imageEdits: Handler = async (req, gateway, ctx) => {
   const form = await readMultipart(req, {
     fileBytes: gateway.config.maxImageUploadBytes,
+    fileSetting: 'MAX_IMAGE_UPLOAD_BYTES',
     fieldBytes: 256 * 1024,
     files: MAX_IMAGES + 1,
     expected: 'the image as an "image" file (several as "image[]"), a "prompt" and a "model" field',

@@ -127,6 +127,33 @@ describe('bad audio input gets a clear OpenAI-shaped error', () => {
     expect((await res.json()).error).toMatchObject({ param: 'file', type: 'invalid_request_error' });
   });
 
+  it('an audio file under another field name, or a "file" sent as text, is a 400 that says how to send it', async () => {
+    const before = h.sim.calls.length;
+    const misnamed = new FormData();
+    misnamed.append('model', 'whisper-1');
+    misnamed.append('audio', new Blob([audioBytes(100)], { type: 'audio/mpeg' }), 'a.mp3');
+    const res = await fetch(`${h.url}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}` }, body: misnamed });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toMatchObject({ param: 'file', message: 'The audio file came as the "audio" field; send it as the "file" field.' });
+    const text = new FormData();
+    text.append('model', 'whisper-1');
+    text.append('file', 'hello');
+    const asText = await fetch(`${h.url}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}` }, body: text });
+    expect(asText.status).toBe(400);
+    expect((await asText.json()).error).toMatchObject({ param: 'file', code: 'invalid_type', message: expect.stringContaining('came as text, not as a file') });
+    expect(h.sim.calls.length).toBe(before);
+  });
+
+  it('a file of exactly the limit is taken, a byte more is a 413 that names the limit and its setting', async () => {
+    const ok = await h.client.audio.transcriptions.create({ model: 'whisper-1', file: await toFile(audioBytes(LIMIT), 'exact.mp3') });
+    expect(ok.text).toBeTruthy();
+    expect(h.sim.calls.at(-1)!.body.length).toBeGreaterThan(LIMIT);
+    const err = await h.client.audio.transcriptions.create({ model: 'whisper-1', file: await toFile(audioBytes(LIMIT + 1), 'over.mp3') }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect(err.status).toBe(413);
+    expect(err.message).toContain(`The uploaded file is larger than the gateway accepts: ${LIMIT} bytes (its MAX_AUDIO_FILE_BYTES setting). Send a smaller file.`);
+  });
+
   it('an unknown model is a NotFoundError, and a JSON body a BadRequestError saying to send multipart', async () => {
     const err = await h.client.audio.transcriptions.create({ file: await toFile(audioBytes(10), 'a.mp3'), model: 'whisper-9' }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.NotFoundError);
