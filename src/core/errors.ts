@@ -112,9 +112,12 @@ export const keyRequestTooLarge = (limit: number, requested: number) =>
     'tokens', 'rate_limit_exceeded', null, { 'x-should-retry': 'false' });
 
 /** A named key that used its tokens for the UTC day or month: OpenAI's quota 429, which SDKs must not retry. */
-export const quotaExceeded = (period: 'day' | 'month', limit: number, resetsIn: string, retryAfterSeconds: number) =>
+export const quotaExceeded = (period: 'day' | 'month', limit: number, left: number, requested: number, resetsIn: string, retryAfterSeconds: number) =>
   new GatewayError(429,
-    `This key has used its quota of ${limit} tokens for the UTC ${period}; it resets in ${resetsIn}. Ask the gateway's operator for a larger quota.`,
+    left > 0
+      // Not spent, but this request may spend more than is left: saying "used" would contradict the x-ratelimit headers.
+      ? `This request is estimated at ${requested} tokens (from its size and its max tokens), more than the ${left} left of this key's quota of ${limit} tokens for the UTC ${period}; it resets in ${resetsIn}. Send a smaller request or a lower max_tokens, or ask the gateway's operator for a larger quota.`
+      : `This key has used its quota of ${limit} tokens for the UTC ${period}; it resets in ${resetsIn}. Ask the gateway's operator for a larger quota.`,
     'insufficient_quota', 'insufficient_quota', null, { 'x-should-retry': 'false', 'retry-after': String(retryAfterSeconds) });
 
 export const upstreamFailed = (message: string) =>

@@ -216,7 +216,7 @@ export class Limiter implements BudgetSource {
   private refusal(b: Budget, cost: number): GatewayError {
     const ms = b.resetMs(this.now());
     const seconds = Math.max(1, Math.ceil(ms / 1000));
-    if (b.kind === 'day' || b.kind === 'month') return quotaExceeded(b.kind, b.limit, goDuration(ms), seconds);
+    if (b.kind === 'day' || b.kind === 'month') return quotaExceeded(b.kind, b.limit, b.remaining(this.now()), cost, goDuration(ms), seconds);
     if (b.kind === 'rpm') return keyRateLimited('requests', b.limit, seconds);
     return cost > b.limit ? keyRequestTooLarge(b.limit, cost) : keyRateLimited('tokens', b.limit, seconds);
   }

@@ -184,6 +184,10 @@ describe('limits shared by instances through Table Storage', () => {
     expect(res.body.error).toMatchObject({ code: 'insufficient_quota', type: 'insufficient_quota' });
     expect(res.headers.get('x-should-retry')).toBe('false');
     expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('100');
+    // Some of the quota is left, less than this request may spend: the message says so, as the headers do.
+    const left = Number(res.headers.get('x-ratelimit-remaining-tokens'));
+    expect(left).toBeGreaterThan(0);
+    expect(res.body.error.message).toMatch(new RegExp(`^This request is estimated at \\d+ tokens \\(from its size and its max tokens\\), more than the ${left} left of this key's quota of 100 tokens for the UTC day; it resets in `));
     const sdk = new OpenAI({ baseURL: `${b.url}/v1`, apiKey: TEAM_KEY, maxRetries: 2 });
     const err = await sdk.chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 60, messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);

@@ -121,6 +121,21 @@ describe('tokens: admitted on an estimate, settled with the real count', () => {
     expect(headers(a, k)['x-ratelimit-remaining-tokens']).toBe('400');
   });
 
+  it('a daily quota refusal says whether the quota is spent or only too small for this request', async () => {
+    const { limiters: [a] } = world(1);
+    const k = key({ tokensPerDay: 100 });
+    const first = await admit(a, k, { prompt: 10, output: 50 });
+    a.finish(first as Admission, { prompt_tokens: 10, completion_tokens: 50, total_tokens: 60 }, undefined);
+    expect(headers(a, k)['x-ratelimit-remaining-tokens']).toBe('40');
+    const tooBig = await admit(a, k, { prompt: 20, output: 30 });
+    expect(tooBig).toMatchObject({ status: 429, code: 'insufficient_quota' });
+    expect((tooBig as GatewayError).message).toMatch(/^This request is estimated at 50 tokens \(from its size and its max tokens\), more than the 40 left of this key's quota of 100 tokens for the UTC day; it resets in 11h59m30s\./);
+    const rest = await admit(a, k, { prompt: 40, output: 0 });
+    a.finish(rest as Admission, { prompt_tokens: 40, total_tokens: 40 }, undefined);
+    const spent = await admit(a, k, { prompt: 1, output: 0 });
+    expect((spent as GatewayError).message).toBe("This key has used its quota of 100 tokens for the UTC day; it resets in 11h59m30s. Ask the gateway's operator for a larger quota.");
+  });
+
   it('a request that used more than its estimate leaves a debt the next one pays first', async () => {
     const { limiters: [a] } = world(1);
     const k = key({ tpm: 1000 });
