@@ -123,6 +123,14 @@ export const quotaExceeded = (period: 'day' | 'month', limit: number, left: numb
 export const upstreamFailed = (message: string) =>
   new GatewayError(502, message, 'server_error', 'upstream_error');
 
+/** A part of the gateway its operator has not set up: 503, and no retry (x-should-retry, which the openai SDKs obey), since none would help. */
+export const notSetUp = (message: string) =>
+  new GatewayError(503, message, 'server_error', 'service_unavailable', null, { 'x-should-retry': 'false' });
+
+/** A plain request to a WebSocket endpoint. */
+export const upgradeRequired = (message: string) =>
+  new GatewayError(426, message, 'invalid_request_error', 'upgrade_required', null, { upgrade: 'websocket', connection: 'Upgrade' });
+
 export const unavailable = (message: string, retryAfterSeconds?: number) =>
   new GatewayError(503, message, 'server_error', 'service_unavailable', null,
     retryAfterSeconds === undefined ? {} : { 'retry-after': String(retryAfterSeconds) });

@@ -1,5 +1,5 @@
 import { readJsonObject } from '../bodies/body';
-import { badRequest, unavailable } from '../core/errors';
+import { badRequest, notSetUp } from '../core/errors';
 import { GatewayRequest, jsonResponse } from '../core/http';
 import { Gateway, RealtimeSessions } from '../gateway/gateway';
 import { Handler } from '../gateway/route';
@@ -15,10 +15,10 @@ const NO_WEB_PUBSUB = 'Realtime sessions need Azure Web PubSub, which this gatew
 
 function sessionsOf(gateway: Gateway, req: GatewayRequest): RealtimeSessions {
   if (gateway.realtime !== undefined) return gateway.realtime;
-  if (!gateway.directRealtime) throw unavailable(NO_WEB_PUBSUB);
+  if (!gateway.directRealtime) throw notSetUp(NO_WEB_PUBSUB);
   // The direct socket is on the address the client just used, whatever its port.
   const host = req.header('host');
-  throw unavailable(`${NO_WEB_PUBSUB} Locally, connect to ws://${host && /^[\w.:[\]-]+$/.test(host) ? host : 'localhost'}/v1/realtime instead.`);
+  throw notSetUp(`${NO_WEB_PUBSUB} Locally, connect to ws://${host && /^[\w.:[\]-]+$/.test(host) ? host : 'localhost'}/v1/realtime instead.`);
 }
 
 /**
@@ -32,8 +32,7 @@ export const realtimeSessions: Handler = async (req, gateway, ctx) => {
   // client_secret configures the token; everything else but the model is the session's settings (instructions, voice, tools, ...).
   const { model: _model, client_secret: clientSecret, ...settings } = value;
   const seconds = tokenSeconds((clientSecret as { expires_after?: unknown } | undefined)?.expires_after, SESSION_TOKEN_SECONDS, 'client_secret.expires_after.seconds');
-  const sessions = sessionsOf(gateway, req);
-  await admitSession(gateway, ctx, value.model);
+  const sessions = await admitSession(gateway, ctx, req, value.model);
   requireForm(gateway, ctx, value.model as string, settings, 'preview');
   const s = await sessions.start(value.model, seconds, ctx.key, settings);
   return jsonResponse(200, {
@@ -55,8 +54,7 @@ export const realtimeClientSecrets: Handler = async (req, gateway, ctx) => {
   if (session.type !== undefined && session.type !== 'realtime') throw badRequest('Only `session.type` "realtime" is served.', 'session.type', 'invalid_value');
   const seconds = tokenSeconds(value.expires_after, 600, 'expires_after.seconds');
   ctx.model = typeof session.model === 'string' ? session.model : undefined;
-  const sessions = sessionsOf(gateway, req);
-  await admitSession(gateway, ctx, session.model);
+  const sessions = await admitSession(gateway, ctx, req, session.model);
   // The rest of the session object (instructions, audio, tools, ...) is applied once the client connects.
   const { type: _type, model: _model, ...settings } = session;
   requireForm(gateway, ctx, session.model as string, settings, 'ga');
@@ -92,9 +90,17 @@ function requireForm(gateway: Gateway, ctx: RequestContext, model: string, setti
   form === 'preview' ? Object.keys(settings)[0] : `session.${Object.keys(settings)[0]}`, 'unsupported_parameter');
 }
 
-/** A session is one request on the key's limits (its tokens count as its responses finish); a model it may not use is a 404. */
-async function admitSession(gateway: Gateway, ctx: RequestContext, model: unknown): Promise<void> {
-  await admit(gateway, ctx, requireRealtimeModel(gateway, model, ctx.key));
+/**
+ * A session is one request on the key's limits (its tokens count as its
+ * responses finish). What the client must fix comes first (a model that is not
+ * a realtime one, or that the key may not use), then whether sessions are set
+ * up here at all; only a session that can start takes from the limits.
+ */
+async function admitSession(gateway: Gateway, ctx: RequestContext, req: GatewayRequest, model: unknown): Promise<RealtimeSessions> {
+  const realtimeModel = requireRealtimeModel(gateway, model, ctx.key);
+  const sessions = sessionsOf(gateway, req);
+  await admit(gateway, ctx, realtimeModel);
+  return sessions;
 }
 
 /** /realtime/events: where Web PubSub posts the sessions' events. */

@@ -14,6 +14,8 @@ export function refusalFor(router: Router, method: string, path: string): Gatewa
   const match = router.match(path);
   const trimmed = (path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
   if (UNSERVED.has(trimmed)) return notFound(`${method} ${clip(path)} is an OpenAI operation this gateway does not serve.`, 'unknown_url');
+  // OpenAI's realtime WebSocket address: here a session starts with a request that gives the address to connect to.
+  if (trimmed === '/v1/realtime') return notFound('Realtime sessions start with POST /v1/realtime/client_secrets (or /v1/realtime/sessions), whose answer gives the WebSocket URL to connect to.', 'unknown_url');
   if (match === undefined) return notFound(`Unknown request URL: ${method} ${clip(path)}. Check the path (the base URL should end in /v1).`, 'unknown_url');
   return methodNotAllowed(method, match.route.methods);
 }

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Duplex, Readable, pipeline } from 'node:stream';
-import { GatewayError, headersTooLarge, malformedHttp, requestTimedOut } from '../core/errors';
+import { GatewayError, clip, headersTooLarge, malformedHttp, requestTimedOut, upgradeRequired } from '../core/errors';
 import { refusalFor } from '../handlers/unmatched';
 import { Gateway } from '../gateway/gateway';
 import { ClientGone, GatewayRequest, GatewayResponse } from '../core/http';
@@ -154,7 +154,10 @@ export class LocalServer {
 
     if (match !== undefined && CorsPolicy.isPreflight(request)) return this.write(req, res, this.cors.preflight(request, match.route.methods));
     let response: GatewayResponse;
-    if (match === undefined || !takesMethod(match.route.methods, request.method)) {
+    if (path === REALTIME_PATH && this.gateway.directRealtime) {
+      // The direct socket's address, asked without an upgrade.
+      response = await this.refuse(upgradeRequired(`${clip(request.method)} ${REALTIME_PATH} is a WebSocket endpoint: connect to it with a WebSocket client (Upgrade: websocket), as the README's realtime section shows.`), request);
+    } else if (match === undefined || !takesMethod(match.route.methods, request.method)) {
       response = await this.refuse(refusalFor(this.router, request.method, path), request);
     } else {
       response = await serve(match.route, request, this.gateway);

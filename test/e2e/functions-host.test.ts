@@ -105,7 +105,7 @@ describe('the Functions host contract', () => {
     const names = app.registrations.filter((r) => Object.values(r.metadata.bindings).some((b) => b.type === 'httpTrigger')).map((r) => r.metadata.name);
     expect([...names].sort().at(-1)).toBe('zzUnmatchedV1');
     const reg = app.registrations.find((r) => r.metadata.name === 'zzUnmatchedV1')!;
-    for (const [urlPath, method, status, code, allow] of [['/v1/chat/complete', 'POST', 404, 'unknown_url', undefined], ['/v1/chat/completions', 'GET', 405, 'method_not_allowed', 'POST'], ['/v1/responses/resp_1', 'PUT', 405, 'method_not_allowed', 'GET, DELETE']] as const) {
+    for (const [urlPath, method, status, code, allow] of [['/v1/chat/complete', 'POST', 404, 'unknown_url', undefined], ['/v1/chat/completions', 'GET', 405, 'method_not_allowed', 'POST'], ['/v1/responses/resp_1', 'PUT', 405, 'method_not_allowed', 'GET, DELETE'], ['/v1/realtime', 'GET', 404, 'unknown_url', undefined]] as const) {
       const { response, invocation } = invoke(reg, urlPath, '', { authorization: `Bearer ${PROXY_KEY}` }, method);
       const res = await response;
       let text = '';
@@ -114,6 +114,8 @@ describe('the Functions host contract', () => {
       expect(res.statusCode, `${method} ${urlPath}`).toBe(status);
       expect(JSON.parse(text).error).toMatchObject({ code, message: expect.any(String), type: 'invalid_request_error' });
       expect(res.headers.allow).toBe(allow);
+      // OpenAI's realtime socket address is not where sessions start here: the answer says where they do.
+      if (urlPath === '/v1/realtime') expect(JSON.parse(text).error.message).toContain('POST /v1/realtime/client_secrets');
     }
   });
 

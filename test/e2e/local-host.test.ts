@@ -93,7 +93,17 @@ describe('npm start on a fresh machine', () => {
     const { url } = await startProcess({ PORT: '0' }, cwd);
     const res = await fetch(`${url}/v1/realtime/sessions`, { method: 'POST', headers: { authorization: 'Bearer your-proxy-api-key', 'content-type': 'application/json' }, body: '{"model":"gpt-4o-mini-realtime-preview"}' });
     expect(res.status).toBe(503);
+    // Nothing a retry would change: the openai SDKs are told not to.
+    expect(res.headers.get('x-should-retry')).toBe('false');
     expect((await res.json()).error.message).toContain(`ws://${new URL(url).host}/v1/realtime`);
+    // What the client must fix is said first, before what the operator has not set up.
+    const notRealtime = await fetch(`${url}/v1/realtime/sessions`, { method: 'POST', headers: { authorization: 'Bearer your-proxy-api-key', 'content-type': 'application/json' }, body: '{"model":"gpt-4o-mini"}' });
+    expect(notRealtime.status).toBe(400);
+    // A plain request to the socket's address is told it is one.
+    const plain = await fetch(`${url}/v1/realtime?model=gpt-4o-mini-realtime-preview`, { headers: { authorization: 'Bearer your-proxy-api-key' } });
+    expect(plain.status).toBe(426);
+    expect(plain.headers.get('upgrade')).toBe('websocket');
+    expect((await plain.json()).error).toMatchObject({ code: 'upgrade_required', message: expect.stringContaining('/v1/realtime is a WebSocket endpoint') });
   });
 
   it('reads local.settings.json Values as func start does, with the environment taking precedence, and says it did', async () => {
