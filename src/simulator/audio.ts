@@ -1,6 +1,8 @@
 import http from 'node:http';
 import { AzureOpenAISimulator, SimCall } from './server';
 import { ReceivedUpload, parseUpload } from './uploads';
+import { SimModel } from './models';
+import { AzureValidationError, invalid, missing, typeName } from './requests';
 
 export type { ReceivedUpload } from './uploads';
 
@@ -22,8 +24,11 @@ async function transcribe(sim: AzureOpenAISimulator, call: SimCall, req: http.In
   } catch {
     return sim.send(call, res, 400, { error: { code: 'invalidPayload', message: 'The request body is not valid multipart/form-data.' } });
   }
+  if (!sim.serves(call, res, task === 'translate' ? 'audioTranslation' : 'audioTranscription')) return;
   if (!upload.file) return sim.send(call, res, 400, { error: { code: 'invalidPayload', message: "Missing required 'file' field." } });
   const field = (n: string) => upload.fields.filter(([k]) => k === n).map(([, v]) => v);
+  const problem = transcriptFormatProblem(field('response_format')[0]) ?? temperatureProblem(field('temperature')[0]);
+  if (problem) return sim.send(call, res, 400, problem);
   const text = `Simulated ${task === 'translate' ? 'translation' : 'transcript'} of ${upload.file.filename} (${upload.file.size} bytes, sha256 ${upload.file.sha256.slice(0, 12)}).`;
   const format = field('response_format')[0] ?? 'json';
   const duration = Math.max(1, Math.round(upload.file.size / 16000));
@@ -52,6 +57,27 @@ async function transcribe(sim: AzureOpenAISimulator, call: SimCall, req: http.In
     default:
       return sim.send(call, res, 200, { text });
   }
+}
+
+/**
+ * "json, text, srt, verbose_json, or vtt" and a temperature "between 0 and 1"
+ * (Azure's transcription and translation reference). Multipart fields arrive
+ * as text, so the temperature is read as a number first. Azure's refusals are
+ * undocumented: these are OpenAI's enum and range wordings.
+ */
+const TRANSCRIPT_FORMATS = ['json', 'text', 'srt', 'verbose_json', 'vtt'];
+
+function transcriptFormatProblem(format: string | undefined): AzureValidationError | undefined {
+  if (format === undefined || TRANSCRIPT_FORMATS.includes(format)) return undefined;
+  return invalid(`Invalid value: '${format}'. Supported values are: ${TRANSCRIPT_FORMATS.map((f) => `'${f}'`).join(', ')}.`, 'response_format', 'invalid_value');
+}
+
+function temperatureProblem(text: string | undefined): AzureValidationError | undefined {
+  if (text === undefined) return undefined;
+  const temperature = text.trim() === '' ? NaN : Number(text);
+  if (Number.isNaN(temperature)) return invalid(`Invalid type for 'temperature': expected a number, but got '${text}' instead.`, 'temperature', 'invalid_type');
+  if (temperature < 0 || temperature > 1) return invalid(`Invalid 'temperature': expected a number between 0 and 1, but got ${temperature} instead.`, 'temperature', 'invalid_value');
+  return undefined;
 }
 
 /** A silent MPEG-1 Layer III frame (128 kb/s, 44.1 kHz): a player decodes a run of them as silence. */
@@ -87,6 +113,33 @@ function speechChunks(input: string, format: string): Buffer[] {
   return format === 'wav' ? [wavHeader(bytes), ...pcm] : pcm;
 }
 
+/**
+ * Azure's speech reference: `voice` is required and one of the model's
+ * voices (models.ts), `speed` is 0.25 to 4.0, `input` at most 4096 characters.
+ * The wordings are OpenAI's validator's (a measured "Invalid 'speed': decimal
+ * above maximum value. Expected a value <= 4.0, but got 99" among them);
+ * Azure's own are undocumented.
+ */
+function speechProblem(body: Record<string, unknown>, model: SimModel): AzureValidationError | undefined {
+  const input = body.input as string;
+  if (input.length > 4096) return invalid(`Invalid 'input': string too long. Expected a string with maximum length 4096, but got a string with length ${input.length} instead.`, 'input', 'string_above_max_length');
+  return voiceProblem(body.voice, model.voices ?? []) ?? speedProblem(body.speed);
+}
+
+function voiceProblem(voice: unknown, voices: readonly string[]): AzureValidationError | undefined {
+  if (voice === undefined || voice === null) return missing('voice');
+  if (typeof voice === 'string' && voices.includes(voice)) return undefined;
+  return invalid(`Invalid value: '${String(voice)}'. Supported values are: ${voices.map((v) => `'${v}'`).join(', ')}.`, 'voice', 'invalid_value');
+}
+
+function speedProblem(speed: unknown): AzureValidationError | undefined {
+  if (speed === undefined || speed === null) return undefined;
+  if (typeof speed !== 'number') return invalid(`Invalid type for 'speed': expected a number, but got ${typeName(speed)} instead.`, 'speed', 'invalid_type');
+  if (speed < 0.25) return invalid(`Invalid 'speed': decimal below minimum value. Expected a value >= 0.25, but got ${speed} instead.`, 'speed', 'decimal_below_min_value');
+  if (speed > 4) return invalid(`Invalid 'speed': decimal above maximum value. Expected a value <= 4.0, but got ${speed} instead.`, 'speed', 'decimal_above_max_value');
+  return undefined;
+}
+
 async function speak(sim: AzureOpenAISimulator, call: SimCall, _req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   let body: Record<string, unknown>;
   try {
@@ -94,7 +147,10 @@ async function speak(sim: AzureOpenAISimulator, call: SimCall, _req: http.Incomi
   } catch {
     return sim.send(call, res, 400, { error: { code: 'BadRequest', message: 'Invalid JSON.' } });
   }
+  if (!sim.serves(call, res, 'audioSpeech')) return;
   if (typeof body.input !== 'string' || !body.input) return sim.send(call, res, 400, { error: { code: 'BadRequest', message: "'input' is required." } });
+  const problem = speechProblem(body, sim.modelOf(call.deployment));
+  if (problem) return sim.send(call, res, 400, problem);
   const format = typeof body.response_format === 'string' ? body.response_format : 'mp3';
   const type = SPEECH_TYPES[format];
   if (!type) return sim.send(call, res, 400, { error: { code: 'BadRequest', message: `Unsupported response_format ${format}.`, param: 'response_format' } });

@@ -1,3 +1,5 @@
+import { countTokens } from './content';
+import { SimModel } from './models';
 import { strictSchemaProblem } from './schema';
 
 /**
@@ -11,7 +13,7 @@ export interface AzureValidationError {
   error: { message: string; type: 'invalid_request_error'; param: string | null; code: string | null };
 }
 
-const invalid = (message: string, param: string | null, code: string | null = null): AzureValidationError =>
+export const invalid = (message: string, param: string | null = null, code: string | null = null): AzureValidationError =>
   ({ error: { message, type: 'invalid_request_error', param, code } });
 
 /**
@@ -19,7 +21,7 @@ const invalid = (message: string, param: string | null, code: string | null = nu
  * Azure's chat endpoint in langchain-ai/langgraphjs#405; OpenAI's validator
  * words every missing parameter that way, with code missing_required_parameter.
  */
-const missing = (param: string) => invalid(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter');
+export const missing = (param: string) => invalid(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter');
 
 const ROLES = ['system', 'assistant', 'user', 'function', 'tool', 'developer'];
 
@@ -57,7 +59,7 @@ export function completionsRequestProblem(body: Record<string, unknown>): AzureV
   return nProblem(body.n);
 }
 
-export function embeddingsRequestProblem(body: Record<string, unknown>): AzureValidationError | undefined {
+export function embeddingsRequestProblem(body: Record<string, unknown>, model?: SimModel): AzureValidationError | undefined {
   const input = body.input;
   if (input === undefined || input === null) return missing('input');
   if (typeof input !== 'string' && !Array.isArray(input)) return invalid(`Invalid type for 'input': expected a string or an array, but got ${typeName(input)} instead.`, 'input', 'invalid_type');
@@ -65,7 +67,62 @@ export function embeddingsRequestProblem(body: Record<string, unknown>): AzureVa
   if (Array.isArray(input) && (input.length === 0 || input.length > 2048)) {
     return invalid(`Invalid 'input': array of ${input.length} items. Expected between 1 and 2048 inputs.`, 'input', 'invalid_value');
   }
+  return emptyInputProblem(input) ?? encodingProblem(body.encoding_format) ?? dimensionsProblem(body.dimensions, model) ?? inputLengthProblem(input, model);
+}
+
+/**
+ * An empty string, alone or in the array: Azure's embeddings endpoint answers
+ * "'$.input' is invalid. Please check the API reference: …" (reported from an
+ * Azure embedding deployment in a public project's notes; OpenAI's words, as
+ * the body shows, with no param or code).
+ */
+function emptyInputProblem(input: unknown): AzureValidationError | undefined {
+  const texts = Array.isArray(input) ? input : [input];
+  if (!texts.some((t) => t === '' || (Array.isArray(t) && t.length === 0))) return undefined;
+  return invalid("'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.");
+}
+
+/** "float" or "base64" (Azure's embeddings reference, encoding_format). The refusal's wording is OpenAI's enum form; Azure's is undocumented. */
+function encodingProblem(format: unknown): AzureValidationError | undefined {
+  if (format === undefined || format === null || format === 'float' || format === 'base64') return undefined;
+  return invalid(`Invalid value: '${String(format)}'. Supported values are: 'float' and 'base64'.`, 'encoding_format', 'invalid_value');
+}
+
+/**
+ * 1 up to the model's full size (Azure's embeddings reference: dimensions is
+ * "only supported in text-embedding-3 and later models"; the sizes are in
+ * models.md). Azure's words for a refusal are undocumented: OpenAI's range form.
+ */
+function dimensionsProblem(dimensions: unknown, model: SimModel | undefined): AzureValidationError | undefined {
+  if (dimensions === undefined || dimensions === null) return undefined;
+  // Azure's words for text-embedding-ada-002 (microsoft/kernel-memory#805).
+  if (!model?.embedding) return invalid('This model does not support specifying dimensions.', 'dimensions');
+  if (!Number.isInteger(dimensions)) return invalid(`Invalid type for 'dimensions': expected an integer, but got ${typeName(dimensions)} instead.`, 'dimensions', 'invalid_type');
+  const max = model.embedding.maxDimensions;
+  if ((dimensions as number) < 1) return invalid(`Invalid 'dimensions': integer below minimum value. Expected a value >= 1, but got ${dimensions} instead.`, 'dimensions', 'integer_below_min_value');
+  if ((dimensions as number) > max) return invalid(`Invalid 'dimensions': integer above maximum value. Expected a value <= ${max}, but got ${dimensions} instead.`, 'dimensions', 'integer_above_max_value');
   return undefined;
+}
+
+/**
+ * One input over the model's token limit (8192 for text-embedding-3-*, Azure
+ * models.md): Azure's text as microsoft/PubSec-Info-Assistant#755 shows it.
+ * Without a tokenizer the count is the larger of words and characters / 4.
+ */
+function inputLengthProblem(input: string | unknown[], model: SimModel | undefined): AzureValidationError | undefined {
+  const limit = model?.embedding?.maxInputTokens;
+  if (limit === undefined) return undefined;
+  const texts = typeof input === 'string' || input.every((t) => typeof t === 'number') ? [input] : input;
+  const tokens = Math.max(0, ...texts.map(estimatedTokens));
+  if (tokens <= limit) return undefined;
+  return invalid(`This model's maximum context length is ${limit} tokens, however you requested ${tokens} tokens (${tokens} in your prompt; 0 for the completion). Please reduce your prompt; or completion length.`);
+}
+
+/** A token array counts its tokens; text counts whichever estimate is larger. */
+function estimatedTokens(input: unknown): number {
+  if (Array.isArray(input)) return input.length;
+  const text = String(input);
+  return Math.max(countTokens(text), Math.ceil(text.length / 4));
 }
 
 /** `n`: 1 to 128 choices (Azure's chat completions reference, "n": minimum 1, maximum 128). */
@@ -158,9 +215,11 @@ function responseFormatProblem(body: Record<string, unknown>): AzureValidationEr
   }
 }
 
-function typeName(v: unknown): string {
+/** A value's JSON type as OpenAI's validator words it: "an integer", "a string", "an object". */
+export function typeName(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'object') return 'an object';
+  if (Number.isInteger(v)) return 'an integer';
   return `a ${typeof v}`;
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { AzureOpenAISimulator, SimCall } from './server';
 import { SIM_MODEL, countTokens, replyWords } from './content';
+import { invalid, typeName } from './requests';
 
 /**
  * Azure's Responses API on one resource, as its docs and captures describe it
@@ -77,10 +78,6 @@ const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 /** Azure's ids: resp_ and msg_ followed by 32 hex digits (Azure responses.md samples). */
 const newId = (prefix: 'resp' | 'msg') => `${prefix}_${hex(16)}`;
 
-function invalid(message: string, param: string | null = null, code: string | null = null) {
-  return { error: { message, type: 'invalid_request_error', param, code } };
-}
-
 /** OpenAI's and Azure's answer for an unknown id on retrieve, delete, cancel and input_items. */
 const responseNotFound = (id: string) => invalid(`Response with id '${id}' not found.`);
 
@@ -89,6 +86,9 @@ async function create(sim: AzureOpenAISimulator, store: ResponseStore, call: Sim
   const body = parseObject(call.body);
   if (!body) return sim.send(call, res, 400, invalid('We could not parse the JSON body of your request.'));
   if (!call.deployment) return sim.send(call, res, 400, invalid("Missing required parameter: 'model'.", 'model', 'missing_required_parameter'));
+  if (!sim.serves(call, res, 'responses')) return;
+  const mistyped = typeProblem(body);
+  if (mistyped) return sim.send(call, res, 400, mistyped);
   const previousId = body.previous_response_id;
   if (previousId !== undefined && previousId !== null && body.conversation !== undefined && body.conversation !== null) {
     return sim.send(call, res, 400, invalid("Mutually exclusive parameters: Ensure you are only providing one of: 'previous_response_id' or 'conversation'.", null, 'mutually_exclusive_parameters'));
@@ -136,6 +136,18 @@ async function create(sim: AzureOpenAISimulator, store: ResponseStore, call: Sim
   }
   if (stored) store.put({ value: final, input, background, streamed: false });
   sim.send(call, res, 200, final, { 'x-ratelimit-remaining-requests': '99' });
+}
+
+/** The parameters Azure's v1 spec types as strings or booleans (createResponse), checked as OpenAI's validator words it. */
+const STRING_PARAMS = ['previous_response_id'];
+const BOOLEAN_PARAMS = ['stream', 'background', 'store', 'parallel_tool_calls'];
+
+function typeProblem(body: Json) {
+  const wrong = (name: string, type: string) => body[name] !== undefined && body[name] !== null && typeof body[name] !== type;
+  const name = STRING_PARAMS.find((n) => wrong(n, 'string')) ?? BOOLEAN_PARAMS.find((n) => wrong(n, 'boolean'));
+  if (name === undefined) return undefined;
+  const expected = STRING_PARAMS.includes(name) ? 'a string' : 'a boolean';
+  return invalid(`Invalid type for '${name}': expected ${expected}, but got ${typeName(body[name])} instead.`, name, 'invalid_type');
 }
 
 /** Streams the response's events; a client that leaves a synchronous stream cancels it (Azure responses.md). */

@@ -82,7 +82,7 @@ export interface SimulatorOptions {
 /** One of the JSON operations the simulator answers itself: which Azure operation it is, its 400s, and its answers. */
 interface JsonOperation {
   readonly operation: AzureOperation;
-  problem(body: Record<string, unknown>): unknown;
+  problem(body: Record<string, unknown>, model: SimModel): unknown;
   whole(body: Record<string, unknown>, model: string): unknown;
   events?(body: Record<string, unknown>, model: string): string[];
 }
@@ -324,6 +324,14 @@ export class AzureOpenAISimulator {
     return modelOf(deployment, this.options.models);
   }
 
+  /** False, after Azure's OperationNotSupported 400, when the deployment's model does not serve the operation. */
+  serves(call: SimCall, res: http.ServerResponse, operation: AzureOperation): boolean {
+    const model = this.modelOf(call.deployment);
+    if (model.operations.includes(operation)) return true;
+    this.send(call, res, 400, operationNotSupported(operation, model));
+    return false;
+  }
+
   /**
    * A chat, completions or embeddings request answered as Azure would: 400
    * when the deployment's model does not serve the operation or the request is
@@ -332,9 +340,9 @@ export class AzureOpenAISimulator {
   async answerOperation(call: SimCall, res: http.ServerResponse, op: JsonOperation): Promise<void> {
     const body = this.parse(call, res);
     if (!body) return;
+    if (!this.serves(call, res, op.operation)) return;
     const model = this.modelOf(call.deployment);
-    if (!model.operations.includes(op.operation)) return this.send(call, res, 400, operationNotSupported(op.operation, model));
-    const problem = streamOptionsProblem(body, call.form === 'dated' ? call.apiVersion : null) ?? op.problem(body);
+    const problem = streamOptionsProblem(body, call.form === 'dated' ? call.apiVersion : null) ?? op.problem(body, model);
     if (problem) return this.send(call, res, 400, problem);
     if (op.events && body.stream === true) return void (await this.writeEvents(call, res, op.events(body, model.reported)));
     return this.answerParsed(call, res, body, (b) => op.whole(b, model.reported));
