@@ -30,6 +30,12 @@ export interface StreamWatch {
    * removed, so the client gets the stream it asked for.
    */
   readonly clientWantsUsage?: boolean;
+  /**
+   * Text that marks the events carrying usage in a stream without a usage
+   * chunk (image generation's `image_generation.completed`): each such
+   * event's usage is read, and onUsage hears the sum so far.
+   */
+  readonly usageEvent?: string;
 }
 
 /**
@@ -62,6 +68,8 @@ export class AzureEventFilter extends Transform {
   private lastEvent: string | undefined;
 
   private readonly stripUsage: boolean;
+  /** The usage of the usage events so far (see StreamWatch.usageEvent). */
+  private summed: Usage | undefined;
 
   constructor(
     private readonly watch: StreamWatch = {},
@@ -193,8 +201,20 @@ export class AzureEventFilter extends Transform {
    */
   private isDropped(text: string, start: number, end: number, mayBeEmpty: boolean): boolean {
     const dropped = mayBeEmpty && this.drops(text.slice(start, end));
-    if (!dropped) this.watch.onEvent?.();
+    if (!dropped) {
+      this.watch.onEvent?.();
+      if (this.watch.usageEvent !== undefined) this.readUsage(text, start, end, this.watch.usageEvent);
+    }
     return dropped;
+  }
+
+  private readUsage(text: string, start: number, end: number, marker: string): void {
+    const at = text.indexOf(marker, start);
+    if (at < 0 || at >= end) return;
+    const usage = extractUsage(text.slice(start, end));
+    if (usage === undefined) return;
+    this.summed = this.summed === undefined ? usage : sumUsage(this.summed, usage);
+    this.watch.onUsage?.(this.summed);
   }
 
   private drops(event: string): boolean {
@@ -207,6 +227,11 @@ export class AzureEventFilter extends Transform {
     }
     return true;
   }
+}
+
+function sumUsage(a: Usage, b: Usage): Usage {
+  const add = (x: number | undefined, y: number | undefined) => (x === undefined && y === undefined ? undefined : (x ?? 0) + (y ?? 0));
+  return { prompt_tokens: add(a.prompt_tokens, b.prompt_tokens), completion_tokens: add(a.completion_tokens, b.completion_tokens), total_tokens: add(a.total_tokens, b.total_tokens) };
 }
 
 /**

@@ -50,7 +50,10 @@ export function jsonOperation(operation: string): Handler {
             onEvent: () => {
               ctx.streamedEvents! += 1;
             },
-            clientWantsUsage,
+            // Only what the gateway asked for itself is kept from the client.
+            clientWantsUsage: withUsage === undefined || clientWantsUsage,
+            // An image stream's usage comes with each finished image (OpenAI's image streaming events).
+            usageEvent: operation === 'images/generations' ? 'image_generation.completed' : undefined,
           });
           return {
             status: reply.status,

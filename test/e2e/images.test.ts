@@ -5,7 +5,7 @@ import { AzureOpenAISimulator } from '../../src/simulator/server';
 import { installSimulatorOperations } from '../../src/simulator/operations';
 import { onePixelPng } from '../../src/simulator/images';
 import type { ReceivedUpload } from '../../src/simulator/uploads';
-import { AZURE_KEY, PROXY_KEY } from '../support/harness';
+import { AZURE_KEY, PROXY_KEY, eventually } from '../support/harness';
 import { harnessForFile } from '../support/suite';
 
 const LIMIT = 2_000_000;
@@ -79,6 +79,22 @@ describe('images through the gateway, with the openai SDK', () => {
     expect(JSON.parse(call.body.toString())).toMatchObject({ prompt: 'a red bicycle', n: 2, size: '1024x1024' });
     const line = suite.h.logger.entries().find((e) => e.requestId === response.headers.get('x-request-id'))!;
     expect(line).toMatchObject({ route: 'imageGenerations', status: 200, usage: { total_tokens: data.usage!.total_tokens } });
+  });
+
+  it('streams a generation on the v1 form, partial images then the image, its usage counted; the dated form refuses the stream as Azure does', async () => {
+    const { data: stream, response } = await suite.h.client.images.generate({ model: 'image-v1', prompt: 'a red bicycle', stream: true, partial_images: 2 }).withResponse();
+    const events: OpenAI.Images.ImageGenStreamEvent[] = [];
+    for await (const event of stream) events.push(event);
+    expect(events.map((e) => e.type)).toEqual(['image_generation.partial_image', 'image_generation.partial_image', 'image_generation.completed']);
+    expect(events.map((e) => (e as { partial_image_index?: number }).partial_image_index)).toEqual([0, 1, undefined]);
+    const done = events.at(-1) as OpenAI.Images.ImageGenCompletedEvent;
+    expect(Buffer.from(done.b64_json, 'base64').subarray(1, 4).toString()).toBe('PNG');
+    await eventually(() => suite.h.logger.entries().some((e) => e.requestId === response.headers.get('x-request-id')), 2000, 'the stream\'s log line');
+    const line = suite.h.logger.entries().find((e) => e.requestId === response.headers.get('x-request-id'))!;
+    expect(line).toMatchObject({ route: 'imageGenerations', status: 200, usage: { total_tokens: done.usage.total_tokens } });
+    const dated = await suite.h.client.images.generate({ model: 'gpt-image-1', prompt: 'a red bicycle', stream: true }).catch((e) => e);
+    expect(dated).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(dated.message).toContain('Unrecognized request argument supplied: stream');
   });
 
   it('edits from one `image`, or several `image[]` and a mask, every file and field arriving as sent', async () => {
