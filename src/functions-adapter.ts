@@ -4,7 +4,7 @@ import { Gateway } from './gateway/gateway';
 import { ClientGone, GatewayRequest } from './core/http';
 import { Level, Logger } from './core/log';
 import { serve } from './gateway/pipeline';
-import { Route, Timer, hostMethods } from './gateway/route';
+import { Route, Timer } from './gateway/route';
 import { describeError } from './core/log';
 
 /**
@@ -22,7 +22,7 @@ function instance(): Gateway {
 
 export function register(route: Route): void {
   app.http(route.name, {
-    methods: hostMethods(route.methods),
+    methods: [...route.methods],
     route: route.route,
     // The gateway checks proxy keys itself; function keys would break OpenAI clients.
     authLevel: 'anonymous',

@@ -1,4 +1,4 @@
-import { Route } from './gateway/route';
+import { HttpMethod, Route } from './gateway/route';
 import { audioSpeech, audioUpload } from './handlers/audio';
 import { health } from './handlers/health';
 import { realtimeClientSecrets, realtimeEvents, realtimeSessions } from './handlers/realtime';
@@ -11,13 +11,21 @@ import { azurePaths } from './handlers/azure-paths';
 import { usageReport } from './handlers/usage';
 import { unmatched } from './handlers/unmatched';
 
+/**
+ * GET, and HEAD (RFC 9110, 9.3.2: GET without the body) for the routes uptime
+ * monitors and load balancers probe, all of which answer from what the
+ * gateway knows: a HEAD that called Azure would spend a key's limits and
+ * Azure's time on an answer nobody reads.
+ */
+const HEAD_TOO = ['GET', 'HEAD'] as const satisfies readonly HttpMethod[];
+
 /** OpenAI's API, at OpenAI's paths. */
 const openAI = {
   chatCompletions: { name: 'chatCompletions', methods: ['POST'], route: 'v1/chat/completions', auth: true, handler: jsonOperation('chat/completions') },
   completions: { name: 'completions', methods: ['POST'], route: 'v1/completions', auth: true, handler: jsonOperation('completions') },
   embeddings: { name: 'embeddings', methods: ['POST'], route: 'v1/embeddings', auth: true, handler: jsonOperation('embeddings') },
-  listModels: { name: 'listModels', methods: ['GET'], route: 'v1/models', auth: true, handler: listModels },
-  retrieveModel: { name: 'retrieveModel', methods: ['GET'], route: 'v1/models/{model}', auth: true, handler: retrieveModel },
+  listModels: { name: 'listModels', methods: HEAD_TOO, route: 'v1/models', auth: true, handler: listModels },
+  retrieveModel: { name: 'retrieveModel', methods: HEAD_TOO, route: 'v1/models/{model}', auth: true, handler: retrieveModel },
   audioTranscriptions: { name: 'audioTranscriptions', methods: ['POST'], route: 'v1/audio/transcriptions', auth: true, handler: audioUpload('audio/transcriptions') },
   audioTranslations: { name: 'audioTranslations', methods: ['POST'], route: 'v1/audio/translations', auth: true, handler: audioUpload('audio/translations') },
   audioSpeech: { name: 'audioSpeech', methods: ['POST'], route: 'v1/audio/speech', auth: true, handler: audioSpeech },
@@ -39,9 +47,9 @@ export const routes = {
   ...openAI,
   azurePaths: { name: 'azurePaths', methods: ['GET', 'POST', 'DELETE'], route: 'openai/{*operation}', auth: true, handler: azurePaths(Object.values(openAI)) },
   realtimeEvents: { name: 'realtimeEvents', methods: ['POST', 'OPTIONS'], route: 'realtime/events', auth: false, handler: realtimeEvents, logSuccess: false },
-  usage: { name: 'usage', methods: ['GET'], route: 'v1/usage', auth: true, handler: usageReport },
-  health: { name: 'health', methods: ['GET'], route: 'health', auth: false, handler: health },
-  deploymentsHealth: { name: 'deploymentsHealth', methods: ['GET'], route: 'health/deployments', auth: true, handler: deploymentsHealth },
+  usage: { name: 'usage', methods: HEAD_TOO, route: 'v1/usage', auth: true, handler: usageReport },
+  health: { name: 'health', methods: HEAD_TOO, route: 'health', auth: false, handler: health },
+  deploymentsHealth: { name: 'deploymentsHealth', methods: HEAD_TOO, route: 'health/deployments', auth: true, handler: deploymentsHealth },
   /**
    * Any other request under v1/. The Functions host answers a path no
    * function takes (or a method its route does not) with its own empty 404;

@@ -6,20 +6,6 @@ export type HttpMethod = 'GET' | 'POST' | 'DELETE' | 'PUT' | 'PATCH' | 'HEAD' | 
 
 export type Handler = (req: GatewayRequest, gateway: Gateway, ctx: RequestContext) => Promise<GatewayResponse>;
 
-/**
- * Whether a route takes a method: its own, and HEAD wherever it takes GET
- * (RFC 9110, 9.3.2; uptime monitors and load balancers probe with HEAD),
- * answered as GET is, the host leaving out the body.
- */
-export function takesMethod(methods: readonly HttpMethod[], method: string): boolean {
-  return methods.includes(method as HttpMethod) || (method === 'HEAD' && methods.includes('GET'));
-}
-
-/** The methods a host registers for a route: HEAD beside GET. */
-export function hostMethods(methods: readonly HttpMethod[]): HttpMethod[] {
-  return methods.includes('GET') && !methods.includes('HEAD') ? [...methods, 'HEAD'] : [...methods];
-}
-
 /** One entry of the route table that both hosts serve. */
 export interface Route {
   /** The Azure Functions function name. */
