@@ -32,8 +32,7 @@ export const realtimeSessions: Handler = async (req, gateway, ctx) => {
   // client_secret configures the token; everything else but the model is the session's settings (instructions, voice, tools, ...).
   const { model: _model, client_secret: clientSecret, ...settings } = value;
   const seconds = tokenSeconds((clientSecret as { expires_after?: unknown } | undefined)?.expires_after, SESSION_TOKEN_SECONDS, 'client_secret.expires_after.seconds');
-  const sessions = await admitSession(gateway, ctx, req, value.model);
-  requireForm(gateway, ctx, value.model as string, settings, 'preview');
+  const sessions = await admitSession(gateway, ctx, req, value.model, () => requireForm(gateway, ctx, value.model as string, settings, 'preview'));
   const s = await sessions.start(value.model, seconds, ctx.key, settings);
   return jsonResponse(200, {
     id: s.sessionId, object: 'realtime.session', model: s.model, ...settings, expires_at: s.expiresAt,
@@ -54,10 +53,9 @@ export const realtimeClientSecrets: Handler = async (req, gateway, ctx) => {
   if (session.type !== undefined && session.type !== 'realtime') throw badRequest('Only `session.type` "realtime" is served.', 'session.type', 'invalid_value');
   const seconds = tokenSeconds(value.expires_after, 600, 'expires_after.seconds');
   ctx.model = typeof session.model === 'string' ? session.model : undefined;
-  const sessions = await admitSession(gateway, ctx, req, session.model);
   // The rest of the session object (instructions, audio, tools, ...) is applied once the client connects.
   const { type: _type, model: _model, ...settings } = session;
-  requireForm(gateway, ctx, session.model as string, settings, 'ga');
+  const sessions = await admitSession(gateway, ctx, req, session.model, () => requireForm(gateway, ctx, session.model as string, settings, 'ga'));
   const s = await sessions.start(session.model, seconds, ctx.key, settings);
   return jsonResponse(200, {
     value: s.token, expires_at: s.expiresAt,
@@ -93,11 +91,13 @@ function requireForm(gateway: Gateway, ctx: RequestContext, model: string, setti
 /**
  * A session is one request on the key's limits (its tokens count as its
  * responses finish). What the client must fix comes first (a model that is not
- * a realtime one, or that the key may not use), then whether sessions are set
- * up here at all; only a session that can start takes from the limits.
+ * a realtime one, or that the key may not use; then `check`, its settings),
+ * then whether sessions are set up here at all; only a session that can start
+ * takes from the limits.
  */
-async function admitSession(gateway: Gateway, ctx: RequestContext, req: GatewayRequest, model: unknown): Promise<RealtimeSessions> {
+async function admitSession(gateway: Gateway, ctx: RequestContext, req: GatewayRequest, model: unknown, check: () => void): Promise<RealtimeSessions> {
   const realtimeModel = requireRealtimeModel(gateway, model, ctx.key);
+  check();
   const sessions = sessionsOf(gateway, req);
   await admit(gateway, ctx, realtimeModel);
   return sessions;

@@ -218,6 +218,20 @@ describe('starting a realtime session', () => {
     expect(huge.body.error).toMatchObject({ code: 'settings_too_large', message: expect.stringContaining('session.update') });
   });
 
+  it('a session refused for the client\'s mistake takes nothing from the key\'s limits', async () => {
+    const limited = await startHarness({ sharedSimulator: sim, env: () => ({ ...settings(), PROXY_KEYS: JSON.stringify([{ name: 'voice-team', key: 'voice-team-key', rpm: 1 }]) }) });
+    try {
+      const create = (body: unknown) => fetch(`${limited.url}/v1/realtime/sessions`, { method: 'POST', headers: { authorization: 'Bearer voice-team-key', 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      expect((await create({ model: 'gpt-4o-mini' })).status).toBe(400);
+      expect((await create({ model: MODEL, voice: 'verse' })).status).toBe(400);
+      // The one request a minute is still there for a session that can start.
+      expect((await create({ model: MODEL })).status).toBe(200);
+      expect((await create({ model: MODEL })).status).toBe(429);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('settings of a session are kept for every connect with its token, and dropped once it has expired', async () => {
     const store = new TableSessionStore(TableClient.fromConnectionString(azurite.connectionString, 'settingsonly', { allowInsecureConnection: true }));
     await store.putSettings('sess_taken', '{"voice":"verse"}', Date.now() + 60_000);
