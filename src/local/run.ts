@@ -8,7 +8,7 @@ const SHUTDOWN_GRACE_MS = 5000;
 /**
  * `npm start`: the gateway on http://localhost:7071 (PORT and HOST override),
  * settings as `func start` reads them. It stops cleanly on SIGTERM or SIGINT,
- * and, started by npm, also when npm goes away: `kill` on npm's own process
+ * and, started by `npm start`, also when npm goes away: `kill` on npm's own process
  * ends npm and its shell without passing the signal on, and this process must
  * not be left holding the port. Started any other way (`nohup node ... &`, a
  * service manager), the parent leaving is normal and it keeps serving.
@@ -28,8 +28,8 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('exit', () => host?.abandon());
-  // npm sets npm_lifecycle_event for the scripts it runs.
-  if (process.env.npm_lifecycle_event !== undefined) {
+  // Passed by package.json's start script: an argument, unlike npm's environment, is not inherited by what else a script starts.
+  if (process.argv.includes('--stop-with-npm')) {
     const parent = process.ppid;
     setInterval(() => {
       if (process.ppid !== parent) stop('npm, which started it, has ended');

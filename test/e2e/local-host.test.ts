@@ -181,9 +181,11 @@ describe('npm start and stop', () => {
   });
 
   /** Starts the gateway in the background from a shell that exits once it listens, as `nohup node ... &` does; its pid. */
-  async function startedInBackground(port: number, env: Record<string, string>): Promise<number> {
+  async function startedInBackground(port: number, args: string): Promise<number> {
     const cwd = mkdtempSync(path.join(tmpdir(), 'gateway-bg-'));
-    const shell = spawn('sh', ['-c', `"${process.execPath}" "${path.join(root, 'dist/src/local/main.js')}" > gateway.log 2>&1 & echo $!; until grep -q listening gateway.log; do sleep 0.1; done`], { cwd, env: { PATH: process.env.PATH, PORT: String(port), ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
+    // npm's environment, as a background start from inside an npm script inherits it.
+    const npmEnv = { npm_lifecycle_event: 'test', npm_execpath: '/usr/lib/node_modules/npm/bin/npm-cli.js' };
+    const shell = spawn('sh', ['-c', `"${process.execPath}" "${path.join(root, 'dist/src/local/main.js')}" ${args} > gateway.log 2>&1 & echo $!; until grep -q listening gateway.log; do sleep 0.1; done`], { cwd, env: { PATH: process.env.PATH, PORT: String(port), ...npmEnv }, stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     shell.stdout!.on('data', (c) => (out += c));
     await exited(shell);
@@ -196,9 +198,9 @@ describe('npm start and stop', () => {
     return pid;
   }
 
-  it('started in the background without npm, it keeps serving after the shell that started it has gone', async () => {
+  it('started in the background without npm start (from inside an npm script too), it keeps serving after the shell that started it has gone', async () => {
     const port = await freePort();
-    const pid = await startedInBackground(port, {});
+    const pid = await startedInBackground(port, '');
     try {
       // The parent is checked every 500 ms: two checks have passed.
       await new Promise((r) => setTimeout(r, 1500));
@@ -210,9 +212,9 @@ describe('npm start and stop', () => {
     expect(await closesSoon(port)).toBe(true);
   });
 
-  it('started by npm, it stops when npm has gone', async () => {
+  it('started by npm start, it stops when npm has gone', async () => {
     const port = await freePort();
-    const pid = await startedInBackground(port, { npm_lifecycle_event: 'start' });
+    const pid = await startedInBackground(port, '--stop-with-npm');
     try {
       expect(await closesSoon(port)).toBe(true);
     } finally {
