@@ -53,6 +53,10 @@ export const SIM_MODELS = {
     name: 'gpt-image-1', reported: 'gpt-image-1', operations: ['imageGenerations', 'imageEdits'],
     imageSizes: ['1024x1024', '1024x1536', '1536x1024'],
   },
+  // Transcription only: Azure documents translations for whisper alone; undocumented for this model, so refused.
+  'gpt-4o-transcribe': { name: 'gpt-4o-transcribe', reported: 'gpt-4o-transcribe', operations: ['audioTranscription'] },
+  // "1024x1024, 1792x1024, or 1024x1792" and no edits for dall-e-3 (azure-ai-docs how-to/dall-e.md).
+  'dall-e-3': { name: 'dall-e-3', reported: 'dall-e-3', operations: ['imageGenerations'], imageSizes: ['1024x1024', '1792x1024', '1024x1792'] },
   'gpt-4o-mini-realtime-preview': { name: 'gpt-4o-mini-realtime-preview', reported: 'gpt-4o-mini-realtime-preview', operations: [] },
 } as const satisfies Record<string, SimModel>;
 
@@ -61,7 +65,7 @@ export type SimModelName = keyof typeof SIM_MODELS;
 /**
  * The model a deployment runs: as configured, else guessed from the
  * deployment's name the way people name them ("…-embedding-…", "…-instruct",
- * "whisper…", "gpt-image-1", "img-…"), else a chat model.
+ * "whisper…", "…-transcribe", "dall-e-3", "gpt-image-1", "img-…"), else a chat model.
  */
 export function modelOf(deployment: string, configured?: Readonly<Record<string, SimModelName>>): SimModel {
   const named = configured?.[deployment];
@@ -70,6 +74,8 @@ export function modelOf(deployment: string, configured?: Readonly<Record<string,
   if (d.includes('embed')) return SIM_MODELS['text-embedding-3-small'];
   if (d.includes('instruct') || d.includes('davinci') || d.includes('babbage')) return SIM_MODELS['gpt-35-turbo-instruct'];
   if (d.includes('whisper')) return SIM_MODELS.whisper;
+  if (d.includes('transcribe')) return SIM_MODELS['gpt-4o-transcribe'];
+  if (d.includes('dall-e') || d.includes('dalle')) return SIM_MODELS['dall-e-3'];
   if (d.includes('tts')) return SIM_MODELS['gpt-4o-mini-tts'];
   if (d.includes('image') || d.includes('img')) return SIM_MODELS['gpt-image-1'];
   if (d.includes('realtime')) return SIM_MODELS['gpt-4o-mini-realtime-preview'];

@@ -67,6 +67,10 @@ describe('an operation the deployment\'s model does not serve is Azure\'s Operat
     expect((await post(`deployments/whisper/audio/transcriptions?${DATED}`, form({}, audio))).status).toBe(200);
     expect((await post('v1/audio/speech', { model: 'tts', input: 'hi', voice: 'coral', speed: 4 })).status).toBe(200);
     expect((await post('v1/images/generations', { model: 'image', prompt: 'x', size: '1536x1024' })).status).toBe(200);
+    // Deployments named as people name these models are those models, not chat ones.
+    expect((await post(`deployments/gpt-4o-mini-transcribe/audio/transcriptions?${DATED}`, form({}, audio))).status).toBe(200);
+    expect((await post('v1/images/generations', { model: 'dall-e-3', prompt: 'x', size: '1792x1024' })).status).toBe(200);
+    expect((await refusal(post(`deployments/dall-e-3/images/edits?${DATED}`, form({ prompt: 'x' }, png)))).code).toBe('OperationNotSupported');
   });
 });
 
