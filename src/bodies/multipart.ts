@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import busboy from 'busboy';
 import { GatewayRequest } from '../core/http';
-import { badRequest, clip, filesTooLarge, GatewayError, wrongContentType } from '../core/errors';
+import { badRequest, clip, filesTooLarge, GatewayError, uploadTooLarge, wrongContentType } from '../core/errors';
 import { bodyBroke } from './body';
 
 /** One uploaded file, kept as the chunks it arrived in (no copy into one buffer). */
@@ -54,7 +54,7 @@ export async function readMultipart(req: GatewayRequest, limits: MultipartLimits
     throw wrongContentType(`Content-Type ${type ? `"${clip(type.split(';')[0])}"` : 'is missing and'} is not accepted here. ${expected}`);
   }
   const tooLarge = () => filesTooLarge(limits.fileBytes, limits.fileSetting, maxFiles);
-  if (Number(req.header('content-length')) > multipartLimit(limits.fileBytes)) throw tooLarge();
+  if (Number(req.header('content-length')) > multipartLimit(limits.fileBytes)) throw uploadTooLarge(limits.fileBytes, limits.fileSetting, FORM_OVERHEAD_BYTES);
   let parser: busboy.Busboy;
   try {
     // busboy cuts a file off on reaching fileSize, one of exactly the limit too: it is given a byte more, and the count below decides.

@@ -81,6 +81,11 @@ export const methodNotAllowed = (method: string, allowed: readonly string[]) =>
   new GatewayError(405, `Method ${clip(method)} is not allowed here; use ${allowed.join(' or ')}.`,
     'invalid_request_error', 'method_not_allowed', null, { allow: allowed.join(', ') });
 
+/** An upload declared larger than its files' limit and the room for the rest of the form (`formBytes`) allow together. */
+export const uploadTooLarge = (limitBytes: number, setting: string, formBytes: number) =>
+  new GatewayError(413, `The upload is larger than the gateway accepts: ${limitBytes} bytes for its files (its ${setting} setting) and ${formBytes} for the rest of the form. Send smaller files or fewer fields.`,
+    'invalid_request_error', 'request_too_large');
+
 /** An upload whose files pass their limit: the limit and the setting that sets it named, so that either side knows what to change. */
 export const filesTooLarge = (limitBytes: number, setting: string, files: number) =>
   new GatewayError(413, `${files === 1 ? 'The uploaded file is' : 'The uploaded files are together'} larger than the gateway accepts: ${limitBytes} bytes (its ${setting} setting). Send ${files === 1 ? 'a smaller file' : 'smaller files'}.`,

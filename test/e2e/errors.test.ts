@@ -114,7 +114,7 @@ describe('errors the openai SDK raises as its typed errors', () => {
   });
 
   it('an OpenAI operation the gateway does not serve is a 404 that says so, not advice to change the method', async () => {
-    for (const path of ['/v1/responses/input_tokens', '/v1/responses/compact']) {
+    for (const path of ['/v1/responses/input_tokens', '/v1/responses/compact', '/openai/v1/responses/input_tokens']) {
       const res = await raw(path, { method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body: '{"model":"gpt-4o-mini","input":"hi"}' });
       expect(res.status, path).toBe(404);
       const error = JSON.parse(await res.text()).error;
