@@ -12,7 +12,8 @@ import { BalancerStore, Reservation } from './store';
 export class MemoryBalancerStore implements BalancerStore {
   private readonly cursors = new Map<string, number>();
   private readonly cooldowns = new Map<string, Cooldown>();
-  private readonly stats = new Map<string, Buckets>();
+  /** Each instance's counts per deployment, with when they were written (a table's Timestamp). */
+  private readonly stats = new Map<string, { buckets: Buckets; at: number }>();
   private readonly holders = new Map<string, string>();
   /** Calls served, by kind: what a test reads to see how often instances went to the store. */
   readonly calls = { reserve: 0, publishCooldown: 0, readCooldowns: 0, writeStats: 0, readStats: 0, writeHolder: 0, readHolder: 0 };
@@ -38,13 +39,14 @@ export class MemoryBalancerStore implements BalancerStore {
 
   async writeStats(instanceId: string, stats: Map<string, Buckets>, signal: AbortSignal): Promise<void> {
     this.enter('writeStats', signal);
-    for (const [deploymentId, buckets] of stats) this.stats.set(`${deploymentId}~${instanceId}`, structuredClone(buckets));
+    for (const [deploymentId, buckets] of stats) this.stats.set(`${deploymentId}~${instanceId}`, { buckets: structuredClone(buckets), at: Date.now() });
   }
 
-  async readStats(signal: AbortSignal): Promise<Map<string, Buckets[]>> {
+  async readStats(since: number, signal: AbortSignal): Promise<Map<string, Buckets[]>> {
     this.enter('readStats', signal);
     const result = new Map<string, Buckets[]>();
-    for (const [key, buckets] of this.stats) {
+    for (const [key, { buckets, at }] of this.stats) {
+      if (at < since) continue;
       const deploymentId = key.split('~')[0];
       result.set(deploymentId, [...(result.get(deploymentId) ?? []), structuredClone(buckets)]);
     }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Buckets, DeploymentStats } from './stats';
+import { Buckets, DeploymentStats, WINDOW_MINUTES } from './stats';
 import { CursorSource, HealthPublisher } from './balancer';
 import { Cooldown, HealthView } from './cooldowns';
 import { Logger, whyUnreachable } from '../core/log';
@@ -43,6 +43,8 @@ interface PoolState {
 
 /** An instance shares its recent counts at most every this many health refresh intervals. */
 const STATS_FLUSH_REFRESHES = 5;
+/** How far back stats rows are read: the counts' window, and 5 minutes more for the storage service's clock against this one. */
+const STATS_READ_MS = (WINDOW_MINUTES + 5) * 60_000;
 
 /** What every instance knows of the deployments: cooldowns in force, and recent counts per instance. */
 export interface DeploymentsSnapshot {
@@ -189,7 +191,8 @@ export class SharedBalancerState implements CursorSource, HealthPublisher, Share
     await this.flushStats().catch(() => {});
     const [cooldowns, recent] = await Promise.all([
       this.call((signal) => this.options.store.readCooldowns(this.now(), signal)),
-      this.call((signal) => this.options.store.readStats(signal)),
+      // Rows an instance last wrote before the counts' window (and a margin for clocks) hold nothing recent.
+      this.call((signal) => this.options.store.readStats(this.now() - STATS_READ_MS, signal)),
     ]);
     return { cooldowns, recent };
   }

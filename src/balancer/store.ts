@@ -22,8 +22,12 @@ export interface BalancerStore {
   readCooldowns(now: number, signal: AbortSignal): Promise<Map<string, Cooldown>>;
   /** Replaces this instance's recent counts for the given deployments. */
   writeStats(instanceId: string, stats: Map<string, Buckets>, signal: AbortSignal): Promise<void>;
-  /** Every instance's recent counts, per deployment. */
-  readStats(signal: AbortSignal): Promise<Map<string, Buckets[]>>;
+  /**
+   * Every instance's recent counts, per deployment, from the rows written
+   * since `since` (ms since the epoch): instances that came and went leave
+   * rows behind, and a read of them all would grow with every one.
+   */
+  readStats(since: number, signal: AbortSignal): Promise<Map<string, Buckets[]>>;
   /** Records which member holds a stored object (a response): one write. */
   writeHolder(objectId: string, memberId: string, signal: AbortSignal): Promise<void>;
   /** The member that holds a stored object, if one was recorded. */

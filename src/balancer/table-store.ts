@@ -89,11 +89,12 @@ export class TableBalancerStore implements BalancerStore {
       this.table.upsertEntity({ partitionKey: STATS, rowKey: `${deploymentId}~${instanceId}`, buckets: JSON.stringify(buckets) }, 'Replace', { abortSignal: signal })));
   }
 
-  /** Every instance's recent counts, per deployment. */
-  async readStats(signal: AbortSignal): Promise<Map<string, Buckets[]>> {
+  /** Every instance's recent counts, per deployment, from the rows the service stamped as written since `since`. */
+  async readStats(since: number, signal: AbortSignal): Promise<Map<string, Buckets[]>> {
     await this.ensureTable(signal);
     const result = new Map<string, Buckets[]>();
-    for await (const e of this.table.listEntities<{ buckets: string }>({ queryOptions: { filter: odata`PartitionKey eq ${STATS}` }, abortSignal: signal })) {
+    const filter = odata`PartitionKey eq ${STATS} and Timestamp ge ${new Date(since)}`;
+    for await (const e of this.table.listEntities<{ buckets: string }>({ queryOptions: { filter }, abortSignal: signal })) {
       const deploymentId = e.rowKey!.split('~')[0];
       try {
         const list = result.get(deploymentId) ?? [];
