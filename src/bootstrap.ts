@@ -55,7 +55,7 @@ export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): G
     const health = overrides.health ?? new HealthView(now, config.maxCooldownMs);
     const stats = overrides.stats ?? new DeploymentStats(now);
     const state = sharedState(config, table, health, stats, logger, now, storageGuard);
-    shared = { cursor: state, publisher: state, sharedView: state, sharedHolders: state, health, stats, probeStorage: () => state.probe() };
+    shared = { cursor: state, publisher: state, sharedView: state, sharedHolders: state, sharedTidy: state, health, stats, probeStorage: () => state.probe() };
   }
   const limitStore = overrides.limitStore ?? (table === undefined ? undefined : new TableLimitStore(table));
   let secrets = overrides.secrets;

@@ -1,3 +1,4 @@
+import { Gateway } from './gateway/gateway';
 import { Timer } from './gateway/route';
 
 /**
@@ -8,6 +9,13 @@ import { Timer } from './gateway/route';
  */
 export const timers = {
   realtimeSweep: { name: 'realtimeSweep', schedule: '*/2 * * * * *', everyMs: 2000, run: async (gateway) => gateway.realtime?.sweep() },
+  // Daily, at a quiet minute: rows of instances gone and of responses Azure no longer keeps, deleted a batch at a time.
+  balancerTidy: { name: 'balancerTidy', schedule: '0 17 3 * * *', everyMs: 24 * 60 * 60_000, run: tidyBalancerTable },
 } as const satisfies Record<string, Timer>;
+
+async function tidyBalancerTable(gateway: Gateway): Promise<void> {
+  const rows = await gateway.sharedTidy?.tidy();
+  if (rows) gateway.logger.log('info', { msg: 'balancer table tidied', rows });
+}
 
 export const timerTable: readonly Timer[] = Object.values(timers);

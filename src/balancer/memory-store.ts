@@ -14,9 +14,9 @@ export class MemoryBalancerStore implements BalancerStore {
   private readonly cooldowns = new Map<string, Cooldown>();
   /** Each instance's counts per deployment, with when they were written (a table's Timestamp). */
   private readonly stats = new Map<string, { buckets: Buckets; at: number }>();
-  private readonly holders = new Map<string, string>();
+  private readonly holders = new Map<string, { member: string; at: number }>();
   /** Calls served, by kind: what a test reads to see how often instances went to the store. */
-  readonly calls = { reserve: 0, publishCooldown: 0, readCooldowns: 0, writeStats: 0, readStats: 0, writeHolder: 0, readHolder: 0 };
+  readonly calls = { reserve: 0, publishCooldown: 0, readCooldowns: 0, writeStats: 0, readStats: 0, writeHolder: 0, readHolder: 0, dropStale: 0 };
 
   async reserve(poolKey: string, size: number, signal: AbortSignal): Promise<Reservation> {
     this.enter('reserve', signal);
@@ -55,12 +55,26 @@ export class MemoryBalancerStore implements BalancerStore {
 
   async writeHolder(objectId: string, memberId: string, signal: AbortSignal): Promise<void> {
     this.enter('writeHolder', signal);
-    this.holders.set(objectId, memberId);
+    this.holders.set(objectId, { member: memberId, at: Date.now() });
   }
 
   async readHolder(objectId: string, signal: AbortSignal): Promise<string | undefined> {
     this.enter('readHolder', signal);
-    return this.holders.get(objectId);
+    return this.holders.get(objectId)?.member;
+  }
+
+  async dropStale(statsBefore: number, holdersBefore: number, most: number, signal: AbortSignal): Promise<number> {
+    this.enter('dropStale', signal);
+    let dropped = 0;
+    for (const [rows, before] of [[this.stats, statsBefore], [this.holders, holdersBefore]] as const) {
+      for (const [key, row] of rows) {
+        if (dropped >= most) return dropped;
+        if (row.at >= before) continue;
+        rows.delete(key);
+        dropped++;
+      }
+    }
+    return dropped;
   }
 
   /** Where a pool's cursor stands: the next position a reservation would start at. */

@@ -56,6 +56,25 @@ export interface SharedView {
   view(): Promise<DeploymentsSnapshot>;
 }
 
+/** Where rows nobody will read again are deleted from the shared store. */
+export interface SharedTidy {
+  /** Deletes a run's worth of stale rows; resolves to how many. */
+  tidy(): Promise<number>;
+}
+
+/** Stats rows not written for this long belong to instances gone (a live one writes within minutes of a request). */
+const STATS_STALE_MS = 60 * 60_000;
+/**
+ * Holder rows older than this name responses Azure no longer keeps: it
+ * stores them for 30 days by default (Azure's Responses API docs); a row
+ * deleted early only costs a lookup across the pool, which records it again.
+ */
+const HOLDERS_STALE_MS = 45 * 24 * 60 * 60_000;
+/** Rows deleted in one run at most, so that a run ends well within a timer function's time; the next run goes on. */
+const TIDY_ROWS = 5000;
+/** How long a run may take: it pages through a table, unlike the point reads STORAGE_TIMEOUT_MS bounds. */
+const TIDY_MS = 5 * 60_000;
+
 /** Blocks grow to at most this many rotations under heavy load. */
 const MAX_ROTATIONS = 2048;
 
@@ -184,6 +203,13 @@ export class SharedBalancerState implements CursorSource, HealthPublisher, Share
     pool.end = pool.queued!.end;
     pool.queued = undefined;
     pool.installedAt = now;
+  }
+
+  /** Deletes stats rows of instances gone and holder rows of responses Azure no longer keeps (see SharedTidy). */
+  async tidy(): Promise<number> {
+    if (this.offline()) return 0;
+    const now = this.now();
+    return this.options.store.dropStale(now - STATS_STALE_MS, now - HOLDERS_STALE_MS, TIDY_ROWS, AbortSignal.timeout(TIDY_MS));
   }
 
   /** Every instance's cooldowns and recent counts, read now (this instance's counts written first). */

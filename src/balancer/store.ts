@@ -32,6 +32,13 @@ export interface BalancerStore {
   writeHolder(objectId: string, memberId: string, signal: AbortSignal): Promise<void>;
   /** The member that holds a stored object, if one was recorded. */
   readHolder(objectId: string, signal: AbortSignal): Promise<string | undefined>;
+  /**
+   * Deletes, up to `most` rows, the stats rows last written before
+   * `statsBefore` and the holder rows written before `holdersBefore` (ms
+   * since the epoch): what instances long gone and responses Azure no longer
+   * keeps left behind. Resolves to the rows deleted.
+   */
+  dropStale(statsBefore: number, holdersBefore: number, most: number, signal: AbortSignal): Promise<number>;
   /** The store could not be reached: forget what was assumed about it (a table that may need creating again). */
   forget(): void;
 }

@@ -123,6 +123,30 @@ export class TableBalancerStore implements BalancerStore {
     }
   }
 
+  async dropStale(statsBefore: number, holdersBefore: number, most: number, signal: AbortSignal): Promise<number> {
+    await this.ensureTable(signal);
+    // Holders have a partition each, so that query scans the table: run rarely (a daily timer).
+    const stale = [
+      odata`PartitionKey eq ${STATS} and Timestamp lt ${new Date(statsBefore)}`,
+      odata`RowKey eq ${HOLDER} and Timestamp lt ${new Date(holdersBefore)}`,
+    ];
+    let dropped = 0;
+    for (const filter of stale) {
+      for await (const e of this.table.listEntities({ queryOptions: { filter, select: ['PartitionKey', 'RowKey'] }, abortSignal: signal })) {
+        if (dropped >= most) return dropped;
+        try {
+          // Only as read: a row written again since the query (an instance back at work) is not stale.
+          await this.table.deleteEntity(e.partitionKey!, e.rowKey!, { etag: e.etag, abortSignal: signal });
+          dropped++;
+        } catch (err) {
+          // Written again, or deleted by another instance tidying too.
+          if (!isStatus(err, 404) && !isStatus(err, 412)) throw err;
+        }
+      }
+    }
+    return dropped;
+  }
+
   private async readCursor(rowKey: string, signal: AbortSignal): Promise<{ next: number; etag: string } | undefined> {
     try {
       const e: TableEntityResult<CursorEntity> = await this.table.getEntity<CursorEntity>(CURSOR, rowKey, { abortSignal: signal });

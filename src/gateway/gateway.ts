@@ -16,7 +16,7 @@ import { MemoryLimitStore } from '../limits/memory-store';
 import { StorageGuard } from '../core/storage-guard';
 import { Balancer, CursorSource, HealthPublisher, LocalCursor } from '../balancer/balancer';
 import { HealthView } from '../balancer/cooldowns';
-import { SharedView } from '../balancer/shared-state';
+import { SharedTidy, SharedView } from '../balancer/shared-state';
 import { SharedHolders, StoredHolders } from '../balancer/holders';
 import { DeploymentStats } from '../balancer/stats';
 import { JsonLineLogger, Logger, RateLimitedWarning } from '../core/log';
@@ -39,6 +39,8 @@ export interface GatewayDeps {
   readonly sharedView?: SharedView;
   /** Where instances share which deployment holds each stored response. */
   readonly sharedHolders?: SharedHolders;
+  /** Where the shared store's stale rows are deleted, when there is one. */
+  readonly sharedTidy?: SharedTidy;
   readonly logger?: Logger;
   readonly now?: () => number;
   /** Where the keys' limits and usage are shared; this process's own memory when unset. */
@@ -107,6 +109,7 @@ export class Gateway {
   readonly now: () => number;
   readonly stats: DeploymentStats;
   readonly sharedView?: SharedView;
+  readonly sharedTidy?: SharedTidy;
   readonly secrets?: SecretStore;
   readonly credential?: TokenCredential;
   readonly serviceTls?: { readonly ca: Buffer };
@@ -127,6 +130,7 @@ export class Gateway {
     this.logger = deps.logger ?? new JsonLineLogger();
     this.stats = deps.stats ?? new DeploymentStats(this.now);
     this.sharedView = deps.sharedView;
+    this.sharedTidy = deps.sharedTidy;
     this.secrets = deps.secrets;
     this.credential = deps.credential;
     this.serviceTls = deps.serviceTls;

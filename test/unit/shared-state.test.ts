@@ -151,3 +151,24 @@ describe('the shared cursor', () => {
     expect(b.health.get('d1')).toEqual({ until: 1_030_000, reason: '429' });
   });
 });
+
+describe('tidying the shared store', () => {
+  it('deletes the counts of instances silent for an hour, and holders of responses older than Azure keeps them', async () => {
+    const store = new MemoryBalancerStore();
+    const signal = new AbortController().signal;
+    await store.writeStats('gone', new Map([['chat-a', {}]]), signal);
+    await store.writeHolder('resp_1', 'chat-a', signal);
+    const clock = { now: Date.now() + 59 * 60_000 };
+    const { state } = instance(store, () => clock.now);
+    expect(await state.tidy()).toBe(0);
+    clock.now = Date.now() + 61 * 60_000;
+    expect(await state.tidy()).toBe(1);
+    expect(await store.readHolder('resp_1', signal)).toBe('chat-a');
+    // Azure keeps a stored response 30 days by default; its holder row goes a fortnight after that.
+    clock.now = Date.now() + 44 * 24 * 60 * 60_000;
+    expect(await state.tidy()).toBe(0);
+    clock.now = Date.now() + 46 * 24 * 60 * 60_000;
+    expect(await state.tidy()).toBe(1);
+    expect(await store.readHolder('resp_1', signal)).toBeUndefined();
+  });
+});

@@ -22,3 +22,27 @@ describe('the balancer table\'s recent counts', () => {
     expect((await store.readStats(Date.now() + 60_000, signal)).size).toBe(0);
   });
 });
+
+describe('tidying the balancer table', () => {
+  it('deletes stats and holder rows stamped before their times, at most as many as asked, and nothing else', async () => {
+    const table = TableClient.fromConnectionString(azurite.connectionString, 'tidy', { allowInsecureConnection: true });
+    const store = new TableBalancerStore(table);
+    const signal = new AbortController().signal;
+    await store.reserve('pool', 4, signal);
+    await store.publishCooldown('chat-a', { until: Date.now() + 60_000, reason: '429' }, signal);
+    await store.writeStats('gone-1', new Map([['chat-a', {}], ['chat-b', {}]]), signal);
+    for (const id of ['resp_1', 'resp_2', 'resp_3']) await store.writeHolder(id, 'chat-a', signal);
+    const past = Date.now() - 60_000;
+    const future = Date.now() + 60_000;
+    // Nothing is older than a minute ago.
+    expect(await store.dropStale(past, past, 100, signal)).toBe(0);
+    // Stats first, then holders, never past the number asked for.
+    expect(await store.dropStale(future, future, 3, signal)).toBe(3);
+    expect((await store.readStats(past, signal)).size).toBe(0);
+    expect(await store.dropStale(future, future, 100, signal)).toBe(2);
+    for (const id of ['resp_1', 'resp_2', 'resp_3']) expect(await store.readHolder(id, signal)).toBeUndefined();
+    // The cursor and the cooldowns are another matter.
+    expect((await store.reserve('pool', 4, signal)).start).toBe(4);
+    expect((await store.readCooldowns(Date.now(), signal)).get('chat-a')).toMatchObject({ reason: '429' });
+  });
+});

@@ -1,0 +1,4 @@
+import { registerTimer } from '../functions-adapter';
+import { timers } from '../timers';
+
+registerTimer(timers.balancerTidy);
