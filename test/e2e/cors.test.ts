@@ -20,7 +20,7 @@ describe('CORS on the local host (CORS_ALLOWED_ORIGINS)', () => {
     expect(res.headers.get('access-control-allow-headers')).toBe('authorization,content-type,x-stainless-lang');
     expect(res.headers.get('vary')).toContain('Origin');
     const models = await preflight('http://localhost:3000', '/v1/models', 'GET');
-    expect(models.headers.get('access-control-allow-methods')).toBe('GET');
+    expect(models.headers.get('access-control-allow-methods')).toBe('GET, HEAD');
   });
 
   it('lists authorization, api-key and content-type when the preflight names no headers', async () => {
