@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { LocalHost, startLocalHost } from './start';
-import { localSettings } from './settings';
+import { UnreadableSettings, localSettings } from './settings';
 
 /** Longest a shutdown may take before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 5000;
@@ -45,7 +45,8 @@ async function main(): Promise<void> {
 
 export function started(): void {
   main().catch((err: NodeJS.ErrnoException) => {
-    console.error(err.code === 'EADDRINUSE' ? 'The port is in use; set PORT to another one.' : `The gateway could not start: ${err.name}${err.code ? ` (${err.code})` : ''}`);
+    if (err instanceof UnreadableSettings) console.error(`The gateway did not start: ${err.message}`);
+    else console.error(err.code === 'EADDRINUSE' ? 'The port is in use; set PORT to another one.' : `The gateway could not start: ${err.name}${err.code ? ` (${err.code})` : ''}`);
     process.exit(1);
   });
 }

@@ -3,6 +3,15 @@ import path from 'node:path';
 import { Env } from '../config/settings';
 
 /**
+ * A local.settings.json that cannot be read as settings: the local host
+ * refuses to start rather than run without them (on the built-in simulator
+ * and the example's well-known key, where the developer meant Azure).
+ */
+export class UnreadableSettings extends Error {
+  override readonly name = 'UnreadableSettings';
+}
+
+/**
  * Settings as `func start` sees them: the environment, then the `Values` of
  * local.settings.json for anything the environment does not set. `source`
  * says in a few words what was read, for the startup lines.
@@ -14,12 +23,14 @@ export function localSettings(env: NodeJS.ProcessEnv, file: string): { env: Env;
   let values: unknown;
   try {
     values = (JSON.parse(readFileSync(file, 'utf8')) as { Values?: unknown }).Values;
-  } catch {
-    return only(`${file} is not valid JSON; it was ignored`);
+  } catch (err) {
+    // Where, not what: V8's message quotes the text around the mistake, which may be a key.
+    const where = /at position \d+(?: \(line \d+ column \d+\))?/.exec(String((err as Error).message))?.[0];
+    throw new UnreadableSettings(`${file} is not valid JSON${where ? ` (${where})` : ''}. Fix it, or move it aside to run on environment variables alone; func start would refuse it too.`);
   }
   if (values === undefined) return only(`${file} has no "Values"`);
   if (typeof values !== 'object' || values === null || Array.isArray(values)) {
-    return only(`${file} has a "Values" that is not an object; it was ignored`);
+    throw new UnreadableSettings(`${file} has a "Values" that is not an object. Make it an object of setting names and values, as local.settings.json.example shows.`);
   }
   const merged: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(values)) {

@@ -106,6 +106,21 @@ describe('npm start on a fresh machine', () => {
     expect((await plain.json()).error).toMatchObject({ code: 'upgrade_required', message: expect.stringContaining('/v1/realtime is a WebSocket endpoint') });
   });
 
+  it('refuses to start on a local.settings.json that is not valid JSON, saying where, and quoting none of it', async () => {
+    const cwd = mkdtempSync(path.join(tmpdir(), 'gw-'));
+    writeFileSync(path.join(cwd, 'local.settings.json'), '{\n  "IsEncrypted": false,\n  "Values": {\n    "PROXY_API_KEY": "team-secret-key",\n  }\n}\n');
+    let failure: { status: number; stderr: Buffer; stdout: Buffer } | undefined;
+    try {
+      execFileSync(process.execPath, [path.join(root, 'dist/src/local/main.js')], { cwd, env: { PATH: process.env.PATH, PORT: '0' }, stdio: 'pipe', timeout: 20_000 });
+    } catch (err) {
+      failure = err as { status: number; stderr: Buffer; stdout: Buffer };
+    }
+    expect(failure?.status).toBe(1);
+    const said = failure!.stderr.toString() + failure!.stdout.toString();
+    expect(said).toMatch(/The gateway did not start: .*local\.settings\.json is not valid JSON \(at position \d+ \(line 5 column 3\)\)\. Fix it, or move it aside/);
+    expect(said).not.toContain('team-secret-key');
+  });
+
   it('reads local.settings.json Values as func start does, with the environment taking precedence, and says it did', async () => {
     const cwd = mkdtempSync(path.join(tmpdir(), 'gw-'));
     writeFileSync(path.join(cwd, 'local.settings.json'), JSON.stringify({ IsEncrypted: false, Values: { PROXY_API_KEY: 'from-file', PORT: '1' } }));
