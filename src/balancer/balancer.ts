@@ -1,5 +1,5 @@
 /** @module Round-robin over a pool with failover, by priority group: which member serves, and what happens when it cannot. */
-import { GatewayError, rateLimited, unavailable, upstreamFailed, upstreamTimeout } from '../core/errors';
+import { GatewayError, rateLimited, unavailable, upstreamFailed, upstreamMisconfigured, upstreamTimeout } from '../core/errors';
 import { Cooldown, HealthView, SkipReason, scopedKey } from './cooldowns';
 import { PriorityGroup, priorityGroups } from './groups';
 import { affinityScore, hashKey } from './affinity';
@@ -235,7 +235,9 @@ export class Balancer {
   private exhausted(pool: readonly PoolMember[], tries: readonly TryRecord[], scope?: string): GatewayError {
     const reasons = tries.map((t) => (t.outcome === 'cooling' ? t.reason : t.outcome));
     const soonest = this.soonestRecovery(pool, scope);
-    if (reasons.includes('429')) return rateLimited(soonest);
+    if (reasons.includes('429')) return rateLimited(soonest, reasons.every((r) => r === '429'));
+    // Azure refused the gateway's credential or has no such deployment, everywhere: no retry fixes that.
+    if (reasons.length > 0 && reasons.every((r) => r === 'rejected' || r === 'missing')) return upstreamMisconfigured();
     const attempted = tries.filter((t) => t.outcome !== 'cooling');
     if (attempted.length === 0) {
       return unavailable(`Every deployment of this model is recovering from errors. Retry after ${soonest} seconds.`, soonest);

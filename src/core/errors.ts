@@ -99,10 +99,19 @@ export const payloadTooLarge = (limitBytes: number) =>
 export const wrongContentType = (message: string) =>
   new GatewayError(400, message, 'invalid_request_error', 'invalid_content_type');
 
-export const rateLimited = (retryAfterSeconds: number) =>
+/** `allThrottled`: every deployment answered 429, rather than some 429 and the rest failing otherwise. */
+export const rateLimited = (retryAfterSeconds: number, allThrottled = true) =>
   new GatewayError(429,
-    `Every deployment of this model is throttled right now. Retry after ${retryAfterSeconds} seconds.`,
+    allThrottled
+      ? `Every deployment of this model is throttled right now. Retry after ${retryAfterSeconds} seconds.`
+      : `No deployment of this model could serve the request: some are throttled, the others failed or did not answer. Retry after ${retryAfterSeconds} seconds.`,
     'requests', 'rate_limit_exceeded', null, { 'retry-after': String(retryAfterSeconds) });
+
+/** Azure refused the gateway's credentials, or has none of the model's deployments: the operator's to fix, so clients are told not to retry. */
+export const upstreamMisconfigured = () =>
+  new GatewayError(502,
+    'Azure OpenAI refused this gateway\'s credentials, or does not have this model\'s deployments. This is the gateway\'s configuration: its operator should check /health.',
+    'server_error', 'upstream_misconfigured', null, { 'x-should-retry': 'false' });
 
 /** A named key over its requests or tokens per minute: OpenAI's own 429, which the SDKs retry after Retry-After. */
 export const keyRateLimited = (what: 'requests' | 'tokens', limit: number, retryAfterSeconds: number) =>

@@ -1,5 +1,7 @@
 import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
+import { refusalProblems } from '../gateway/refusals';
+import { sumRecent } from '../balancer/stats';
 
 /**
  * Liveness and readiness, public and minimal: counts, the settings that are
@@ -7,7 +9,10 @@ import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
  * by their setting), never a value, a URL or a deployment name.
  */
 export async function health(_req: GatewayRequest, gateway: Gateway): Promise<GatewayResponse> {
-  const misconfigured = gateway.problems();
+  // This instance's own counts: a public route makes no storage call for them.
+  const counts = gateway.stats.snapshot();
+  const now = gateway.now();
+  const misconfigured = [...gateway.problems(), ...refusalProblems(gateway.config, (d) => sumRecent([counts.get(d.id) ?? {}], now))];
   const unreachable = await gateway.readiness.problems();
   const problems = [...misconfigured, ...unreachable];
   const status = misconfigured.length > 0 ? 'misconfigured' : unreachable.length > 0 ? 'unreachable' : 'ok';

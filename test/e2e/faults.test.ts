@@ -345,3 +345,56 @@ describe('bad input is answered before anything reaches Azure', () => {
     expect(h.sim.calls).toHaveLength(0);
   });
 });
+
+describe('Azure refusing the gateway\'s own configuration', () => {
+  it('a wrong AZURE_OPENAI_API_KEY: clients told not to retry, /health naming the setting', async () => {
+    const wrongKey = await startHarness({ env: () => ({ AZURE_OPENAI_API_KEY: 'not-the-resource-key' }) });
+    try {
+      const sdk = new OpenAI({ baseURL: `${wrongKey.url}/v1`, apiKey: PROXY_KEY, maxRetries: 2 });
+      const err = await sdk.chat.completions.create(hello).catch((e) => e);
+      expect(err).toBeInstanceOf(OpenAI.APIError);
+      expect(err.status).toBe(502);
+      expect(err.code).toBe('upstream_misconfigured');
+      // x-should-retry: false, so the SDK's two retries were not spent: one line, one try per deployment.
+      expect(wrongKey.logger.entries().filter((e) => e.msg === 'request')).toHaveLength(1);
+      const health = await fetch(`${wrongKey.url}/health`);
+      expect(health.status).toBe(503);
+      const body = await health.json();
+      expect(body.status).toBe('misconfigured');
+      expect(body.problems).toContainEqual({ setting: 'AZURE_OPENAI_API_KEY', message: expect.stringContaining('Azure OpenAI refused it (401 or 403) for every recent request to a deployment of gpt-4o-mini') });
+      expect(JSON.stringify(body)).not.toMatch(/chat-a|chat-b|not-the-resource-key/);
+    } finally {
+      await wrongKey.close();
+    }
+  });
+
+  it('deployments Azure does not have: the same for clients, and /health points at MODEL_DEPLOYMENTS', async () => {
+    const h = await startHarness();
+    try {
+      for (const d of ['chat-a', 'chat-b']) h.sim.setBehaviour(d, { mode: 'fail', status: 404, body: '{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}}', contentType: 'application/json' });
+      const err = await h.client.chat.completions.create(hello).catch((e) => e);
+      expect(err.status).toBe(502);
+      expect(err.code).toBe('upstream_misconfigured');
+      // Cooling now, the deployments are skipped: still a configuration problem, not "retry after".
+      const again = await h.client.chat.completions.create(hello).catch((e) => e);
+      expect(again.code).toBe('upstream_misconfigured');
+      const body = await (await fetch(`${h.url}/health`)).json();
+      expect(body.problems).toContainEqual({ setting: 'MODEL_DEPLOYMENTS', message: expect.stringContaining('DeploymentNotFound) for gpt-4o-mini') });
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('some deployments throttled and the rest failing: a 429 that does not say all are throttled', async () => {
+    const h = await startHarness();
+    try {
+      h.sim.setBehaviour('chat-a', { mode: 'throttle', retryAfterSeconds: 30 });
+      h.sim.setBehaviour('chat-b', { mode: 'fail', status: 503 });
+      const err = await h.client.chat.completions.create(hello).catch((e) => e);
+      expect(err.status).toBe(429);
+      expect(err.message).toContain('some are throttled, the others failed or did not answer');
+    } finally {
+      await h.close();
+    }
+  });
+});
