@@ -11,6 +11,7 @@ import { ProxyKey } from '../keys/proxy-key';
 import { NO_TOKENS } from '../limits/estimate';
 import { realtimeUsage } from '../limits/realtime-usage';
 import { ClientLost, HIGH_WATER, Relay, errorEvent, refusalReason, refusedEvent } from './relay';
+import { newRequestId } from '../core/request-id';
 
 const KEY_PROTOCOL = 'openai-insecure-api-key.';
 /** Largest client message taken (OpenAI's own limit for an event is 15 MiB). */
@@ -51,8 +52,10 @@ export class DirectRealtime {
       header: (name) => (name === 'authorization' && fromProtocol && !req.headers.authorization ? `Bearer ${fromProtocol}` : (req.headers[name] as string | undefined)),
       body: (async function* () {})(), gone: new ClientGone(),
     };
+    // One id for the session's lines, as a request has one for its line.
+    const requestId = newRequestId();
     let model: string;
-    let key: ProxyKey;
+    let key: ProxyKey | undefined;
     try {
       key = await this.gateway.authenticate(request);
       model = requireRealtimeModel(this.gateway, url.searchParams.get('model'), key);
@@ -61,11 +64,12 @@ export class DirectRealtime {
     } catch (err) {
       const refusal = err instanceof GatewayError ? err : realtimeStartFailed(err);
       // The one line this attempt gets, as an HTTP request's refusal gets its request line.
-      this.gateway.logger.log('info', { msg: 'realtime session refused', model: clip(url.searchParams.get('model') ?? ''), status: refusal.status, error: refusal.code ?? refusal.type });
+      this.gateway.logger.log('info', { msg: 'realtime session refused', requestId, key: key?.name, model: clip(url.searchParams.get('model') ?? ''), status: refusal.status, error: refusal.code ?? refusal.type });
       return void socket.end(refusal.toRawHttp());
     }
     // ws calls back only for a valid handshake on a socket still open: anything else never reaches Azure.
-    this.wss.handleUpgrade(req, socket, head, (client) => void this.open(client, model, key));
+    const admitted = key;
+    this.wss.handleUpgrade(req, socket, head, (client) => void this.open(client, model, admitted, { requestId, key: admitted.name }));
   }
 
   close(): void {
@@ -73,7 +77,8 @@ export class DirectRealtime {
     this.wss.close();
   }
 
-  private async open(client: WebSocket, model: string, key: ProxyKey): Promise<void> {
+  /** `who`: the fields every line of the session carries (its id, and the key's name). */
+  private async open(client: WebSocket, model: string, key: ProxyKey, who: { requestId: string; key: string | undefined }): Promise<void> {
     // What the client says before Azure is there waits in its socket, not here.
     client.pause();
     let gone = false;
@@ -86,22 +91,22 @@ export class DirectRealtime {
       const azure = await connectRealtime(this.gateway, model, tries);
       if (gone) {
         azure.socket.terminate();
-        logger.log('info', { msg: 'realtime session ended', model, reason: 'client closed' });
+        logger.log('info', { msg: 'realtime session ended', ...who, model, reason: 'client closed' });
         return;
       }
       relay = new Relay(azure, new DirectSink(client, this.behindLimitMs), {
         observe: realtimeUsage(this.gateway.limits, () => key, model),
         onEnd: (reason) => {
-          logger.log('info', { msg: 'realtime session ended', model, reason });
+          logger.log('info', { msg: 'realtime session ended', ...who, model, reason });
           this.sessions.delete(relay);
           if (reason === 'client behind') dropBehind(client);
           else if (client.readyState === WebSocket.OPEN) client.close(1011, 'upstream closed');
         },
       });
-      logger.log('info', { msg: 'realtime session started', model, deployment: tries.at(-1)?.deployment, tried: tries.length });
+      logger.log('info', { msg: 'realtime session started', ...who, model, deployment: tries.at(-1)?.deployment, tried: tries.length });
     } catch (err) {
-      logger.log('warn', { msg: 'realtime: Azure refused the session', model, tries, error: refusalReason(err) });
-      logger.log('info', { msg: 'realtime session ended', model, reason: 'upstream closed' });
+      logger.log('warn', { msg: 'realtime: Azure refused the session', ...who, model, tries, error: refusalReason(err) });
+      logger.log('info', { msg: 'realtime session ended', ...who, model, reason: 'upstream closed' });
       // Read again, or the client's answer to the close frame is never heard and the close takes ws's 30 s timeout.
       client.resume();
       if (client.readyState === WebSocket.OPEN) client.send(refusedEvent(err), () => client.close(1011, 'upstream unavailable'));

@@ -578,7 +578,10 @@ describe('the local host\'s direct socket', () => {
       await eventually(() => upstream.closed, 3000, 'the Azure socket to close');
       // Each session logs its start and its end, as one over Web PubSub does.
       await eventually(() => a.logger.entries().slice(lines).some((e) => e.msg === 'realtime session ended'), 3000, 'the session\'s end line');
-      expect(a.logger.entries().slice(lines).find((e) => e.msg === 'realtime session ended')).toMatchObject({ model: MODEL, reason: 'client closed' });
+      const ended = a.logger.entries().slice(lines).find((e) => e.msg === 'realtime session ended')!;
+      expect(ended).toMatchObject({ model: MODEL, reason: 'client closed', requestId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+      // The session's lines share its id, so its start and end can be put together.
+      expect(a.logger.entries().filter((e) => e.msg === 'realtime session started').at(-1)).toMatchObject({ requestId: ended.requestId });
     }
     expect(a.logger.entries().filter((e) => e.msg === 'realtime session started').slice(-2)).toEqual([
       expect.objectContaining({ model: MODEL, deployment: expect.any(String), tried: 1 }), expect.objectContaining({ model: MODEL, deployment: expect.any(String), tried: 1 }),
