@@ -191,7 +191,7 @@ function parseModelDeployments(raw: string, defaults: DeploymentDefaults, prompt
   } catch (err) {
     // The parser's message quotes the input, which may hold an apiKey: report only where it broke.
     const at = /position (\d+)/.exec(String((err as Error).message))?.[1];
-    problem(setting, `is not valid JSON${at ? ` (error near character ${at})` : ''}. Expected {"model": ["deployment", ...]}.`);
+    problem(setting, `is not valid JSON${at ? ` (error near character ${at})` : ' (a trailing comma, single quotes or an unquoted name are the usual causes)'}. Expected {"model": ["deployment", ...]}.`);
     return models;
   }
   if (!isPlainObject(parsed)) {

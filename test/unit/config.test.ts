@@ -77,6 +77,8 @@ describe('configuration', () => {
       [{ AZURE_OPENAI_ENDPOINT: 'https://r.openai.azure.com', MODEL_DEPLOYMENTS: '{"m":["d"]}' }, 'PROXY_API_KEY', /not set/],
       [{ ...base, MODEL_DEPLOYMENTS: `{"m":[{"deployment":"d","apiKey":"${secret}"` }, 'MODEL_DEPLOYMENTS', /not valid JSON/],
       [{ ...base, MODEL_DEPLOYMENTS: '["d"]' }, 'MODEL_DEPLOYMENTS', /JSON object/],
+      // A trailing comma: the parser gives no position, so the usual causes are named instead.
+      [{ ...base, MODEL_DEPLOYMENTS: '{"m":["d",]}' }, 'MODEL_DEPLOYMENTS', /not valid JSON \(a trailing comma, single quotes or an unquoted name are the usual causes\)/],
       [{ ...base, MODEL_DEPLOYMENTS: '{"m":[]}' }, 'MODEL_DEPLOYMENTS', /non-empty list/],
       [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"endpoint":"https://x.openai.azure.com"}]}' }, 'MODEL_DEPLOYMENTS', /no "deployment"/],
       [{ ...base, MODEL_DEPLOYMENTS: '{"m":[{"deployment":"d","weight":0}]}' }, 'MODEL_DEPLOYMENTS', /weight/],
