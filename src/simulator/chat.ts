@@ -18,8 +18,8 @@ interface ToolCall {
   readonly arguments: string;
 }
 
-/** What one choice says: text (split into tokens) or tool calls. */
-type Answer = { readonly kind: 'text'; readonly tokens: readonly string[] } | { readonly kind: 'tools'; readonly calls: readonly ToolCall[] };
+/** What one choice says: text (split into tokens, `cut` when the token limit stopped it) or tool calls. */
+type Answer = { readonly kind: 'text'; readonly tokens: readonly string[]; readonly cut: boolean } | { readonly kind: 'tools'; readonly calls: readonly ToolCall[] };
 
 interface Plan {
   readonly answers: readonly Answer[];
@@ -46,17 +46,34 @@ function plan(body: Record<string, unknown>): Plan {
 function answer(body: Record<string, unknown>, index: number): Answer {
   const calls = toolCalls(body);
   if (calls) return { kind: 'tools', calls };
+  const limit = tokenLimit(body);
   const prompt = lastUserText(body.messages);
   const format = body.response_format as { type?: string; json_schema?: { schema?: unknown } } | undefined;
-  if (format?.type === 'json_schema') return { kind: 'text', tokens: jsonTokens(sampleOf(format.json_schema?.schema ?? {})) };
-  if (format?.type === 'json_object') return { kind: 'text', tokens: jsonTokens({ reply: replyWords(prompt, undefined).join(' ') }) };
+  if (format?.type === 'json_schema') return capped(jsonTokens(sampleOf(format.json_schema?.schema ?? {})), limit);
+  if (format?.type === 'json_object') return capped(jsonTokens({ reply: replyWords(prompt, undefined).join(' ') }), limit);
   const last = (body.messages as { role?: string; content?: unknown }[]).at(-1);
+  const reply = replyWords(prompt, undefined);
+  // A limit beyond the reply pads it with filler words up to the limit: gateway
+  // tests size their streams and token counts by max_tokens.
   const words = last?.role === 'tool'
     ? `Simulated reply using the tool result: ${typeof last.content === 'string' ? last.content : JSON.stringify(last.content)}`.split(/\s+/)
-    : replyWords(prompt, body.max_tokens ?? body.max_completion_tokens);
+    : limit !== undefined && limit > reply.length ? replyWords(prompt, limit) : reply;
+  const { tokens, cut } = capped(words, limit);
   // Choices after the first say which they are, so a client can tell them apart.
-  const tokens = index === 0 ? words : [`(choice ${index + 1})`, ...words];
-  return { kind: 'text', tokens: tokens.map((w, i) => (i === 0 ? w : ` ${w}`)) };
+  const said = index === 0 ? tokens : [`(choice ${index + 1})`, ...tokens];
+  return { kind: 'text', tokens: said.map((w, i) => (i === 0 ? w : ` ${w}`)), cut };
+}
+
+/** max_tokens, else max_completion_tokens, when a positive number. */
+function tokenLimit(body: Record<string, unknown>): number | undefined {
+  const limit = body.max_tokens ?? body.max_completion_tokens;
+  return typeof limit === 'number' && limit > 0 ? limit : undefined;
+}
+
+/** The tokens up to the limit: a model stops there, mid-sentence or mid-JSON, and says so with finish_reason "length". */
+function capped(tokens: readonly string[], limit: number | undefined): { kind: 'text'; tokens: readonly string[]; cut: boolean } {
+  const cut = limit !== undefined && tokens.length > limit;
+  return { kind: 'text', tokens: cut ? tokens.slice(0, limit) : tokens, cut };
 }
 
 /**
@@ -101,7 +118,8 @@ function tokenLogprobs(tokens: readonly string[], top: number) {
 }
 
 function finishReason(a: Answer): string {
-  return a.kind === 'tools' ? 'tool_calls' : 'stop';
+  if (a.kind === 'tools') return 'tool_calls';
+  return a.cut ? 'length' : 'stop';
 }
 
 function message(a: Answer) {

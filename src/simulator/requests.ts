@@ -26,6 +26,8 @@ export const missing = (param: string) => invalid(`Missing required parameter: '
 const ROLES = ['system', 'assistant', 'user', 'function', 'tool', 'developer'];
 
 export function chatRequestProblem(body: Record<string, unknown>): AzureValidationError | undefined {
+  const unrecognized = unrecognizedChatArgumentsProblem(body);
+  if (unrecognized) return unrecognized;
   const messages = body.messages;
   if (messages === undefined || messages === null) return missing('messages');
   if (!Array.isArray(messages)) return invalid(`Invalid type for 'messages': expected an array of objects, but got ${typeName(messages)} instead.`, 'messages', 'invalid_type');
@@ -38,8 +40,165 @@ export function chatRequestProblem(body: Record<string, unknown>): AzureValidati
     if (typeof m.role !== 'string' || !ROLES.includes(m.role)) {
       return invalid(`Invalid value: '${String(m.role)}'. Supported values are: ${ROLES.map((r) => `'${r}'`).join(', ')}.`, `messages[${i}].role`, 'invalid_value');
     }
+    const problem = contentProblem(m, i);
+    if (problem) return problem;
   }
-  return nProblem(body.n) ?? logprobsProblem(body) ?? toolsProblem(body) ?? responseFormatProblem(body);
+  return toolTurnsProblem(messages as ChatMessage[]) ?? nProblem(body.n) ?? logprobsProblem(body) ?? temperatureProblem(body.temperature)
+    ?? toolsProblem(body) ?? responseFormatProblem(body) ?? streamWithoutStreamingProblem(body);
+}
+
+/**
+ * The top-level parameters of a chat completions request: OpenAI's
+ * CreateChatCompletionRequest plus Azure's own (data_sources,
+ * user_security_context; Azure's 2025-04-01-preview inference spec). `model`
+ * is taken on every form, as the OpenAI SDKs send it.
+ */
+const CHAT_PARAMETERS = new Set([
+  'audio', 'data_sources', 'frequency_penalty', 'function_call', 'functions', 'logit_bias', 'logprobs', 'max_completion_tokens',
+  'max_tokens', 'messages', 'metadata', 'modalities', 'model', 'n', 'parallel_tool_calls', 'prediction', 'presence_penalty',
+  'prompt_cache_key', 'reasoning_effort', 'response_format', 'safety_identifier', 'seed', 'service_tier', 'stop', 'store', 'stream',
+  'stream_options', 'temperature', 'tool_choice', 'tools', 'top_logprobs', 'top_p', 'user', 'user_security_context', 'verbosity',
+  'web_search_options',
+]);
+
+/**
+ * Any other parameter: Azure's dated api-versions answer "Unrecognized request
+ * argument supplied: functions" (MicrosoftDocs/azure-docs#112948,
+ * openai/openai-python#1354 for dataSources), several at once "Unrecognized
+ * request arguments supplied: frequencyPenalty, presencePenalty, topP"
+ * (quarkiverse/quarkus-langchain4j#285), with no param or code. api.openai.com
+ * answers the same (davidmigloz/langchain_dart#712); what the GA v1 form does
+ * is undocumented, so it refuses too.
+ */
+function unrecognizedChatArgumentsProblem(body: Record<string, unknown>): AzureValidationError | undefined {
+  const unknown = Object.keys(body).filter((k) => !CHAT_PARAMETERS.has(k)).sort();
+  if (unknown.length === 0) return undefined;
+  return invalid(unknown.length === 1 ? `Unrecognized request argument supplied: ${unknown[0]}` : `Unrecognized request arguments supplied: ${unknown.join(', ')}`);
+}
+
+interface ChatMessage {
+  readonly role: string;
+  readonly content?: unknown;
+  readonly tool_calls?: unknown;
+  readonly function_call?: unknown;
+  readonly tool_call_id?: unknown;
+}
+
+/**
+ * The content part types each role takes (OpenAI's spec: the
+ * ChatCompletionRequest{User,System,Developer,Assistant,Tool}MessageContentPart
+ * unions; Azure's reference documents the same per role).
+ */
+const PART_TYPES: Readonly<Record<string, readonly string[]>> = {
+  user: ['text', 'image_url', 'input_audio', 'file'],
+  system: ['text'],
+  developer: ['text'],
+  assistant: ['text', 'refusal'],
+  tool: ['text'],
+};
+
+/** OpenAI's list of supported values: 'a', 'a' and 'b', 'a', 'b', and 'c'. */
+function supportedValues(values: readonly string[]): string {
+  const quoted = values.map((v) => `'${v}'`);
+  if (quoted.length < 3) return quoted.join(' and ');
+  return `${quoted.slice(0, -1).join(', ')}, and ${quoted.at(-1)}`;
+}
+
+/**
+ * One message's content. Content is required of user, system, developer and
+ * tool messages, and of an assistant message without tool_calls or
+ * function_call (OpenAI's spec: "Required unless tool_calls or function_call is
+ * specified"); it is a string or a non-empty array of the role's parts.
+ */
+function contentProblem(m: Record<string, unknown>, i: number): AzureValidationError | undefined {
+  const at = `messages[${i}].content`;
+  const content = m.content;
+  const assistantWithCalls = m.role === 'assistant' && ((Array.isArray(m.tool_calls) && m.tool_calls.length > 0) || (m.function_call !== undefined && m.function_call !== null));
+  if (content === undefined && !assistantWithCalls) return missing(at);
+  if (content === null) {
+    if (assistantWithCalls) return undefined;
+    // Azure's words and param for a null content (gpt-4o through Azure.AI.OpenAI, langchain-ai/langchainjs#4153).
+    return invalid("Invalid value for 'content': expected a string, got null.", `messages.[${i}].content`);
+  }
+  if (m.role === 'tool' && (m.tool_call_id === undefined || m.tool_call_id === null)) return missing(`messages[${i}].tool_call_id`);
+  if (content === undefined || typeof content === 'string') return undefined;
+  // OpenAI's validator words (seen reproduced in coze-dev/coze-studio#2317); Azure's text for this case is undocumented.
+  if (!Array.isArray(content)) return invalid(`Invalid type for '${at}': expected one of a string or array of objects, but got ${typeName(content)} instead.`, at, 'invalid_type');
+  // The same words as for an empty 'messages' (observed from Azure in microsoft/agent-framework#2384).
+  if (content.length === 0) return invalid(`Invalid '${at}': empty array. Expected an array with minimum length 1, but got an empty array instead.`, at, 'empty_array');
+  const allowed = PART_TYPES[m.role as string];
+  for (let j = 0; j < content.length; j++) {
+    const part = content[j] as Record<string, unknown> | null;
+    const partAt = `${at}[${j}]`;
+    if (typeof part !== 'object' || part === null || Array.isArray(part)) return invalid(`Invalid type for '${partAt}': expected an object, but got ${typeName(part)} instead.`, partAt, 'invalid_type');
+    // "Missing required parameter: 'messages[3].content[0].type'." from OpenAI (langchain-ai/langgraphjs#506, neuron-core/neuron-ai#292).
+    if (part.type === undefined) return missing(`${partAt}.type`);
+    // "Invalid value: 'image'. Supported values are: 'text' and 'image_url'." with param messages[0].content[1].type (aallam/openai-kotlin#320).
+    if (typeof part.type !== 'string' || !allowed.includes(part.type)) return invalid(`Invalid value: '${String(part.type)}'. Supported values are: ${supportedValues(allowed)}.`, `${partAt}.type`, 'invalid_value');
+    if (part.type === 'text' && typeof part.text !== 'string') return part.text === undefined ? missing(`${partAt}.text`) : invalid(`Invalid type for '${partAt}.text': expected a string, but got ${typeName(part.text)} instead.`, `${partAt}.text`, 'invalid_type');
+    if (part.type === 'image_url' && typeof (part.image_url as { url?: unknown } | undefined)?.url !== 'string') return missing(`${partAt}.image_url.url`);
+  }
+  return undefined;
+}
+
+/**
+ * Tool results and the calls they answer. A tool message must follow an
+ * assistant message with tool_calls (or another tool message after one):
+ * "Invalid parameter: messages with role 'tool' must be a response to a
+ * preceeding message with 'tool_calls'." (OpenAI's spelling, param
+ * messages.[3].role, code null: miurla/morphic#136, smarter-sh/smarter#264);
+ * its tool_call_id must be one of those calls: "Invalid parameter:
+ * 'tool_call_id' of 'call_…' not found in 'tool_calls' of previous message."
+ * (dapr/dapr-agents#145; the param there is undocumented). Every call must be
+ * answered before the next other message: "An assistant message with
+ * 'tool_calls' must be followed by tool messages responding to each
+ * 'tool_call_id'. The following tool_call_ids did not have response messages:
+ * call_…" (param messages.[6].role, code null: router-for-me/CLIProxyAPI#2798,
+ * sdcb/chats#132). A conversation that ends on unanswered calls is refused too:
+ * undocumented, so the harsher thing.
+ */
+function toolTurnsProblem(messages: readonly ChatMessage[]): AzureValidationError | undefined {
+  let turn: { ids: Set<string>; open: string[] } | undefined;
+  const unanswered = (open: string[], i: number) =>
+    invalid(`An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: ${open.join(', ')}`, `messages.[${i}].role`);
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i];
+    if (m.role === 'tool') {
+      if (!turn) return invalid("Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.", `messages.[${i}].role`);
+      const id = String(m.tool_call_id);
+      if (!turn.ids.has(id)) return invalid(`Invalid parameter: 'tool_call_id' of '${id}' not found in 'tool_calls' of previous message.`, `messages.[${i}].tool_call_id`);
+      turn.open = turn.open.filter((open) => open !== id);
+      continue;
+    }
+    if (turn && turn.open.length > 0) return unanswered(turn.open, i);
+    const calls = m.role === 'assistant' && Array.isArray(m.tool_calls) ? (m.tool_calls as { id?: unknown }[]) : [];
+    turn = calls.length > 0 ? { ids: new Set(calls.map((c) => String(c?.id))), open: calls.map((c) => String(c?.id)) } : undefined;
+  }
+  if (turn && turn.open.length > 0) return unanswered(turn.open, messages.length - 1);
+  return undefined;
+}
+
+/**
+ * `temperature`: a number from 0 to 2 (Azure's chat completions reference,
+ * "What sampling temperature to use, between 0 and 2"). The words are
+ * OpenAI-style, after the integer range form above; Azure's are undocumented.
+ */
+function temperatureProblem(t: unknown): AzureValidationError | undefined {
+  if (t === undefined || t === null) return undefined;
+  if (typeof t !== 'number') return invalid(`Invalid type for 'temperature': expected a number, but got ${typeName(t)} instead.`, 'temperature', 'invalid_type');
+  if (t < 0) return invalid(`Invalid 'temperature': decimal below minimum value. Expected a value >= 0, but got ${t} instead.`, 'temperature', 'decimal_below_min_value');
+  if (t > 2) return invalid(`Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but got ${t} instead.`, 'temperature', 'decimal_above_max_value');
+  return undefined;
+}
+
+/**
+ * `stream_options` on a request that does not stream: "The 'stream_options'
+ * parameter is only allowed when 'stream' is enabled." with param
+ * stream_options, code null (OpenAI's answer, relayed in BerriAI/litellm#5803).
+ */
+function streamWithoutStreamingProblem(body: Record<string, unknown>): AzureValidationError | undefined {
+  if (body.stream_options === undefined || body.stream_options === null || body.stream === true) return undefined;
+  return invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.", 'stream_options');
 }
 
 /**
