@@ -2,7 +2,7 @@ import http from 'node:http';
 import { AzureOpenAISimulator, SimCall } from './server';
 import { ReceivedUpload, parseUpload } from './uploads';
 import { SimModel } from './models';
-import { AzureValidationError, invalid, missing, typeName } from './requests';
+import { AzureValidationError, decimalRangeProblem, invalid, missing } from './requests';
 
 export type { ReceivedUpload } from './uploads';
 
@@ -133,11 +133,7 @@ function voiceProblem(voice: unknown, voices: readonly string[]): AzureValidatio
 }
 
 function speedProblem(speed: unknown): AzureValidationError | undefined {
-  if (speed === undefined || speed === null) return undefined;
-  if (typeof speed !== 'number') return invalid(`Invalid type for 'speed': expected a number, but got ${typeName(speed)} instead.`, 'speed', 'invalid_type');
-  if (speed < 0.25) return invalid(`Invalid 'speed': decimal below minimum value. Expected a value >= 0.25, but got ${speed} instead.`, 'speed', 'decimal_below_min_value');
-  if (speed > 4) return invalid(`Invalid 'speed': decimal above maximum value. Expected a value <= 4.0, but got ${speed} instead.`, 'speed', 'decimal_above_max_value');
-  return undefined;
+  return decimalRangeProblem('speed', speed, 0.25, 4, '4.0');
 }
 
 async function speak(sim: AzureOpenAISimulator, call: SimCall, _req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -184,10 +184,15 @@ function toolTurnsProblem(messages: readonly ChatMessage[]): AzureValidationErro
  * OpenAI-style, after the integer range form above; Azure's are undocumented.
  */
 function temperatureProblem(t: unknown): AzureValidationError | undefined {
-  if (t === undefined || t === null) return undefined;
-  if (typeof t !== 'number') return invalid(`Invalid type for 'temperature': expected a number, but got ${typeName(t)} instead.`, 'temperature', 'invalid_type');
-  if (t < 0) return invalid(`Invalid 'temperature': decimal below minimum value. Expected a value >= 0, but got ${t} instead.`, 'temperature', 'decimal_below_min_value');
-  if (t > 2) return invalid(`Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but got ${t} instead.`, 'temperature', 'decimal_above_max_value');
+  return decimalRangeProblem('temperature', t, 0, 2);
+}
+
+/** A number parameter outside [min, max] (or not a number), in OpenAI's validator's words; `shownMax` as the reference writes it ("4.0"). */
+export function decimalRangeProblem(param: string, value: unknown, min: number, max: number, shownMax = String(max)): AzureValidationError | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number') return invalid(`Invalid type for '${param}': expected a number, but got ${typeName(value)} instead.`, param, 'invalid_type');
+  if (value < min) return invalid(`Invalid '${param}': decimal below minimum value. Expected a value >= ${min}, but got ${value} instead.`, param, 'decimal_below_min_value');
+  if (value > max) return invalid(`Invalid '${param}': decimal above maximum value. Expected a value <= ${shownMax}, but got ${value} instead.`, param, 'decimal_above_max_value');
   return undefined;
 }
 
