@@ -47,6 +47,9 @@ const REJECTED = { kind: 'retry', reason: 'rejected' } as const;
 /** Longest the gateway waits for Azure's realtime handshake before trying the next deployment. */
 const REALTIME_HANDSHAKE_MS = 15_000;
 
+/** The GA api-version the credential check lists models with (Azure's REST reference, Models - List). */
+const MODELS_API_VERSION = '2024-10-21';
+
 /** Operations whose path is kept per deployment; ids in an operation (a stored response's) make it one of a kind. */
 const PATHS_KEPT = 32;
 
@@ -116,6 +119,28 @@ export class AzureOpenAI {
       const why = err instanceof UpstreamFailure && err.kind === 'timeout' ? `no answer within ${timeoutMs / 1000} s` : whyUnreachable(err instanceof UpstreamFailure ? err.cause : err);
       // Through a proxy, the failure may well be the proxy's: the operator should look there too.
       return proxyFor(new URL(endpoint), this.options.proxy) === undefined ? why : `${why}, through the proxy that HTTPS_PROXY or HTTP_PROXY names`;
+    }
+  }
+
+  /**
+   * Whether the resource takes the gateway's credential for `d`: its model
+   * list (Models - List, GET /openai/models, which every Azure OpenAI
+   * resource serves and which costs no tokens) asked with that credential.
+   * The refusal's status (401, 403), or undefined when it is taken, or when
+   * the check could not tell (no answer: the reachability check's to report).
+   */
+  async credentialRefused(d: Deployment, timeoutMs: number): Promise<number | undefined> {
+    const auth = await this.authHeader(d);
+    if (auth === undefined) return undefined;
+    try {
+      const reply = await this.options.client.send({
+        origin: d.endpoint, path: `/openai/models?api-version=${MODELS_API_VERSION}`, method: 'GET',
+        headers: { [auth[0]]: auth[1], accept: 'application/json' }, gone: new ClientGone(), headersTimeoutMs: timeoutMs, idleTimeoutMs: timeoutMs,
+      });
+      reply.discard();
+      return reply.status === 401 || reply.status === 403 ? reply.status : undefined;
+    } catch {
+      return undefined;
     }
   }
 

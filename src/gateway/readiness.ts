@@ -1,5 +1,7 @@
 /** @module Whether what the gateway depends on answers: each Azure OpenAI resource it forwards to, and the balancer's storage. */
 import { ConfigProblem, GatewayConfig } from '../config/config';
+import { Deployment } from '../azure-openai/deployment';
+import { credentialProblem, credentialSetting } from './refusals';
 
 export interface ResourceCheck {
   /** The setting that names the resource (its address is never shown). */
@@ -8,6 +10,8 @@ export interface ResourceCheck {
   readonly models: readonly string[];
   /** Why it does not answer; undefined when it does. */
   readonly problem?: string;
+  /** It answers, but refused the gateway's credential: the status, and the setting that gives the credential. */
+  readonly refused?: { readonly status: number; readonly setting: string };
 }
 
 export interface StorageCheck {
@@ -25,6 +29,8 @@ export interface ReadinessOptions {
   readonly config: GatewayConfig;
   /** Undefined when the resource answers, else why not. */
   probeUpstream(endpoint: string): Promise<string | undefined>;
+  /** The status with which the deployment's resource refused its credential (401, 403), or undefined. */
+  probeCredential?(d: Deployment): Promise<number | undefined>;
   /** The same for the balancer's storage, when there is one. */
   probeStorage?(): Promise<string | undefined>;
   readonly now: () => number;
@@ -63,6 +69,7 @@ export class Readiness {
     const problems: ConfigProblem[] = [];
     for (const r of upstream) {
       if (r.problem) problems.push({ setting: r.setting, message: `names an Azure OpenAI resource that does not answer (${r.problem}); requests for ${r.models.join(', ')} fail until it does.` });
+      if (r.refused) problems.push(credentialProblem(r.refused.setting, r.refused.status, r.models));
     }
     if (storage?.problem) {
       problems.push({ setting: storage.setting, message: `names the balancer's storage, which does not work (${storage.problem}); each instance balances on its own until it does.` });
@@ -72,20 +79,26 @@ export class Readiness {
 
   private async run(): Promise<Reachability> {
     const { config } = this.options;
-    const byEndpoint = new Map<string, Set<string>>();
+    // Each resource once, its credential checked with its first deployment's (a resource's deployments share one, as a rule).
+    const byEndpoint = new Map<string, { models: Set<string>; first: Deployment }>();
     for (const [model, pool] of config.models) {
       for (const d of pool) {
-        const models = byEndpoint.get(d.endpoint) ?? new Set<string>();
-        models.add(model);
-        byEndpoint.set(d.endpoint, models);
+        const resource = byEndpoint.get(d.endpoint) ?? { models: new Set<string>(), first: d };
+        resource.models.add(model);
+        byEndpoint.set(d.endpoint, resource);
       }
     }
     const [upstream, storageProblem] = await Promise.all([
-      Promise.all([...byEndpoint].map(async ([endpoint, models]) => ({
-        setting: endpoint === config.defaultResource?.endpoint ? config.defaultResource.setting : 'MODEL_DEPLOYMENTS',
-        models: [...models],
-        problem: await this.options.probeUpstream(endpoint),
-      }))),
+      Promise.all([...byEndpoint].map(async ([endpoint, { models, first }]): Promise<ResourceCheck> => {
+        const problem = await this.options.probeUpstream(endpoint);
+        const status = problem === undefined ? await this.options.probeCredential?.(first) : undefined;
+        return {
+          setting: endpoint === config.defaultResource?.endpoint ? config.defaultResource.setting : 'MODEL_DEPLOYMENTS',
+          models: [...models],
+          problem,
+          ...(status !== undefined ? { refused: { status, setting: credentialSetting(config, first) } } : {}),
+        };
+      })),
       this.options.probeStorage?.(),
     ]);
     const storage = config.balancerStorage && this.options.probeStorage ? { setting: config.balancerStorage.setting, problem: storageProblem } : undefined;

@@ -35,8 +35,19 @@ export function refusalProblems(config: GatewayConfig, recent: (d: Deployment) =
   return problems;
 }
 
+/** The readiness check's finding: the resource of `models` refused the credential `setting` gives, with `status`. */
+export function credentialProblem(setting: string, status: number, models: readonly string[]): ConfigProblem {
+  return { setting, message: `${CREDENTIAL_WORDS[setting]} Azure OpenAI refused it (${status}) when the gateway checked the resource that serves ${models.join(', ')}.` };
+}
+
+/** Whether a problem is about a credential Azure refused (from the readiness check or from requests). */
+export function isCredentialProblem(p: ConfigProblem): boolean {
+  const words = CREDENTIAL_WORDS[p.setting];
+  return words !== undefined && p.message.startsWith(words);
+}
+
 /** The setting that gives a deployment its credential. */
-function credentialSetting(config: GatewayConfig, d: Deployment): string {
+export function credentialSetting(config: GatewayConfig, d: Deployment): string {
   if (!d.usesDefaultKey) return 'MODEL_DEPLOYMENTS';
   if (config.keyVault !== undefined) return 'KEY_VAULT_URL';
   return 'AZURE_OPENAI_API_KEY';

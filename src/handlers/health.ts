@@ -1,6 +1,6 @@
 import { Gateway } from '../gateway/gateway';
 import { GatewayRequest, GatewayResponse, jsonResponse } from '../core/http';
-import { refusalProblems } from '../gateway/refusals';
+import { isCredentialProblem, refusalProblems } from '../gateway/refusals';
 import { sumRecent } from '../balancer/stats';
 
 /**
@@ -12,8 +12,13 @@ export async function health(_req: GatewayRequest, gateway: Gateway): Promise<Ga
   // This instance's own counts: a public route makes no storage call for them.
   const counts = gateway.stats.snapshot();
   const now = gateway.now();
-  const misconfigured = [...gateway.problems(), ...refusalProblems(gateway.config, (d) => sumRecent([counts.get(d.id) ?? {}], now))];
-  const unreachable = await gateway.readiness.problems();
+  const checked = await gateway.readiness.problems();
+  // A refused credential is a setting to fix, found by the readiness check or by requests: said once.
+  const refusedByCheck = checked.filter(isCredentialProblem);
+  const fromRequests = refusalProblems(gateway.config, (d) => sumRecent([counts.get(d.id) ?? {}], now))
+    .filter((p) => !(isCredentialProblem(p) && refusedByCheck.some((c) => c.setting === p.setting)));
+  const misconfigured = [...gateway.problems(), ...refusedByCheck, ...fromRequests];
+  const unreachable = checked.filter((p) => !isCredentialProblem(p));
   const problems = [...misconfigured, ...unreachable];
   const status = misconfigured.length > 0 ? 'misconfigured' : unreachable.length > 0 ? 'unreachable' : 'ok';
   return jsonResponse(problems.length === 0 ? 200 : 503, {

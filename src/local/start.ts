@@ -98,7 +98,8 @@ export async function startLocalHost(options: StartOptions): Promise<LocalHost> 
 
     for (const r of reachable.upstream) {
       const what = simulator ? 'the built-in Azure OpenAI simulator (set AZURE_OPENAI_ENDPOINT to use Azure)' : `Azure OpenAI (${r.setting}${reachable.upstream.length > 1 ? `: ${r.models.join(', ')}` : ''})`;
-      facts.push(`upstream: ${what}, ${r.problem ? `does not answer (${r.problem}); its requests fail until it does` : 'answers'}`);
+      const answer = r.problem ? `does not answer (${r.problem}); its requests fail until it does` : r.refused ? `answers, but refuses the gateway's credential (${r.refused.status}): check ${r.refused.setting} (GET /health says more)` : 'answers';
+      facts.push(`upstream: ${what}, ${answer}`);
     }
     facts.push(reachable.storage
       ? `storage: ${storageName}, ${reachable.storage.problem ? `does not work (${reachable.storage.problem}); balancing on this process alone until it does` : 'answers; the round-robin cursor and deployment health are shared through it'}`

@@ -2,7 +2,7 @@ import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import { chatChunks, chatCompletion } from './chat';
 import { completion, completionChunks, contentFilterError, embeddings, imageContentFilterError } from './content';
-import { AzureOperation, SimModel, SimModelName, modelOf, operationNotSupported } from './models';
+import { AzureOperation, SIM_MODELS, SimModel, SimModelName, modelOf, operationNotSupported } from './models';
 import { chatRequestProblem, completionsRequestProblem, embeddingsRequestProblem, streamOptionsProblem } from './requests';
 
 /**
@@ -116,6 +116,7 @@ export class AzureOpenAISimulator {
     this.operations.set('chat/completions', (sim, call, _req, res) => sim.answerOperation(call, res, CHAT));
     this.operations.set('completions', (sim, call, _req, res) => sim.answerOperation(call, res, COMPLETIONS));
     this.operations.set('embeddings', (sim, call, _req, res) => sim.answerOperation(call, res, EMBEDDINGS));
+    this.operations.set('models', (sim, call, req, res) => sim.listModels(call, req, res));
   }
 
   /**
@@ -130,6 +131,17 @@ export class AzureOpenAISimulator {
   /** Runs when the simulator closes: for timers an operation keeps (background responses). */
   onClose(fn: () => void): void {
     this.closers.push(fn);
+  }
+
+  /**
+   * GET /openai/models?api-version=…: the models the resource offers (Azure's
+   * REST reference, Models - List: `{ data: [{ id, status, ... }], object:
+   * "list" }`), answered only to a valid key or token, as every call is.
+   */
+  listModels(call: SimCall, req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.method !== 'GET') return this.send(call, res, 405, { error: { code: '405', message: 'Method not allowed' } });
+    const data = Object.values(SIM_MODELS).map((m) => ({ id: m.reported, status: 'succeeded', object: 'model', lifecycle_status: 'generally-available' }));
+    this.send(call, res, 200, { data, object: 'list' });
   }
 
   private handlerFor(operation: string): OperationHandler | undefined {
@@ -231,7 +243,8 @@ export class AzureOpenAISimulator {
       aborted: false,
       finished: false,
     };
-    if (this.recordCalls) this.calls.push(call);
+    // The model list is what the gateway's readiness check reads, on its own schedule: `calls` are the requests a test made.
+    if (this.recordCalls && operation !== 'models') this.calls.push(call);
     res.once('close', () => {
       call.finished = res.writableFinished;
       call.aborted = !res.writableFinished;
@@ -453,7 +466,8 @@ function azureForm(pathname: string): AzureForm | undefined {
   const v1 = /^\/openai\/v1\/(.+)$/.exec(pathname);
   if (v1) return { kind: 'v1', operation: v1[1] };
   // The preview Responses API (api-version 2025-03-01-preview and later) lives here (Azure responses.md, older revision).
-  const resource = /^\/openai\/(responses(?:\/.+)?)$/.exec(pathname);
+  // So does the resource's model list (Models - List).
+  const resource = /^\/openai\/(responses(?:\/.+)?|models)$/.exec(pathname);
   if (resource) return { kind: 'resource', operation: resource[1] };
   return undefined;
 }

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/azurite';
 import { portAnswers } from '../../src/local/azurite';
 import { OLDEST_NODE, tooOldNode } from '../../src/local/node-version';
+import { AzureOpenAISimulator } from '../../src/simulator/server';
 
 const root = path.resolve(__dirname, '../..');
 const children: ChildProcess[] = [];
@@ -165,6 +166,21 @@ describe('startup that tells the truth', () => {
     child.kill('SIGTERM');
     await exited(child);
     expect(await closesSoon(tablePort)).toBe(true);
+  });
+
+  it('a resource that refuses the gateway\'s key is said so at start and on /health, before any request', async () => {
+    const sim = new AzureOpenAISimulator({ apiKey: 'the-resource-key' });
+    await sim.start();
+    try {
+      const cwd = mkdtempSync(path.join(tmpdir(), 'gw-'));
+      const { url, banner } = await startProcess({ PORT: '0', PROXY_API_KEY: 'k1', AZURE_OPENAI_ENDPOINT: sim.url, AZURE_OPENAI_API_KEY: 'a-wrong-key', MODEL_DEPLOYMENTS: '{"gpt-4o-mini":["chat-a"]}' }, cwd);
+      expect(fact(banner, 'upstream')).toBe('Azure OpenAI (AZURE_OPENAI_ENDPOINT), answers, but refuses the gateway\'s credential (401): check AZURE_OPENAI_API_KEY (GET /health says more)');
+      const body = await (await fetch(`${url}/health`)).json();
+      expect(body).toMatchObject({ status: 'misconfigured', problems: [{ setting: 'AZURE_OPENAI_API_KEY' }] });
+      expect(JSON.stringify(body)).not.toContain('a-wrong-key');
+    } finally {
+      await sim.close();
+    }
   });
 
   it('storage that does not answer is a problem on /health, named by its setting, and requests still flow', async () => {

@@ -26,6 +26,22 @@ describe('readiness: what the gateway depends on, and whether it answers', () =>
     expect(upstream).toContainEqual({ setting: 'AZURE_OPENAI_ENDPOINT', models: ['a', 'b'], problem: undefined });
   });
 
+  it('checks each answering resource\'s credential with one of its deployments, naming the setting that gives it', async () => {
+    const asked: string[] = [];
+    const readiness = new Readiness({
+      config,
+      probeUpstream: async (endpoint) => (endpoint.includes('other') ? 'no such host' : undefined),
+      probeCredential: async (d) => {
+        asked.push(d.deployment);
+        return 401;
+      },
+      now: () => 0,
+    });
+    expect(await readiness.problems()).toContainEqual({ setting: 'AZURE_OPENAI_API_KEY', message: expect.stringMatching(/^is the key the gateway uses .* Azure OpenAI refused it \(401\) when the gateway checked the resource that serves a, b\.$/) });
+    // One check per resource that answers; none for one that does not.
+    expect(asked).toEqual(['d1']);
+  });
+
   it('checks at most once per interval however often it is asked (/health is public), answering from the last check while the next runs', async () => {
     let t = 0;
     let probes = 0;
