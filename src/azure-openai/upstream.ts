@@ -126,7 +126,7 @@ export class AzureOpenAI {
    * Whether the resource takes the gateway's credential for `d`: its model
    * list (Models - List, GET /openai/models, which every Azure OpenAI
    * resource serves and which costs no tokens) asked with that credential.
-   * The refusal's status (401, 403), or undefined when it is taken, or when
+   * The refusal's status (401), or undefined when it is taken, or when
    * the check could not tell (no answer: the reachability check's to report).
    */
   async credentialRefused(d: Deployment, timeoutMs: number): Promise<number | undefined> {
@@ -138,7 +138,8 @@ export class AzureOpenAI {
         headers: { [auth[0]]: auth[1], accept: 'application/json' }, gone: new ClientGone(), headersTimeoutMs: timeoutMs, idleTimeoutMs: timeoutMs,
       });
       reply.discard();
-      return reply.status === 401 || reply.status === 403 ? reply.status : undefined;
+      // 401 only: a 403 may be a network rule or a role that allows chat but not listing models, not the key.
+      return reply.status === 401 ? reply.status : undefined;
     } catch {
       return undefined;
     }

@@ -94,6 +94,18 @@ export interface BalancerOptions {
 }
 
 /**
+ * Whether a try says the gateway's own configuration is wrong: Azure refused
+ * its credential (401, 403) or has no such deployment. Not a token that could
+ * not be fetched (no status), a redirect, or a deployment only cooling after a
+ * refusal, which may pass: a retry may help there.
+ */
+function isConfigurationRefusal(t: TryRecord): boolean {
+  if (t.outcome === 'missing') return true;
+  if (t.outcome === 'cooling') return t.reason === 'missing';
+  return t.outcome === 'rejected' && (t.status === 401 || t.status === 403);
+}
+
+/**
  * Round-robin over a model's deployments with failover: a deployment that is
  * throttled or failing is skipped for its cooldown, and each request tries
  * every deployment at most once before it gives up. Deployments are served by
@@ -236,8 +248,8 @@ export class Balancer {
     const reasons = tries.map((t) => (t.outcome === 'cooling' ? t.reason : t.outcome));
     const soonest = this.soonestRecovery(pool, scope);
     if (reasons.includes('429')) return rateLimited(soonest, reasons.every((r) => r === '429'));
-    // Azure refused the gateway's credential or has no such deployment, everywhere: no retry fixes that.
-    if (reasons.length > 0 && reasons.every((r) => r === 'rejected' || r === 'missing')) return upstreamMisconfigured();
+    // Azure refused the gateway's credential (401, 403) or has no such deployment, on every try: no retry fixes that.
+    if (tries.length > 0 && tries.every(isConfigurationRefusal)) return upstreamMisconfigured();
     const attempted = tries.filter((t) => t.outcome !== 'cooling');
     if (attempted.length === 0) {
       return unavailable(`Every deployment of this model is recovering from errors. Retry after ${soonest} seconds.`, soonest);

@@ -17,7 +17,8 @@ export function refusalProblems(config: GatewayConfig, recent: (d: Deployment) =
     for (const d of pool) {
       const counts = recent(d);
       if ((counts.ok ?? 0) > 0) continue;
-      if ((counts.rejected ?? 0) > 0) {
+      // More than one refusal: one may be a key mid-rotation, or a passing firewall or sign-in failure.
+      if ((counts.rejected ?? 0) >= REFUSALS_TO_REPORT) {
         const setting = credentialSetting(config, d);
         refused.set(setting, (refused.get(setting) ?? new Set()).add(model));
       } else if ((counts.missing ?? 0) > 0) {
@@ -27,7 +28,7 @@ export function refusalProblems(config: GatewayConfig, recent: (d: Deployment) =
   }
   const problems: ConfigProblem[] = [];
   for (const [setting, models] of refused) {
-    problems.push({ setting, message: `${CREDENTIAL_WORDS[setting]} Azure OpenAI refused it (401 or 403) for every recent request to a deployment of ${[...models].join(', ')}.` });
+    problems.push({ setting, message: `${CREDENTIAL_WORDS[setting]} Azure OpenAI refused the gateway (401, 403 or a redirect), or it could not sign in, on every recent request to a deployment of ${[...models].join(', ')}.` });
   }
   if (missing.size > 0) {
     problems.push({ setting: 'MODEL_DEPLOYMENTS', message: `names deployments Azure OpenAI says do not exist (DeploymentNotFound) for ${[...missing].join(', ')}: check their names (GET /health/deployments, with a proxy key, says which), or create them.` });
@@ -45,6 +46,9 @@ export function isCredentialProblem(p: ConfigProblem): boolean {
   const words = CREDENTIAL_WORDS[p.setting];
   return words !== undefined && p.message.startsWith(words);
 }
+
+/** Refusals of one deployment, with nothing served, before /health reports its credential. */
+const REFUSALS_TO_REPORT = 3;
 
 /** The setting that gives a deployment its credential. */
 export function credentialSetting(config: GatewayConfig, d: Deployment): string {

@@ -247,3 +247,30 @@ describe('prompt-cache affinity', () => {
     expect(served).toEqual(['a', 'b', 'a', 'b']);
   });
 });
+
+describe('when no deployment could serve', () => {
+  const failing = (result: Answer) => async (): Promise<Answer> => result;
+  const codeOf = async (b: Balancer, p: readonly Deployment[], result: Answer) =>
+    (await b.dispatch('m', p, failing(result), []).catch((e: GatewayError) => e)) as GatewayError;
+
+  it('Azure refusing the credential (401, 403) or the deployment everywhere is the operator\'s to fix, and not retried', async () => {
+    for (const result of [{ kind: 'retry', reason: 'rejected', status: 401 }, { kind: 'retry', reason: 'rejected', status: 403 }, { kind: 'retry', reason: 'missing', status: 404 }] as Answer[]) {
+      const b = balancer();
+      const p = pool(['a', 'b']);
+      const first = await codeOf(b, p, result);
+      expect(first).toMatchObject({ status: 502, code: 'upstream_misconfigured' });
+      expect(first.headers['x-should-retry']).toBe('false');
+      // Cooling after a refusal: only a missing deployment is still certain.
+      const again = await codeOf(b, p, result);
+      expect(again.code).toBe(result.kind === 'retry' && result.reason === 'missing' ? 'upstream_misconfigured' : 'service_unavailable');
+    }
+  });
+
+  it('a refusal that may pass (no status: a sign-in that failed; a redirect) is still one to retry', async () => {
+    for (const result of [{ kind: 'retry', reason: 'rejected' }, { kind: 'retry', reason: 'rejected', status: 307 }] as Answer[]) {
+      const error = await codeOf(balancer(), pool(['a', 'b']), result);
+      expect(error.code).toBe('upstream_error');
+      expect(error.headers['x-should-retry']).toBeUndefined();
+    }
+  });
+});
