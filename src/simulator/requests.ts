@@ -58,7 +58,7 @@ const CHAT_PARAMETERS = new Set([
   'max_tokens', 'messages', 'metadata', 'modalities', 'model', 'n', 'parallel_tool_calls', 'prediction', 'presence_penalty',
   'prompt_cache_key', 'reasoning_effort', 'response_format', 'safety_identifier', 'seed', 'service_tier', 'stop', 'store', 'stream',
   'stream_options', 'temperature', 'tool_choice', 'tools', 'top_logprobs', 'top_p', 'user', 'user_security_context', 'verbosity',
-  'web_search_options',
+  'web_search_options', 'prompt_cache_retention', 'prompt_cache_options', 'moderation',
 ]);
 
 /**
@@ -95,7 +95,13 @@ const PART_TYPES: Readonly<Record<string, readonly string[]>> = {
   developer: ['text'],
   assistant: ['text', 'refusal'],
   tool: ['text'],
+  // The deprecated function role (content: string | null in OpenAI's spec).
+  function: ['text'],
 };
+
+function isSet(v: unknown): boolean {
+  return v !== undefined && v !== null;
+}
 
 /** OpenAI's list of supported values: 'a', 'a' and 'b', 'a', 'b', and 'c'. */
 function supportedValues(values: readonly string[]): string {
@@ -106,17 +112,20 @@ function supportedValues(values: readonly string[]): string {
 
 /**
  * One message's content. Content is required of user, system, developer and
- * tool messages, and of an assistant message without tool_calls or
- * function_call (OpenAI's spec: "Required unless tool_calls or function_call is
- * specified"); it is a string or a non-empty array of the role's parts.
+ * tool messages, and of an assistant message without tool_calls,
+ * function_call, audio or refusal (OpenAI's spec: "Required unless tool_calls
+ * or function_call is specified", and audio multi-turn sends `audio: { id }`
+ * alone); it is a string or a non-empty array of the role's parts.
  */
 function contentProblem(m: Record<string, unknown>, i: number): AzureValidationError | undefined {
   const at = `messages[${i}].content`;
   const content = m.content;
-  const assistantWithCalls = m.role === 'assistant' && ((Array.isArray(m.tool_calls) && m.tool_calls.length > 0) || (m.function_call !== undefined && m.function_call !== null));
-  if (content === undefined && !assistantWithCalls) return missing(at);
+  // An assistant turn may carry its calls, its audio (by id) or a refusal instead of content; a function message's content may be null (OpenAI's spec).
+  const contentOptional = m.role === 'function' || (m.role === 'assistant' && (
+    (Array.isArray(m.tool_calls) && m.tool_calls.length > 0) || isSet(m.function_call) || isSet(m.audio) || isSet(m.refusal)));
+  if (content === undefined && !contentOptional) return missing(at);
   if (content === null) {
-    if (assistantWithCalls) return undefined;
+    if (contentOptional) return undefined;
     // Azure's words and param for a null content (gpt-4o through Azure.AI.OpenAI, langchain-ai/langchainjs#4153).
     return invalid("Invalid value for 'content': expected a string, got null.", `messages.[${i}].content`);
   }
@@ -126,7 +135,7 @@ function contentProblem(m: Record<string, unknown>, i: number): AzureValidationE
   if (!Array.isArray(content)) return invalid(`Invalid type for '${at}': expected one of a string or array of objects, but got ${typeName(content)} instead.`, at, 'invalid_type');
   // The same words as for an empty 'messages' (observed from Azure in microsoft/agent-framework#2384).
   if (content.length === 0) return invalid(`Invalid '${at}': empty array. Expected an array with minimum length 1, but got an empty array instead.`, at, 'empty_array');
-  const allowed = PART_TYPES[m.role as string];
+  const allowed = PART_TYPES[m.role as string] ?? ['text'];
   for (let j = 0; j < content.length; j++) {
     const part = content[j] as Record<string, unknown> | null;
     const partAt = `${at}[${j}]`;

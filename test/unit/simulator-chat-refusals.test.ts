@@ -90,6 +90,13 @@ describe('a message without content, or with content of the wrong shape, is a 40
     expect((await refusal(post({ messages: [user([{ type: 'image_url', image_url: {} }])] }))).param).toBe('messages[0].content[0].image_url.url');
   });
 
+  it('while turns the SDK types allow without content are answered: assistant audio by id, an assistant refusal, a function result', async () => {
+    await ok(post({ messages: [user('hi'), { role: 'assistant', audio: { id: 'audio_1' } }, user('again')] }));
+    await ok(post({ messages: [user('hi'), { role: 'assistant', content: null, refusal: 'I cannot help with that.' }, user('again')] }));
+    await ok(post({ messages: [user('hi'), { role: 'function', name: 'get_time', content: null }, { role: 'function', name: 'get_time', content: [{ type: 'text', text: '12:00' }] }] }));
+    await ok(post({ messages: [user('hi')], prompt_cache_key: 'k', prompt_cache_retention: '24h' }, V1));
+  });
+
   it('while text and images side by side, and parts in system and assistant messages, are answered', async () => {
     const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=', detail: 'low' } };
     await ok(post({ messages: [user([{ type: 'text', text: 'What is in this image?' }, image])] }));
