@@ -22,11 +22,12 @@ export function localSettings(env: NodeJS.ProcessEnv, file: string): { env: Env;
   if (!existsSync(file)) return only(`no ${name} in ${path.dirname(file)}`);
   let values: unknown;
   try {
-    values = (JSON.parse(readFileSync(file, 'utf8')) as { Values?: unknown }).Values;
+    // Windows tools (PowerShell 5.1, Visual Studio) write a byte-order mark first, which JSON.parse refuses.
+    values = (JSON.parse(readFileSync(file, 'utf8').replace(/^\uFEFF/, '')) as { Values?: unknown }).Values;
   } catch (err) {
     // Where, not what: V8's message quotes the text around the mistake, which may be a key.
     const where = /at position \d+(?: \(line \d+ column \d+\))?/.exec(String((err as Error).message))?.[0];
-    throw new UnreadableSettings(`${file} is not valid JSON${where ? ` (${where})` : ''}. Fix it, or move it aside to run on environment variables alone; func start would refuse it too.`);
+    throw new UnreadableSettings(`${file} is not valid JSON${where ? ` (${where})` : ''}. Fix it, or move it aside to run on environment variables alone.`);
   }
   if (values === undefined) return only(`${file} has no "Values"`);
   if (typeof values !== 'object' || values === null || Array.isArray(values)) {

@@ -98,7 +98,7 @@ export class OwnedSession {
       this.ctx.logger.log('info', { msg: 'realtime session started', connectionId: this.connectionId, key: this.keyName, model: this.model, deployment: tries.at(-1)?.deployment, tried: tries.length });
       this.flushEarly();
     } catch (err) {
-      this.ctx.logger.log('warn', { msg: 'realtime: Azure refused the session', model: this.model, tries, error: refusalReason(err) });
+      this.ctx.logger.log('warn', { msg: 'realtime: Azure refused the session', connectionId: this.connectionId, key: this.keyName, model: this.model, tries, error: refusalReason(err) });
       await this.failClient(err);
     }
   }
