@@ -8,6 +8,18 @@ export interface Usage {
 const USAGE_KEY = '"usage"';
 const USAGE_KEY_BYTES = Buffer.from(USAGE_KEY);
 
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const OPEN = 0x7b;
+const CLOSE = 0x7d;
+const OPEN_LIST = 0x5b;
+const CLOSE_LIST = 0x5d;
+const MINUS = 0x2d;
+const ZERO = 0x30;
+const NINE = 0x39;
+
 /**
  * Finds the `"usage": {...}` object in a JSON text by matching braces, so a
  * response can be scanned for its token counts without parsing it whole.
@@ -20,11 +32,11 @@ export function extractUsage(text: string): Usage | undefined {
   let depth = 0;
   for (let i = open; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c === 0x22) {
+    if (c === QUOTE) {
       // A brace inside a string is text, not structure.
-      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
-    } else if (c === 0x7b) depth++;
-    else if (c === 0x7d && --depth === 0) {
+      for (i++; i < text.length && text.charCodeAt(i) !== QUOTE; i++) if (text.charCodeAt(i) === BACKSLASH) i++;
+    } else if (c === OPEN) depth++;
+    else if (c === CLOSE && --depth === 0) {
       try {
         const u = JSON.parse(text.slice(open, i + 1)) as Record<string, unknown>;
         return pickCounts(u);
@@ -54,18 +66,6 @@ export function usageOfBody(body: Buffer): Usage | undefined {
 /** What readCounts could not read plainly: the string path decides. */
 const UNREAD = Symbol('unread');
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COLON = 0x3a;
-const COMMA = 0x2c;
-const OPEN = 0x7b;
-const CLOSE = 0x7d;
-const OPEN_LIST = 0x5b;
-const CLOSE_LIST = 0x5d;
-const MINUS = 0x2d;
-const ZERO = 0x30;
-const NINE = 0x39;
-
 function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
@@ -81,11 +81,8 @@ function readCounts(b: Buffer, i: number): Usage | undefined | typeof UNREAD {
   if (b[i++] !== COLON) return UNREAD;
   while (i < end && isSpace(b[i])) i++;
   if (b[i++] !== OPEN) return UNREAD;
-  let prompt: number | undefined;
-  let completion: number | undefined;
-  let total: number | undefined;
-  let input: number | undefined;
-  let output: number | undefined;
+  // By their place in COUNT_NAMES.
+  const counts: (number | undefined)[] = [];
   for (;;) {
     while (i < end && isSpace(b[i])) i++;
     if (b[i] === CLOSE) break;
@@ -107,34 +104,24 @@ function readCounts(b: Buffer, i: number): Usage | undefined | typeof UNREAD {
       // Fractions, exponents and numbers past exact integers are the string path's.
       if (i === digitsStart || i - digitsStart > 15 || (b[digitsStart] === ZERO && i - digitsStart > 1)) return UNREAD;
       if (b[i] === 0x2e || b[i] === 0x65 || b[i] === 0x45) return UNREAD;
-      const value = negative ? -n : n;
-      if (key === PROMPT) prompt = value;
-      else if (key === COMPLETION) completion = value;
-      else if (key === TOTAL) total = value;
-      else if (key === INPUT) input = value;
-      else if (key === OUTPUT) output = value;
+      if (key >= 0) counts[key] = negative ? -n : n;
     } else {
       const next = skipValue(b, i);
       if (next < 0) return UNREAD;
       // A count given as anything but a number is no count (as pickCounts has it).
-      if (key === PROMPT) prompt = undefined;
-      else if (key === COMPLETION) completion = undefined;
-      else if (key === TOTAL) total = undefined;
-      else if (key === INPUT) input = undefined;
-      else if (key === OUTPUT) output = undefined;
+      if (key >= 0) counts[key] = undefined;
       i = next;
     }
     while (i < end && isSpace(b[i])) i++;
     if (b[i] === COMMA) i++;
     else if (b[i] !== CLOSE) return UNREAD;
   }
-  prompt ??= input;
-  completion ??= output;
+  const [prompt = counts[INPUT], completion = counts[OUTPUT], total] = counts;
   return prompt === undefined && total === undefined ? undefined : { prompt_tokens: prompt, completion_tokens: completion, total_tokens: total };
 }
 
-/** The counts' names, by their place in COUNT_NAMES; -1 for any other field. */
-const [PROMPT, COMPLETION, TOTAL, INPUT, OUTPUT] = [0, 1, 2, 3, 4];
+/** The counts' names; a field is named by its place here, -1 for any other field. */
+const [INPUT, OUTPUT] = [3, 4];
 const COUNT_NAMES = ['prompt_tokens', 'completion_tokens', 'total_tokens', 'input_tokens', 'output_tokens'].map((name) => Buffer.from(name));
 
 /** Which count the field name in b[start, end) is, compared as bytes: no string is made for a name. */
