@@ -41,13 +41,19 @@ export interface AzureOpenAIOptions {
   readonly onBrokeOff?: (d: Deployment, reason: UpstreamFailure['kind']) => void;
 }
 
+/** What the readiness check learns of a resource: why it does not answer, or the status with which it refused the credential. */
+export interface ResourceProbe {
+  readonly problem?: string;
+  readonly refused?: number;
+}
+
 /** A deployment with no usable credential: the next one may have one. */
 const REJECTED = { kind: 'retry', reason: 'rejected' } as const;
 
 /** Longest the gateway waits for Azure's realtime handshake before trying the next deployment. */
 const REALTIME_HANDSHAKE_MS = 15_000;
 
-/** The GA api-version the credential check lists models with (Azure's REST reference, Models - List). */
+/** The GA api-version the readiness check lists models with (Azure's REST reference, Models - List). */
 const MODELS_API_VERSION = '2024-10-21';
 
 /** Operations whose path is kept per deployment; ids in an operation (a stored response's) make it one of a kind. */
@@ -107,41 +113,26 @@ export class AzureOpenAI {
   }
 
   /**
-   * Whether a resource answers HTTP at all (any status will do; no credential
-   * is sent): undefined when it does, else why not, in a few plain words.
+   * Whether the resource of `d` answers, and, when `withCredential`, whether it
+   * takes the gateway's credential for `d`: one GET of its model list (Models -
+   * List, GET /openai/models, which every Azure OpenAI resource serves and
+   * which costs no tokens). Any status is an answer; a 401 to the credential
+   * is its refusal (a 403 may be a network rule, or a role that allows chat
+   * but not listing models). Why it does not answer is said in a few words.
    */
-  async probe(endpoint: string, timeoutMs: number): Promise<string | undefined> {
-    try {
-      const reply = await this.options.client.send({ origin: endpoint, path: '/', method: 'GET', headers: {}, gone: new ClientGone(), headersTimeoutMs: timeoutMs, idleTimeoutMs: timeoutMs });
-      reply.discard();
-      return undefined;
-    } catch (err) {
-      const why = err instanceof UpstreamFailure && err.kind === 'timeout' ? `no answer within ${timeoutMs / 1000} s` : whyUnreachable(err instanceof UpstreamFailure ? err.cause : err);
-      // Through a proxy, the failure may well be the proxy's: the operator should look there too.
-      return proxyFor(new URL(endpoint), this.options.proxy) === undefined ? why : `${why}, through the proxy that HTTPS_PROXY or HTTP_PROXY names`;
-    }
-  }
-
-  /**
-   * Whether the resource takes the gateway's credential for `d`: its model
-   * list (Models - List, GET /openai/models, which every Azure OpenAI
-   * resource serves and which costs no tokens) asked with that credential.
-   * The refusal's status (401), or undefined when it is taken, or when
-   * the check could not tell (no answer: the reachability check's to report).
-   */
-  async credentialRefused(d: Deployment, timeoutMs: number): Promise<number | undefined> {
-    const auth = await this.authHeader(d);
-    if (auth === undefined) return undefined;
+  async probe(d: Deployment, timeoutMs: number, withCredential: boolean): Promise<ResourceProbe> {
+    const auth = withCredential ? await this.authHeader(d) : undefined;
     try {
       const reply = await this.options.client.send({
         origin: d.endpoint, path: `/openai/models?api-version=${MODELS_API_VERSION}`, method: 'GET',
-        headers: { [auth[0]]: auth[1], accept: 'application/json' }, gone: new ClientGone(), headersTimeoutMs: timeoutMs, idleTimeoutMs: timeoutMs,
+        headers: auth === undefined ? {} : { [auth[0]]: auth[1] }, gone: new ClientGone(), headersTimeoutMs: timeoutMs, idleTimeoutMs: timeoutMs,
       });
       reply.discard();
-      // 401 only: a 403 may be a network rule or a role that allows chat but not listing models, not the key.
-      return reply.status === 401 ? reply.status : undefined;
-    } catch {
-      return undefined;
+      return auth !== undefined && reply.status === 401 ? { refused: 401 } : {};
+    } catch (err) {
+      const why = err instanceof UpstreamFailure && err.kind === 'timeout' ? `no answer within ${timeoutMs / 1000} s` : whyUnreachable(err instanceof UpstreamFailure ? err.cause : err);
+      // Through a proxy, the failure may well be the proxy's: the operator should look there too.
+      return { problem: proxyFor(new URL(d.endpoint), this.options.proxy) === undefined ? why : `${why}, through the proxy that HTTPS_PROXY or HTTP_PROXY names` };
     }
   }
 

@@ -160,9 +160,8 @@ export class Gateway {
     });
     this.readiness = new Readiness({
       config: deps.config,
-      probeUpstream: (endpoint) => this.azure.probe(endpoint, PROBE_TIMEOUT_MS),
-      // Not before Key Vault has given the key (or said why not, on /health already): it would be checked without it.
-      probeCredential: (d) => (this.secrets !== undefined && !this.secrets.usable ? Promise.resolve(undefined) : this.azure.credentialRefused(d, PROBE_TIMEOUT_MS)),
+      // The credential not before Key Vault has given the key (or said why not, on /health already): it would be checked without it.
+      probeUpstream: (d) => this.azure.probe(d, PROBE_TIMEOUT_MS, this.secrets === undefined || this.secrets.usable),
       probeStorage: deps.probeStorage,
       now: this.now,
     });

@@ -1,6 +1,7 @@
 /** @module Whether what the gateway depends on answers: each Azure OpenAI resource it forwards to, and the balancer's storage. */
 import { ConfigProblem, GatewayConfig } from '../config/config';
 import { Deployment } from '../azure-openai/deployment';
+import type { ResourceProbe } from '../azure-openai/upstream';
 import { credentialProblem, credentialSetting } from './refusals';
 
 export interface ResourceCheck {
@@ -27,10 +28,8 @@ export interface Reachability {
 
 export interface ReadinessOptions {
   readonly config: GatewayConfig;
-  /** Undefined when the resource answers, else why not. */
-  probeUpstream(endpoint: string): Promise<string | undefined>;
-  /** The status with which the deployment's resource refused its credential (401, 403), or undefined. */
-  probeCredential?(d: Deployment): Promise<number | undefined>;
+  /** Whether the resource of `d` answers, and whether it refused the credential of `d` (see AzureOpenAI.probe). */
+  probeUpstream(d: Deployment): Promise<ResourceProbe>;
   /** The same for the balancer's storage, when there is one. */
   probeStorage?(): Promise<string | undefined>;
   readonly now: () => number;
@@ -79,7 +78,7 @@ export class Readiness {
 
   private async run(): Promise<Reachability> {
     const { config } = this.options;
-    // Each resource once, its credential checked with its first deployment's (a resource's deployments share one, as a rule).
+    // Each resource once, with its first deployment's credential (a resource's deployments share one, as a rule).
     const byEndpoint = new Map<string, { models: Set<string>; first: Deployment }>();
     for (const [model, pool] of config.models) {
       for (const d of pool) {
@@ -90,13 +89,12 @@ export class Readiness {
     }
     const [upstream, storageProblem] = await Promise.all([
       Promise.all([...byEndpoint].map(async ([endpoint, { models, first }]): Promise<ResourceCheck> => {
-        const problem = await this.options.probeUpstream(endpoint);
-        const status = problem === undefined ? await this.options.probeCredential?.(first) : undefined;
+        const { problem, refused } = await this.options.probeUpstream(first);
         return {
           setting: endpoint === config.defaultResource?.endpoint ? config.defaultResource.setting : 'MODEL_DEPLOYMENTS',
           models: [...models],
           problem,
-          ...(status !== undefined ? { refused: { status, setting: credentialSetting(config, first) } } : {}),
+          ...(refused !== undefined ? { refused: { status: refused, setting: credentialSetting(config, first) } } : {}),
         };
       })),
       this.options.probeStorage?.(),

@@ -14,7 +14,7 @@ describe('readiness: what the gateway depends on, and whether it answers', () =>
   it('names each resource by the setting that names it, with its models, and storage by its setting', async () => {
     const readiness = new Readiness({
       config,
-      probeUpstream: async (endpoint) => (endpoint.includes('other') ? 'no such host' : undefined),
+      probeUpstream: async (d) => (d.endpoint.includes('other') ? { problem: 'no such host' } : {}),
       probeStorage: async () => 'connection refused',
       now: () => 0,
     });
@@ -26,20 +26,19 @@ describe('readiness: what the gateway depends on, and whether it answers', () =>
     expect(upstream).toContainEqual({ setting: 'AZURE_OPENAI_ENDPOINT', models: ['a', 'b'], problem: undefined });
   });
 
-  it('checks each answering resource\'s credential with one of its deployments, naming the setting that gives it', async () => {
+  it('checks each resource once, with one of its deployments\' credential, naming the setting that gives it', async () => {
     const asked: string[] = [];
     const readiness = new Readiness({
       config,
-      probeUpstream: async (endpoint) => (endpoint.includes('other') ? 'no such host' : undefined),
-      probeCredential: async (d) => {
+      probeUpstream: async (d) => {
         asked.push(d.deployment);
-        return 401;
+        return d.endpoint.includes('other') ? { problem: 'no such host' } : { refused: 401 };
       },
       now: () => 0,
     });
     expect(await readiness.problems()).toContainEqual({ setting: 'AZURE_OPENAI_API_KEY', message: expect.stringMatching(/^is the key the gateway uses .* Azure OpenAI refused it \(401\) when the gateway checked the resource that serves a, b\.$/) });
-    // One check per resource that answers; none for one that does not.
-    expect(asked).toEqual(['d1']);
+    // One probe per resource, with the first of its deployments.
+    expect(asked).toEqual(['d1', 'd3']);
   });
 
   it('checks at most once per interval however often it is asked (/health is public), answering from the last check while the next runs', async () => {
@@ -52,7 +51,7 @@ describe('readiness: what the gateway depends on, and whether it answers', () =>
       probeUpstream: async () => {
         probes++;
         if (probes > 2) await new Promise<void>((r) => waiting.push(r));
-        return answer;
+        return { problem: answer };
       },
       now: () => t,
       intervalMs: 30_000,
