@@ -11,7 +11,8 @@
  * BENCH_SECONDS (default 3) is the length of one pass, BENCH_ROUNDS (default 5)
  * the passes per load, BENCH_WARMUP_SECONDS (default 15) the load each process
  * takes first, untimed (see support/load.ts), BENCH_CONNECTIONS the loads
- * (default "1,10,50"), BENCH_STREAMED the streamed requests timed per path
+ * (default "1,10,50"), BENCH_STREAMED_CONNECTIONS the loads of streamed
+ * requests (default "10"), BENCH_STREAMED the streamed requests timed per path
  * (default 400), BENCH_OPEN_STREAMS the streams held open for the memory figure
  * (default 1000; 0 skips either), BENCH_CPU_PROF a directory for CPU profiles,
  * and BENCH_BASELINE another built checkout whose gateway joins the same passes
@@ -44,7 +45,12 @@ const AZURE_KEY = 'bench-azure-key';
 const PROXY_KEY = 'bench-proxy-key';
 const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 3) * 1000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '1,10,50').split(',').map(Number);
+const counts = (list: string) => list.split(',').filter((c) => c.trim() !== '').map(Number);
+/** Non-streamed loads, then streamed ones: a stream's every event passes the gateway's filter, a cost a whole answer never shows. */
+const LOADS = [
+  ...counts(process.env.BENCH_CONNECTIONS ?? '1,10,50').map((connections) => ({ connections, streamed: false })),
+  ...counts(process.env.BENCH_STREAMED_CONNECTIONS ?? '10').map((connections) => ({ connections, streamed: true })),
+];
 const OPEN_STREAMS = Number(process.env.BENCH_OPEN_STREAMS ?? 1000);
 const STREAMED_REQUESTS = Number(process.env.BENCH_STREAMED ?? 400);
 const BASELINE = process.env.BENCH_BASELINE;
@@ -56,6 +62,7 @@ type PathName = 'direct' | Proxy;
 
 interface LoadRow {
   readonly connections: number;
+  readonly streamed: boolean;
   /** Each path's median pass (by throughput), for its latencies. */
   readonly results: Record<PathName, LoadResult>;
   /** Median over the passes of each pass's ratio, e.g. "gateway/floor". */
@@ -111,7 +118,7 @@ async function main() {
     }
 
     report.loads = [];
-    for (const connections of CONNECTIONS) {
+    for (const { connections, streamed } of LOADS) {
       const runs = Object.fromEntries(paths.map((p) => [p, [] as LoadResult[]])) as Record<PathName, LoadResult[]>;
       const cpu = Object.fromEntries(measured.map((p) => [p, [] as number[]])) as Record<Proxy, number[]>;
       const machine = Object.fromEntries(paths.map((p) => [p, [] as MachineShare[]])) as Record<PathName, MachineShare[]>;
@@ -123,7 +130,7 @@ async function main() {
           const server = path === 'direct' ? undefined : proxies[path]![which];
           const before = server?.cpuMs() ?? 0;
           const watch = watchMachine(sim);
-          const result = await closedLoop(target(path, false, which), connections, DURATION_MS);
+          const result = await closedLoop(target(path, streamed, which), connections, DURATION_MS);
           if (result.requests > 0) machine[path].push(watch.done(result.requests));
           if (path !== 'direct' && result.requests > 0) cpu[path].push((server!.cpuMs() - before) / result.requests);
           runs[path].push(result);
@@ -134,6 +141,7 @@ async function main() {
       if (BASELINE) pairs.push(['gateway', 'baseline']);
       report.loads.push({
         connections,
+        streamed,
         results: Object.fromEntries(paths.map((p) => [p, medianRun(runs[p])])) as Record<PathName, LoadResult>,
         ratios: Object.fromEntries(pairs.map(([a, b]) => [`${a}/${b}`, ratio(a, b)])),
         cpuMsPerRequest: Object.fromEntries(measured.map((p) => [p, median(cpu[p])])),
@@ -219,19 +227,21 @@ function printReport(report: Report, measured: readonly Proxy[]): void {
   const throughputHead = ['load', 'direct', ...measured, ...measured.map((p) => `${p} / direct`), 'gateway / floor', 'limits / gateway', ...(hasBaseline ? ['gateway / baseline'] : [])];
   const latencyHead = ['added over direct, p50 / p99', ...measured, 'gateway − floor', 'limits − gateway'];
   const lines = [row(throughputHead), rule(throughputHead.length)];
-  for (const { connections, results, ratios } of report.loads ?? []) {
+  for (const load of report.loads ?? []) {
+    const { results, ratios } = load;
     const ratio = (a: PathName, b: PathName) => pct(ratios[`${a}/${b}`]);
     lines.push(row([
-      `chat, ${connections} conn`, rps(results.direct.rps), ...measured.map((p) => rps(results[p].rps)),
+      loadName(load), rps(results.direct.rps), ...measured.map((p) => rps(results[p].rps)),
       ...measured.map((p) => ratio(p, 'direct')), ratio('gateway', 'floor'), ratio('limits', 'gateway'),
       ...(hasBaseline ? [ratio('gateway', 'baseline')] : []),
     ]));
   }
   lines.push('', row(latencyHead), rule(latencyHead.length));
-  for (const { connections, results } of report.loads ?? []) {
+  for (const load of report.loads ?? []) {
+    const results = load.results;
     const added = (p: Proxy) => [results[p].p50 - results.direct.p50, results[p].p99 - results.direct.p99];
     const [g, f, l] = [added('gateway'), added('floor'), added('limits')];
-    lines.push(row([`chat, ${connections} conn`, ...measured.map((p) => pair(added(p))), pair([g[0] - f[0], g[1] - f[1]]), pair([l[0] - g[0], l[1] - g[1]])]));
+    lines.push(row([loadName(load), ...measured.map((p) => pair(added(p))), pair([g[0] - f[0], g[1] - f[1]]), pair([l[0] - g[0], l[1] - g[1]])]));
   }
   for (const k of report.streamed ? (['first', 'last'] as const) : []) {
     const s = report.streamed!;
@@ -241,10 +251,12 @@ function printReport(report: Report, measured: readonly Proxy[]): void {
     lines.push(row([`streamed, ${k} chunk (direct ${ms(s.direct[p50])} / ${ms(s.direct[p99])} ms)`, ...measured.map((p) => pair(added(p))), pair([g[0] - f[0], g[1] - f[1]]), pair([l[0] - g[0], l[1] - g[1]])]));
   }
   lines.push('', row(['per request and per stream', 'direct', ...measured]), rule(measured.length + 2));
-  for (const { connections, cpuMsPerRequest, machine } of report.loads ?? []) {
-    lines.push(row([`CPU per request, ${connections} conn`, '', ...measured.map((p) => `${ms(cpuMsPerRequest[p]!)} ms`)]));
-    lines.push(row([`simulator + load generator CPU per request, ${connections} conn`, ...paths.map((p) => `${ms(machine[p].othersMsPerRequest)} ms`)]));
-    lines.push(row([`idle cores, ${connections} conn`, ...paths.map((p) => machine[p].idleCores.toFixed(2))]));
+  for (const load of report.loads ?? []) {
+    const { cpuMsPerRequest, machine } = load;
+    const name = loadName(load).replace('chat, ', '');
+    lines.push(row([`CPU per request, ${name}`, '', ...measured.map((p) => `${ms(cpuMsPerRequest[p]!)} ms`)]));
+    lines.push(row([`simulator + load generator CPU per request, ${name}`, ...paths.map((p) => `${ms(machine[p].othersMsPerRequest)} ms`)]));
+    lines.push(row([`idle cores, ${name}`, ...paths.map((p) => machine[p].idleCores.toFixed(2))]));
   }
   const os = report.openStreams;
   if (os) lines.push(row([`memory per open stream (${OPEN_STREAMS} held)`, '', ...measured.map((p) => (os[p] ? `${os[p]!.kbPerStream} KB` : '(not held)'))]));
@@ -255,6 +267,7 @@ function printReport(report: Report, measured: readonly Proxy[]): void {
   }
 }
 
+const loadName = ({ connections, streamed }: { connections: number; streamed: boolean }) => `chat${streamed ? ' streamed' : ''}, ${connections} conn`;
 const ms = (x: number) => (Math.round(x * 1000) / 1000).toString();
 const pair = ([a, b]: number[]) => `${ms(a)} / ${ms(b)} ms`;
 const rps = (x: number) => `${Math.round(x).toLocaleString('en-US')}/s`;

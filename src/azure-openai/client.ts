@@ -420,12 +420,24 @@ class WholeBody {
   }
 }
 
-/** A body written into the reader's own stream, which paces the upstream. */
+/**
+ * A body written into the reader's own stream, which paces the upstream.
+ * What one read from the socket holds goes in as one chunk: undici hands on
+ * each chunk of a chunked answer apart, and Azure writes an event a chunk, so
+ * a read of many events cost the reader a pass, and the client a write and a
+ * frame, per event. The chunks are joined once the read is parsed (on the
+ * next tick), so nothing waits for more to arrive.
+ */
 class IntoSink {
   /** Until the body ended or broke: the target closing before then ends the upstream call. */
   private open = true;
+  /** The chunks of the read being parsed, not yet written. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
 
   private readonly resume: () => void;
+  private readonly pause: () => void;
+  private readonly flushNow = () => this.flush();
 
   constructor(
     private readonly target: Writable,
@@ -433,6 +445,7 @@ class IntoSink {
     controller: Controller,
   ) {
     this.resume = () => controller.resume();
+    this.pause = () => controller.pause();
     target.on('drain', this.resume);
     target.once('close', () => {
       if (!this.open) return;
@@ -449,18 +462,41 @@ class IntoSink {
   /** False when the target wants no more for now. */
   write(chunk: Buffer): boolean {
     if (this.target.destroyed) return true;
-    return this.target.write(chunk);
+    if (this.pending.length === 0) process.nextTick(this.flushNow);
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    // However much one read holds, no more than a stream's buffer of it waits here.
+    if (this.pendingBytes >= JOINED_BYTES) {
+      this.flush();
+      return !this.target.writableNeedDrain;
+    }
+    return true;
   }
 
   settle(how: UpstreamFailure | 'end'): void {
     if (!this.open) return;
+    // What came before the end or the break goes in first, as it would have unjoined.
+    this.flush();
     this.open = false;
     // The call is over: a later drain must not resume the connection's next request.
     this.target.off('drain', this.resume);
     if (how !== 'end') this.onBreak(how);
     else if (!this.target.destroyed) this.target.end();
   }
+
+  private flush(): void {
+    const count = this.pending.length;
+    if (count === 0) return;
+    const chunk = count === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.target.destroyed || this.target.writableEnded) return;
+    if (!this.target.write(chunk) && this.open) this.pause();
+  }
 }
+
+/** Bytes of one read joined before they are written on: a stream's default buffer. */
+const JOINED_BYTES = 64 * 1024;
 
 /**
  * `into` for a body that is already a stream (a decoded one, or the rest of

@@ -20,6 +20,8 @@ const written: number[] = [];
 const sockets = new Set<unknown>();
 /** Big answers whose connection closed before the whole answer was written. */
 let cutShort = 0;
+/** Sends the paced answer's second event. */
+let pacedNext: () => void = () => {};
 
 beforeAll(async () => {
   upstream = await startOwnUpstream((req, res) => {
@@ -51,6 +53,20 @@ beforeAll(async () => {
     } else if (req.url === '/half') {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write('data: {"n":1}\n\n', () => setTimeout(() => res.socket?.destroy(), 20));
+    } else if (req.url === '/burst' || req.url === '/paced') {
+      // Azure writes a chunk per event; a burst is several of them in one write to the socket, as one read gets them.
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const events = [1, 2, 3, 4, 5].map((n) => `data: {"n":${n}}\n\n`);
+      if (req.url === '/burst') {
+        res.cork();
+        for (const e of events) res.write(e);
+        res.uncork();
+        res.end();
+      } else {
+        // One event, then the next only once the test says the first reached its reader.
+        res.write(events[0]);
+        pacedNext = () => res.end(events[1]);
+      }
     } else if (req.url === '/zstd') {
       res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'zstd' }).end('not zstd at all');
     } else if (req.url === '/corrupt-gzip') {
@@ -120,6 +136,25 @@ describe('the upstream client\'s replies', () => {
     await new Promise((r) => sink.once('finish', r));
     expect(Buffer.concat(sink.chunks).equals(big)).toBe(true);
     expect(breaks).toEqual([]);
+  }));
+
+  it('writes the events of one read into the reader\'s stream as one chunk, and an event that comes alone at once', () => withClient(async (client) => {
+    const burst = new HeldSink();
+    burst.release();
+    (await client.send(call('/burst'))).into(burst, () => {});
+    await new Promise((r) => burst.once('finish', r));
+    // One write for the reader (and so one frame and one send to its client), not one per event.
+    expect(burst.chunks.map(String)).toEqual([[1, 2, 3, 4, 5].map((n) => `data: {"n":${n}}\n\n`).join('')]);
+
+    const paced = new HeldSink();
+    paced.release();
+    (await client.send(call('/paced'))).into(paced, () => {});
+    // The first event is the reader's before the second exists: joining never waits for more.
+    for (let i = 0; i < 100 && paced.chunks.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(paced.chunks.map(String)).toEqual(['data: {"n":1}\n\n']);
+    pacedNext();
+    await new Promise((r) => paced.once('finish', r));
+    expect(paced.chunks.map(String)).toEqual(['data: {"n":1}\n\n', 'data: {"n":2}\n\n']);
   }));
 
   it('tells the reader of an answer broken off midway, and leaves its stream unended', () => withClient(async (client) => {
