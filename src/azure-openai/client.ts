@@ -426,7 +426,8 @@ class WholeBody {
  * each chunk of a chunked answer apart, and Azure writes an event a chunk, so
  * a read of many events cost the reader a pass, and the client a write and a
  * frame, per event. The chunks are joined once the read is parsed (on the
- * next tick), so nothing waits for more to arrive.
+ * next tick), so nothing waits for more to arrive, and only while the
+ * target has room for them: no more than its buffer waits here.
  */
 class IntoSink {
   /** Until the body ended or broke: the target closing before then ends the upstream call. */
@@ -461,15 +462,15 @@ class IntoSink {
 
   /** False when the target wants no more for now. */
   write(chunk: Buffer): boolean {
-    if (this.target.destroyed) return true;
+    const target = this.target;
+    if (target.destroyed) return true;
     if (this.pending.length === 0) process.nextTick(this.flushNow);
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    // However much one read holds, no more than a stream's buffer of it waits here.
-    if (this.pendingBytes >= JOINED_BYTES) {
-      this.flush();
-      return !this.target.writableNeedDrain;
-    }
+    // Joined only while the target has room for it all. A write that fills it is made now, inside
+    // undici's read, so that the answer false stops the parser there; a pause asked for later only
+    // takes at the next chunk, and until then undici's idle timer runs against a reader held back.
+    if (target.writableNeedDrain || this.pendingBytes + target.writableLength >= target.writableHighWaterMark) return this.flush();
     return true;
   }
 
@@ -484,19 +485,19 @@ class IntoSink {
     else if (!this.target.destroyed) this.target.end();
   }
 
-  private flush(): void {
+  /** Writes what is pending; false when the target wants no more for now (the upstream is then paused). */
+  private flush(): boolean {
     const count = this.pending.length;
-    if (count === 0) return;
+    if (count === 0) return true;
     const chunk = count === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
-    if (this.target.destroyed || this.target.writableEnded) return;
-    if (!this.target.write(chunk) && this.open) this.pause();
+    if (this.target.destroyed || this.target.writableEnded) return true;
+    if (this.target.write(chunk)) return true;
+    if (this.open) this.pause();
+    return false;
   }
 }
-
-/** Bytes of one read joined before they are written on: a stream's default buffer. */
-const JOINED_BYTES = 64 * 1024;
 
 /**
  * `into` for a body that is already a stream (a decoded one, or the rest of

@@ -22,6 +22,9 @@ const sockets = new Set<unknown>();
 let cutShort = 0;
 /** Sends the paced answer's second event. */
 let pacedNext: () => void = () => {};
+/** Sends the burst (or the broken burst) the last such request waits with. */
+let sendBurst: () => void = () => {};
+const burstEvents = [1, 2, 3, 4, 5].map((n) => `data: {"n":${n}}\n\n`);
 
 beforeAll(async () => {
   upstream = await startOwnUpstream((req, res) => {
@@ -53,20 +56,33 @@ beforeAll(async () => {
     } else if (req.url === '/half') {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write('data: {"n":1}\n\n', () => setTimeout(() => res.socket?.destroy(), 20));
-    } else if (req.url === '/burst' || req.url === '/paced') {
-      // Azure writes a chunk per event; a burst is several of them in one write to the socket, as one read gets them.
+    } else if (req.url === '/burst' || req.url === '/burst-broken') {
+      // Azure writes a chunk per event; a burst is several such chunks in one write to the socket, so
+      // that one read gets them all. Sent once the test has chosen how to read, so the read is a live one.
       res.writeHead(200, { 'content-type': 'text/event-stream' });
-      const events = [1, 2, 3, 4, 5].map((n) => `data: {"n":${n}}\n\n`);
-      if (req.url === '/burst') {
-        res.cork();
-        for (const e of events) res.write(e);
-        res.uncork();
-        res.end();
-      } else {
-        // One event, then the next only once the test says the first reached its reader.
-        res.write(events[0]);
-        pacedNext = () => res.end(events[1]);
-      }
+      res.flushHeaders();
+      sendBurst = () => {
+        const frames = burstEvents.map((e) => `${Buffer.byteLength(e).toString(16)}\r\n${e}\r\n`).join('');
+        if (req.url === '/burst') {
+          res.socket!.write(frames);
+          res.end();
+        } else {
+          // A chunk size that is not hex breaks the answer within the same read as the events before it.
+          res.socket!.end(`${frames}zz\r\n`);
+        }
+      };
+    } else if (req.url === '/paced') {
+      // One event, then the next only once the test says the first reached its reader.
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(burstEvents[0]);
+      pacedNext = () => res.end(burstEvents[1]);
+    } else if (req.url === '/held-burst') {
+      // Two events that together fill a reader, a second apart from the end: an idle timer that ran
+      // while the reader held the answer back would fire in that second.
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${'a'.repeat(40 * 1024)}\n\n`);
+      setTimeout(() => res.write(`data: ${'b'.repeat(40 * 1024)}\n\n`), 100);
+      setTimeout(() => res.end(), 1300);
     } else if (req.url === '/zstd') {
       res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'zstd' }).end('not zstd at all');
     } else if (req.url === '/corrupt-gzip') {
@@ -142,19 +158,52 @@ describe('the upstream client\'s replies', () => {
     const burst = new HeldSink();
     burst.release();
     (await client.send(call('/burst'))).into(burst, () => {});
+    sendBurst();
     await new Promise((r) => burst.once('finish', r));
     // One write for the reader (and so one frame and one send to its client), not one per event.
-    expect(burst.chunks.map(String)).toEqual([[1, 2, 3, 4, 5].map((n) => `data: {"n":${n}}\n\n`).join('')]);
+    expect(burst.chunks.map(String)).toEqual([burstEvents.join('')]);
 
     const paced = new HeldSink();
     paced.release();
     (await client.send(call('/paced'))).into(paced, () => {});
     // The first event is the reader's before the second exists: joining never waits for more.
     for (let i = 0; i < 100 && paced.chunks.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(paced.chunks.map(String)).toEqual(['data: {"n":1}\n\n']);
+    expect(paced.chunks.map(String)).toEqual([burstEvents[0]]);
     pacedNext();
     await new Promise((r) => paced.once('finish', r));
-    expect(paced.chunks.map(String)).toEqual(['data: {"n":1}\n\n', 'data: {"n":2}\n\n']);
+    expect(paced.chunks.map(String)).toEqual(burstEvents.slice(0, 2));
+  }));
+
+  it('passes on the events that came before a break in the same read, then tells of the break', () => withClient(async (client) => {
+    const sink = new HeldSink();
+    sink.release();
+    let beforeBreak: string | undefined;
+    const broke = new Promise<UpstreamFailure>((resolve) => {
+      void client.send(call('/burst-broken')).then((reply) => {
+        reply.into(sink, (failure) => {
+          beforeBreak = Buffer.concat(sink.chunks).toString();
+          resolve(failure);
+        });
+        sendBurst();
+      });
+    });
+    expect(await broke).toMatchObject({ kind: 'connect' });
+    expect(beforeBreak).toBe(burstEvents.join(''));
+    expect(sink.writableEnded).toBe(false);
+  }));
+
+  it('stops the idle timer while a burst has filled the reader\'s stream, however long the reader holds it', () => withClient(async (client) => {
+    const reply = await client.send({ ...call('/held-burst'), idleTimeoutMs: 500 });
+    const sink = new HeldSink();
+    const breaks: UpstreamFailure[] = [];
+    reply.into(sink, (failure) => breaks.push(failure));
+    // Held for twice the idle timeout: the answer is only paused, not idle.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(breaks).toEqual([]);
+    sink.release();
+    await new Promise((r) => sink.once('finish', r));
+    expect(breaks).toEqual([]);
+    expect(Buffer.concat(sink.chunks).length).toBe(2 * (40 * 1024 + 8));
   }));
 
   it('tells the reader of an answer broken off midway, and leaves its stream unended', () => withClient(async (client) => {
