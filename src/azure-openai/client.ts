@@ -424,8 +424,8 @@ class WholeBody {
  * A body written into the reader's own stream, which paces the upstream.
  * What one read from the socket holds goes in as one chunk: undici hands on
  * each chunk of a chunked answer apart, and Azure writes an event a chunk, so
- * a read of many events cost the reader a pass, and the client a write and a
- * frame, per event. The chunks are joined once the read is parsed (on the
+ * a read of many events cost the reader a pass, and the response a write and
+ * a chunk frame, per event. The chunks are joined once the read is parsed (on the
  * next tick), so nothing waits for more to arrive, and only while the
  * target has room for them: no more than its buffer waits here.
  */

@@ -160,7 +160,7 @@ describe('the upstream client\'s replies', () => {
     (await client.send(call('/burst'))).into(burst, () => {});
     sendBurst();
     await new Promise((r) => burst.once('finish', r));
-    // One write for the reader (and so one frame and one send to its client), not one per event.
+    // One write for the reader (and so one chunk frame for its client), not one per event.
     expect(burst.chunks.map(String)).toEqual([burstEvents.join('')]);
 
     const paced = new HeldSink();
