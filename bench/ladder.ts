@@ -1,14 +1,17 @@
 /**
  * npm run bench:ladder — where the CPU the gateway spends beyond the floor
- * goes, part by part. Five proxies for the same chat request run in
+ * goes, part by part. Six proxies for the same chat request run in
  * processes of their own beside the simulator: the floor (node:http), then
- * the rungs of support/rungs.ts, each with one more part of the gateway
- * (undici's Pool; the gateway's upstream client; its local server and
- * request pipeline), then the gateway. The same load goes to each in turn
+ * the rungs of support/rungs.ts: the floor with undici's one-turn wait before
+ * it calls upstream, then each with one more part of the gateway (undici's
+ * Pool; the gateway's upstream client; its local server and request
+ * pipeline), then the gateway. The same load goes to each in turn
  * within a pass, each pass starting at another, and every figure is the
  * median over the passes of what each took within its pass.
  *
- * Read the steps, not the rungs: "client − undici" is what the gateway's
+ * Read the steps, not the rungs: "wait − floor" is what undici's wait does to
+ * a proxy's own CPU, "undici − wait" what undici's Pool saves over
+ * node:http's client with that wait in both, "client − undici" is what the gateway's
  * upstream client costs beyond a bare handler on undici's Pool (which neither
  * holds the upstream back for a slow client nor cancels for one that left),
  * "host −
@@ -38,12 +41,13 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const MODELS = { 'gpt-4o-mini': ['chat-a'] };
 const BODY = JSON.stringify({ model: 'gpt-4o-mini', stream: false, messages: [{ role: 'user', content: 'Hello, how are you today?' }] });
 
-const RUNGS = ['floor', 'undici', 'client', 'host', 'gateway'] as const;
+const RUNGS = ['floor', 'wait', 'undici', 'client', 'host', 'gateway'] as const;
 type Rung = (typeof RUNGS)[number];
 /** What each rung adds to the one below it. */
 const ADDS: Record<Rung, string> = {
   floor: 'node:http server and client (the calibration floor)',
-  undici: "undici's Pool in place of node:http's client",
+  wait: 'its call upstream one turn of the event loop later, as undici waits before reusing a connection',
+  undici: "undici's Pool in place of node:http's client (its wait included)",
   client: "the gateway's upstream client",
   host: "the gateway's local server and request pipeline",
   gateway: 'handlers, balancer, usage, limits: the whole gateway',
@@ -69,7 +73,7 @@ async function main(): Promise<void> {
   const procs: Partial<Record<Rung, ServiceProcess>> = {};
   try {
     procs.floor = await startThinProxyProcess(floorEnv);
-    for (const rung of ['undici', 'client', 'host'] as const) procs[rung] = await startService(rungScript, { ...floorEnv, RUNG: rung }, profileFlags(rung));
+    for (const rung of ['wait', 'undici', 'client', 'host'] as const) procs[rung] = await startService(rungScript, { ...floorEnv, RUNG: rung }, profileFlags(rung));
     procs.gateway = await startGatewayProcess({ PROXY_API_KEY: PROXY_KEY, AZURE_OPENAI_ENDPOINT: sim.url, AZURE_OPENAI_API_KEY: AZURE_KEY, MODEL_DEPLOYMENTS: JSON.stringify(MODELS) });
     const target = (rung: Rung): Target => ({ url: `${procs[rung]!.url}/v1/chat/completions`, headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body: BODY });
 
@@ -98,8 +102,7 @@ async function main(): Promise<void> {
       shareOfFloor: median(rps[rung].map((x, pass) => x / rps.floor[pass])),
       cpuMsPerRequest: median(cpu[rung]),
       machine: medianShare(machine[rung]),
-      // The floor's step would be against node:http's client, which the rungs above replace.
-      stepUs: i < 2 ? undefined : median(cpu[rung].map((x, pass) => (x - cpu[RUNGS[i - 1]][pass]) * 1000)),
+      stepUs: i === 0 ? undefined : median(cpu[rung].map((x, pass) => (x - cpu[RUNGS[i - 1]][pass]) * 1000)),
     }));
     print(results);
     mkdirSync('bench/results', { recursive: true });

@@ -50,6 +50,35 @@ export function floorServer(send: (path: string, body: Buffer, res: http.ServerR
   });
 }
 
+/**
+ * The floor's call upstream: node:http with a keep-alive agent, the answer
+ * piped back. `writeLater` makes the call one turn of the event loop later,
+ * as undici writes a request onto a keep-alive connection that sat idle
+ * (the ladder's `wait` rung: what that wait does to a proxy, apart from
+ * any client).
+ */
+export function nodeHttpSend(writeLater = false): (path: string, body: Buffer, res: http.ServerResponse) => void {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1024, maxFreeSockets: 256, scheduling: 'lifo' });
+  return (path, body, res) => {
+    const call = http.request({
+      hostname: upstream.hostname, port: upstream.port, agent, method: 'POST', path,
+      headers: { 'content-type': 'application/json', 'api-key': upstreamKey, 'content-length': body.length },
+    }, (answer) => {
+      const headers: http.OutgoingHttpHeaders = { 'content-type': answer.headers['content-type'] };
+      if (answer.headers['content-length'] !== undefined) headers['content-length'] = answer.headers['content-length'];
+      res.writeHead(answer.statusCode ?? 502, headers);
+      answer.pipe(res);
+    });
+    call.on('error', () => (res.headersSent ? res.destroy() : fail(res, 502, 'upstream failed')));
+    // A client that leaves cancels the upstream call.
+    res.on('close', () => {
+      if (!res.writableFinished) call.destroy();
+    });
+    if (writeLater) setImmediate(() => call.end(body));
+    else call.end(body);
+  };
+}
+
 /** Listens on a free loopback port and says where, as the bench's process starter waits for. */
 export function listen(server: http.Server, name: string): void {
   server.listen(0, '127.0.0.1', () => {

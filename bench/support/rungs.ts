@@ -4,8 +4,12 @@
  * rung below, so that the CPU the gateway spends beyond the floor can be
  * told apart by part. RUNG picks one:
  *
+ * - `wait`: the floor, its call upstream made one turn of the event loop
+ *   later, as undici makes a request on a keep-alive connection that sat idle
+ *   (since undici 8.4.0, GHSA-35p6-xmwp-9g52): what that wait alone does;
  * - `undici`: the floor's job with undici's Pool in place of node:http's
- *   client, and a handler of a few lines: what the upstream client is built on;
+ *   client (its wait included), and a handler of a few lines: what the
+ *   upstream client is built on;
  * - `client`: the floor's front with the gateway's own upstream client (its
  *   reply handler, timers, whole-body read) in place of that handler;
  * - `host`: the gateway's local server and request pipeline (request id,
@@ -23,7 +27,7 @@ import { readJsonObject } from '../../src/bodies/body';
 import { ClientGone, GatewayRequest, GatewayResponse } from '../../src/core/http';
 import { createGateway } from '../../src/bootstrap';
 import { LocalServer } from '../../src/local/server';
-import { fail, floorServer, listen, pathFor, proxyKey, upstream, upstreamKey } from './floor-front';
+import { fail, floorServer, listen, nodeHttpSend, pathFor, proxyKey, upstream, upstreamKey } from './floor-front';
 
 /** undici's Pool with a handler that writes the answer through as it comes. */
 function undiciRung(): http.Server {
@@ -82,7 +86,7 @@ function hostRung(): http.Server {
   return new LocalServer(gateway, [{ name: 'chatCompletions', methods: ['POST'], route: 'v1/chat/completions', auth: true, handler: passOn }]).server;
 }
 
-const rungs: Record<string, () => http.Server> = { undici: undiciRung, client: clientRung, host: hostRung };
+const rungs: Record<string, () => http.Server> = { wait: () => floorServer(nodeHttpSend(true)), undici: undiciRung, client: clientRung, host: hostRung };
 const make = rungs[process.env.RUNG ?? ''];
 if (make === undefined) throw new Error(`RUNG must be one of ${Object.keys(rungs).join(', ')}`);
 listen(make(), `${process.env.RUNG} rung`);
