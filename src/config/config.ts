@@ -34,6 +34,8 @@ export type WebPubSubSettings =
 export interface ConfigProblem {
   readonly setting: string;
   readonly message: string;
+  /** A credential Azure refused, found by the readiness check or by requests: /health says each once. */
+  readonly kind?: 'credential';
 }
 
 export interface GatewayConfig {

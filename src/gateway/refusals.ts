@@ -28,7 +28,7 @@ export function refusalProblems(config: GatewayConfig, recent: (d: Deployment) =
   }
   const problems: ConfigProblem[] = [];
   for (const [setting, models] of refused) {
-    problems.push({ setting, message: `${CREDENTIAL_WORDS[setting]} Azure OpenAI refused the gateway (401, 403 or a redirect), or it could not sign in, on every recent request to a deployment of ${[...models].join(', ')}.` });
+    problems.push({ setting, kind: 'credential', message: `${CREDENTIAL_WORDS[setting]} Azure OpenAI refused the gateway (401, 403 or a redirect), or it could not sign in, on every recent request to a deployment of ${[...models].join(', ')}.` });
   }
   if (missing.size > 0) {
     problems.push({ setting: 'MODEL_DEPLOYMENTS', message: `names deployments Azure OpenAI says do not exist (DeploymentNotFound) for ${[...missing].join(', ')}: check their names (GET /health/deployments, with a proxy key, says which), or create them.` });
@@ -38,13 +38,12 @@ export function refusalProblems(config: GatewayConfig, recent: (d: Deployment) =
 
 /** The readiness check's finding: the resource of `models` refused the credential `setting` gives, with `status`. */
 export function credentialProblem(setting: string, status: number, models: readonly string[]): ConfigProblem {
-  return { setting, message: `${CREDENTIAL_WORDS[setting]} Azure OpenAI refused it (${status}) when the gateway checked the resource that serves ${models.join(', ')}.` };
+  return { setting, kind: 'credential', message: `${CREDENTIAL_WORDS[setting]} Azure OpenAI refused it (${status}) when the gateway checked the resource that serves ${models.join(', ')}.` };
 }
 
 /** Whether a problem is about a credential Azure refused (from the readiness check or from requests). */
 export function isCredentialProblem(p: ConfigProblem): boolean {
-  const words = CREDENTIAL_WORDS[p.setting];
-  return words !== undefined && p.message.startsWith(words);
+  return p.kind === 'credential';
 }
 
 /** Refusals of one deployment, with nothing served, before /health reports its credential. */

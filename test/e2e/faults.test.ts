@@ -361,6 +361,8 @@ describe('Azure refusing the gateway\'s own configuration', () => {
       expect(err.code).toBe('upstream_misconfigured');
       // x-should-retry: false, so the SDK's two retries were not spent: one line, one try per deployment.
       expect(wrongKey.logger.entries().filter((e) => e.msg === 'request' && e.route === 'chatCompletions')).toHaveLength(1);
+      // Enough refusals for requests to report the key on their own (three a deployment).
+      for (let i = 0; i < 2; i++) expect((await sdk.chat.completions.create(hello).catch((e) => e)).code).toBe('upstream_misconfigured');
       const health = await fetch(`${wrongKey.url}/health`);
       expect(health.status).toBe(503);
       const body = await health.json();

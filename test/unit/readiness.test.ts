@@ -36,7 +36,7 @@ describe('readiness: what the gateway depends on, and whether it answers', () =>
       },
       now: () => 0,
     });
-    expect(await readiness.problems()).toContainEqual({ setting: 'AZURE_OPENAI_API_KEY', message: expect.stringMatching(/^is the key the gateway uses .* Azure OpenAI refused it \(401\) when the gateway checked the resource that serves a, b\.$/) });
+    expect(await readiness.problems()).toContainEqual({ setting: 'AZURE_OPENAI_API_KEY', kind: 'credential', message: expect.stringMatching(/^is the key the gateway uses .* Azure OpenAI refused it \(401\) when the gateway checked the resource that serves a, b\.$/) });
     // One probe per resource, with the first of its deployments.
     expect(asked).toEqual(['d1', 'd3']);
   });
