@@ -9,8 +9,10 @@ import { Timer } from './gateway/route';
  */
 export const timers = {
   realtimeSweep: { name: 'realtimeSweep', schedule: '*/2 * * * * *', everyMs: 2000, run: async (gateway) => gateway.realtime?.sweep() },
-  // Daily, at a quiet minute: rows of instances gone and of responses Azure no longer keeps, deleted a batch at a time.
-  balancerTidy: { name: 'balancerTidy', schedule: '0 17 3 * * *', everyMs: 24 * 60 * 60_000, run: tidyBalancerTable },
+  // Hourly: rows of instances gone and of responses Azure no longer keeps, a bounded batch at a time. Every
+  // Responses API call stores its response (and a holder row) by default; once a day, one batch of 5,000
+  // would fall behind any gateway storing more than that a day, and the table would grow for good.
+  balancerTidy: { name: 'balancerTidy', schedule: '0 17 * * * *', everyMs: 60 * 60_000, run: tidyBalancerTable },
 } as const satisfies Record<string, Timer>;
 
 async function tidyBalancerTable(gateway: Gateway): Promise<void> {

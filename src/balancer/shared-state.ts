@@ -71,7 +71,7 @@ const STATS_STALE_MS = 60 * 60_000;
  */
 const HOLDERS_STALE_MS = 45 * 24 * 60 * 60_000;
 /** Rows deleted in one run at most, so that a run ends well within a timer function's time; the next run goes on. */
-const TIDY_ROWS = 5000;
+export const TIDY_ROWS = 5000;
 /** How long a run may take: it pages through a table, unlike the point reads STORAGE_TIMEOUT_MS bounds. */
 const TIDY_MS = 5 * 60_000;
 

@@ -125,7 +125,7 @@ export class TableBalancerStore implements BalancerStore {
 
   async dropStale(statsBefore: number, holdersBefore: number, most: number, signal: AbortSignal): Promise<number> {
     await this.ensureTable(signal);
-    // Holders have a partition each, so that query scans the table: run rarely (a daily timer).
+    // Holders have a partition each, so that query scans the table: run rarely (an hourly timer).
     const stale = [
       odata`PartitionKey eq ${STATS} and Timestamp lt ${new Date(statsBefore)}`,
       odata`RowKey eq ${HOLDER} and Timestamp lt ${new Date(holdersBefore)}`,
