@@ -2,7 +2,7 @@ import http from 'node:http';
 import { AzureOpenAISimulator, SimCall } from './server';
 import { ReceivedUpload, parseUpload } from './uploads';
 import { SimModel } from './models';
-import { AzureValidationError, decimalRangeProblem, invalid, missing } from './requests';
+import { AzureValidationError, decimalRangeProblem, invalid, missing, quotedList, unsupportedValue } from './requests';
 
 export type { ReceivedUpload } from './uploads';
 
@@ -69,7 +69,7 @@ const TRANSCRIPT_FORMATS = ['json', 'text', 'srt', 'verbose_json', 'vtt'];
 
 function transcriptFormatProblem(format: string | undefined): AzureValidationError | undefined {
   if (format === undefined || TRANSCRIPT_FORMATS.includes(format)) return undefined;
-  return invalid(`Invalid value: '${format}'. Supported values are: ${TRANSCRIPT_FORMATS.map((f) => `'${f}'`).join(', ')}.`, 'response_format', 'invalid_value');
+  return unsupportedValue(format, quotedList(TRANSCRIPT_FORMATS), 'response_format');
 }
 
 function temperatureProblem(text: string | undefined): AzureValidationError | undefined {
@@ -129,7 +129,7 @@ function speechProblem(body: Record<string, unknown>, model: SimModel): AzureVal
 function voiceProblem(voice: unknown, voices: readonly string[]): AzureValidationError | undefined {
   if (voice === undefined || voice === null) return missing('voice');
   if (typeof voice === 'string' && voices.includes(voice)) return undefined;
-  return invalid(`Invalid value: '${String(voice)}'. Supported values are: ${voices.map((v) => `'${v}'`).join(', ')}.`, 'voice', 'invalid_value');
+  return unsupportedValue(voice, quotedList(voices), 'voice');
 }
 
 function speedProblem(speed: unknown): AzureValidationError | undefined {

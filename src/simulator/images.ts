@@ -5,7 +5,7 @@ import { AzureOpenAISimulator, SimCall } from './server';
 import { ReceivedFile, parseUpload } from './uploads';
 import { countTokens } from './content';
 import { SimModel } from './models';
-import { AzureValidationError, invalid, missing, typeName } from './requests';
+import { AzureValidationError, invalid, missing, quotedList, typeName, unsupportedValue } from './requests';
 
 /**
  * Azure's image operations for gpt-image-1 (azure-ai-docs how-to/dall-e.md):
@@ -36,7 +36,7 @@ function checkOptions(get: (name: string) => unknown, model: SimModel): AzureVal
 function sizeProblem(size: unknown, model: SimModel): AzureValidationError | undefined {
   const sizes = model.imageSizes ?? [];
   if (size === undefined || size === null || sizes.includes(String(size))) return undefined;
-  return invalid(`Invalid value: '${String(size)}'. Supported values are: ${sizes.map((s) => `'${s}'`).join(', ')}.`, 'size', 'invalid_value');
+  return unsupportedValue(size, quotedList(sizes), 'size');
 }
 
 /** "partial_images … a value between 0 and 3" (dall-e.md, Streaming); the refusal's wording is ours. */

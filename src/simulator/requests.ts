@@ -38,7 +38,7 @@ export function chatRequestProblem(body: Record<string, unknown>): AzureValidati
     if (typeof m !== 'object' || m === null || Array.isArray(m)) return invalid(`Invalid type for 'messages[${i}]': expected an object, but got ${typeName(m)} instead.`, `messages[${i}]`, 'invalid_type');
     if (m.role === undefined) return missing(`messages[${i}].role`);
     if (typeof m.role !== 'string' || !ROLES.includes(m.role)) {
-      return invalid(`Invalid value: '${String(m.role)}'. Supported values are: ${ROLES.map((r) => `'${r}'`).join(', ')}.`, `messages[${i}].role`, 'invalid_value');
+      return unsupportedValue(m.role, quotedList(ROLES), `messages[${i}].role`);
     }
     const problem = contentProblem(m, i);
     if (problem) return problem;
@@ -103,6 +103,16 @@ function isSet(v: unknown): boolean {
   return v !== undefined && v !== null;
 }
 
+/** OpenAI's refusal of a value outside its list (`supported`, the list as written: supportedValues or quotedList). */
+export function unsupportedValue(value: unknown, supported: string, param: string): AzureValidationError {
+  return invalid(`Invalid value: '${String(value)}'. Supported values are: ${supported}.`, param, 'invalid_value');
+}
+
+/** The values quoted and joined by commas alone: 'a', 'b', 'c'. */
+export function quotedList(values: readonly string[]): string {
+  return values.map((v) => `'${v}'`).join(', ');
+}
+
 /** OpenAI's list of supported values: 'a', 'a' and 'b', 'a', 'b', and 'c'. */
 function supportedValues(values: readonly string[]): string {
   const quoted = values.map((v) => `'${v}'`);
@@ -143,7 +153,7 @@ function contentProblem(m: Record<string, unknown>, i: number): AzureValidationE
     // "Missing required parameter: 'messages[3].content[0].type'." from OpenAI (langchain-ai/langgraphjs#506, neuron-core/neuron-ai#292).
     if (part.type === undefined) return missing(`${partAt}.type`);
     // "Invalid value: 'image'. Supported values are: 'text' and 'image_url'." with param messages[0].content[1].type (aallam/openai-kotlin#320).
-    if (typeof part.type !== 'string' || !allowed.includes(part.type)) return invalid(`Invalid value: '${String(part.type)}'. Supported values are: ${supportedValues(allowed)}.`, `${partAt}.type`, 'invalid_value');
+    if (typeof part.type !== 'string' || !allowed.includes(part.type)) return unsupportedValue(part.type, supportedValues(allowed), `${partAt}.type`);
     if (part.type === 'text' && typeof part.text !== 'string') return part.text === undefined ? missing(`${partAt}.text`) : invalid(`Invalid type for '${partAt}.text': expected a string, but got ${typeName(part.text)} instead.`, `${partAt}.text`, 'invalid_type');
     if (part.type === 'image_url' && typeof (part.image_url as { url?: unknown } | undefined)?.url !== 'string') return missing(`${partAt}.image_url.url`);
   }
