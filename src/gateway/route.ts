@@ -24,6 +24,11 @@ export interface Route {
   readonly logSuccess?: boolean;
 }
 
+/** Whether a route takes a method: only those its entry lists (HEAD too only where it says so), as the Functions host registers them. */
+export function takesMethod(route: Route, method: string): boolean {
+  return route.methods.includes(method as HttpMethod);
+}
+
 /**
  * Work on a schedule rather than a request: a timer-triggered function on
  * Azure (one run at a time across instances), an interval on the local host.

@@ -1,6 +1,6 @@
 import { openAIPathOf } from '../azure-openai/wire';
 import { clip, methodNotAllowed, notFound } from '../core/errors';
-import { Handler, HttpMethod, Route } from '../gateway/route';
+import { Handler, Route, takesMethod } from '../gateway/route';
 import { Router } from '../gateway/router';
 import { unservedOperation } from './unmatched';
 
@@ -20,7 +20,7 @@ export function azurePaths(targets: readonly Route[]): Handler {
     if (target === undefined || match === undefined) {
       throw notFound(`Unknown request URL: ${req.method} ${clip(req.path)}. Azure-style paths are /openai/deployments/{model}/{operation}, /openai/v1/{operation} and /openai/responses.`, 'unknown_url');
     }
-    if (!match.route.methods.includes(req.method as HttpMethod)) throw unservedOperation(req.method, target.path, req.path) ?? methodNotAllowed(req.method, match.route.methods);
+    if (!takesMethod(match.route, req.method)) throw unservedOperation(req.method, target.path, req.path) ?? methodNotAllowed(req.method, match.route.methods);
     ctx.route = match.route.name;
     // The deployment segment names one of the gateway's models: it wins over any `model` in the body.
     const params = target.deployment === undefined ? match.params : { ...match.params, model: target.deployment };

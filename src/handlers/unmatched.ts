@@ -9,10 +9,14 @@ import { Router } from '../gateway/router';
  */
 const UNSERVED = new Set(['/v1/responses/input_tokens', '/v1/responses/compact']);
 
+/** A path as the known ones are spelt: lower case, without a trailing slash. */
+function normalised(path: string): string {
+  return (path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
+}
+
 /** The 404 for an OpenAI operation the gateway does not serve, at its OpenAI path (`shown`: the path as the client sent it). */
 export function unservedOperation(method: string, path: string, shown = path): GatewayError | undefined {
-  const trimmed = (path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
-  return UNSERVED.has(trimmed) ? notFound(`${method} ${clip(shown)} is an OpenAI operation this gateway does not serve.`, 'unknown_url') : undefined;
+  return UNSERVED.has(normalised(path)) ? notFound(`${method} ${clip(shown)} is an OpenAI operation this gateway does not serve.`, 'unknown_url') : undefined;
 }
 
 /** Why no route takes a request: its path names none (404), or the route it names takes other methods (405). */
@@ -20,9 +24,8 @@ export function refusalFor(router: Router, method: string, path: string): Gatewa
   const match = router.match(path);
   const unserved = unservedOperation(method, path);
   if (unserved !== undefined) return unserved;
-  const trimmed = (path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
   // OpenAI's realtime WebSocket address: here a session starts with a request that gives the address to connect to.
-  if (trimmed === '/v1/realtime') return notFound('Realtime sessions start with POST /v1/realtime/client_secrets (or /v1/realtime/sessions), whose answer gives the WebSocket URL to connect to.', 'unknown_url');
+  if (normalised(path) === '/v1/realtime') return notFound('Realtime sessions start with POST /v1/realtime/client_secrets (or /v1/realtime/sessions), whose answer gives the WebSocket URL to connect to.', 'unknown_url');
   if (match === undefined) return notFound(`Unknown request URL: ${method} ${clip(path)}. Check the path (the base URL should end in /v1).`, 'unknown_url');
   return methodNotAllowed(method, match.route.methods);
 }

@@ -6,7 +6,7 @@ import { refusalFor } from '../handlers/unmatched';
 import { Gateway } from '../gateway/gateway';
 import { ClientGone, GatewayRequest, GatewayResponse } from '../core/http';
 import { serve } from '../gateway/pipeline';
-import { Route } from '../gateway/route';
+import { Route, takesMethod } from '../gateway/route';
 import { Router } from '../gateway/router';
 import { DirectOptions, DirectRealtime } from '../realtime/direct';
 import { CorsPolicy } from './cors';
@@ -157,7 +157,7 @@ export class LocalServer {
     if (path === REALTIME_PATH && this.gateway.directRealtime) {
       // The direct socket's address, asked without an upgrade.
       response = await this.refuse(upgradeRequired(`${clip(request.method)} ${REALTIME_PATH} is a WebSocket endpoint: connect to it with a WebSocket client (Upgrade: websocket), as the README's realtime section shows.`), request);
-    } else if (match === undefined || !match.route.methods.includes(request.method as never)) {
+    } else if (match === undefined || !takesMethod(match.route, request.method)) {
       response = await this.refuse(refusalFor(this.router, request.method, path), request);
     } else {
       response = await serve(match.route, request, this.gateway);
