@@ -62,13 +62,13 @@ export class OwnedSession {
   /** Charges the tokens of each of Azure's response.done to the key that started the session. */
   private readonly countUsage: (fromAzure: boolean, type: string, text: string) => void;
 
-  /** The named key that started the session, for its log lines (undefined for an unnamed one). */
-  private readonly keyName: string | undefined;
+  /** What every line of the session carries: its connection, the named key that started it (none for an unnamed one) and its model. */
+  private readonly who: { readonly connectionId: string; readonly key: string | undefined; readonly model: string };
 
   constructor(private readonly ctx: SessionContext, rec: Pick<SessionRecord, 'connectionId' | 'model' | 'keyName'> & { config?: string }, etag: string) {
     this.connectionId = rec.connectionId;
     this.model = rec.model;
-    this.keyName = rec.keyName || undefined;
+    this.who = { connectionId: rec.connectionId, key: rec.keyName || undefined, model: rec.model };
     this.countUsage = realtimeUsage(ctx.gateway.limits, () => ctx.gateway.keyNamed(rec.keyName), rec.model);
     this.etag = etag;
     // The settings the session was created with, as if its client had sent them first.
@@ -95,10 +95,10 @@ export class OwnedSession {
           this.relay.toAzure(event);
         }
       }
-      this.ctx.logger.log('info', { msg: 'realtime session started', connectionId: this.connectionId, key: this.keyName, model: this.model, deployment: tries.at(-1)?.deployment, tried: tries.length });
+      this.ctx.logger.log('info', { msg: 'realtime session started', ...this.who, deployment: tries.at(-1)?.deployment, tried: tries.length });
       this.flushEarly();
     } catch (err) {
-      this.ctx.logger.log('warn', { msg: 'realtime: Azure refused the session', connectionId: this.connectionId, key: this.keyName, model: this.model, tries, error: refusalReason(err) });
+      this.ctx.logger.log('warn', { msg: 'realtime: Azure refused the session', ...this.who, tries, error: refusalReason(err) });
       await this.failClient(err);
     }
   }
@@ -165,7 +165,7 @@ export class OwnedSession {
     if (this.done) return;
     this.stop();
     this.relay?.end(reason);
-    if (!this.relay) this.ctx.logger.log('info', { msg: 'realtime session ended', connectionId: this.connectionId, key: this.keyName, model: this.model, reason });
+    if (!this.relay) this.ctx.logger.log('info', { msg: 'realtime session ended', ...this.who, reason });
     void this.ctx.store.remove(this.connectionId).catch((err) => this.ctx.logger.log('warn', { msg: 'realtime: could not remove a session record', error: describeError(err) }));
     if (closeClient) void this.ctx.service.closeConnection(this.connectionId, 'realtime session ended').catch(() => {});
   }
@@ -193,7 +193,7 @@ export class OwnedSession {
   }
 
   private onRelayEnd(reason: EndReason): void {
-    this.ctx.logger.log('info', { msg: 'realtime session ended', connectionId: this.connectionId, key: this.keyName, model: this.model, reason });
+    this.ctx.logger.log('info', { msg: 'realtime session ended', ...this.who, reason });
     if (reason === 'moved' || this.done) return;
     this.end(reason, reason !== 'client closed');
   }
