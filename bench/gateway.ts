@@ -253,7 +253,7 @@ function printReport(report: Report, measured: readonly Proxy[]): void {
   lines.push('', row(['per request and per stream', 'direct', ...measured]), rule(measured.length + 2));
   for (const load of report.loads ?? []) {
     const { cpuMsPerRequest, machine } = load;
-    const name = loadName(load).replace('chat, ', '');
+    const name = loadName(load);
     lines.push(row([`CPU per request, ${name}`, '', ...measured.map((p) => `${ms(cpuMsPerRequest[p]!)} ms`)]));
     lines.push(row([`simulator + load generator CPU per request, ${name}`, ...paths.map((p) => `${ms(machine[p].othersMsPerRequest)} ms`)]));
     lines.push(row([`idle cores, ${name}`, ...paths.map((p) => machine[p].idleCores.toFixed(2))]));
