@@ -19,7 +19,10 @@
  * as "baseline" (to compare a change with what it changes, in one run). A
  * second gateway, "limits", serves the same requests for a named key with
  * rpm, tpm and token quotas (never reached), so the cost of limits on the hot
- * path is read beside the same gateway without them.
+ * path is read beside the same gateway without them. BENCH_CONTROL=1 adds
+ * "control", a second process of the floor itself: its share of the floor's
+ * throughput can only differ from 100% by the run's noise, so it says how far
+ * any other ratio of the same run can be trusted.
  *
  * Beside each proxy's CPU per request it reports the rest of the machine
  * (support/machine.ts): the CPU the simulator and the load generator spent per
@@ -54,10 +57,11 @@ const LOADS = [
 const OPEN_STREAMS = Number(process.env.BENCH_OPEN_STREAMS ?? 1000);
 const STREAMED_REQUESTS = Number(process.env.BENCH_STREAMED ?? 400);
 const BASELINE = process.env.BENCH_BASELINE;
+const CONTROL = process.env.BENCH_CONTROL === '1';
 const PROCESSES = Math.max(1, Number(process.env.BENCH_PROCESSES ?? 1));
 const MODELS = { 'gpt-4o-mini': ['chat-a'] };
 
-type Proxy = 'floor' | 'gateway' | 'limits' | 'baseline';
+type Proxy = 'floor' | 'gateway' | 'limits' | 'baseline' | 'control';
 type PathName = 'direct' | Proxy;
 
 interface LoadRow {
@@ -95,12 +99,14 @@ async function main() {
     return started;
   };
   try {
-    proxies.floor = await start((name) => startThinProxyProcess({ FLOOR_KEY: PROXY_KEY, FLOOR_UPSTREAM: sim.url, FLOOR_UPSTREAM_KEY: AZURE_KEY, FLOOR_MODELS: JSON.stringify(MODELS) }, name), 'floor');
+    const floorEnv = { FLOOR_KEY: PROXY_KEY, FLOOR_UPSTREAM: sim.url, FLOOR_UPSTREAM_KEY: AZURE_KEY, FLOOR_MODELS: JSON.stringify(MODELS) };
+    proxies.floor = await start((name) => startThinProxyProcess(floorEnv, name), 'floor');
     proxies.gateway = await start((name) => startGatewayProcess(gatewayEnv, undefined, name), 'gateway');
     // Limits high enough never to refuse: what is measured is their bookkeeping on every request.
     const limited = [{ name: 'bench', key: PROXY_KEY, rpm: 1e9, tpm: 1e12, tokensPerDay: 1e13, tokensPerMonth: 1e14 }];
     proxies.limits = await start((name) => startGatewayProcess({ ...gatewayEnv, PROXY_API_KEY: '', PROXY_KEYS: JSON.stringify(limited) }, undefined, name), 'limits');
     if (BASELINE) proxies.baseline = await start((name) => startGatewayProcess(gatewayEnv, BASELINE, name), 'baseline');
+    if (CONTROL) proxies.control = await start((name) => startThinProxyProcess(floorEnv, name), 'control');
     const measured = Object.keys(proxies) as Proxy[];
     const paths: PathName[] = ['direct', ...measured];
     /** The request for a path, sent to its `which`-th process. */
@@ -139,6 +145,7 @@ async function main() {
       const ratio = (a: PathName, b: PathName) => median(runs[a].map((run, r) => run.rps / runs[b][r].rps));
       const pairs: [PathName, PathName][] = [...measured.map((p): [PathName, PathName] => [p, 'direct']), ['gateway', 'floor'], ['limits', 'gateway']];
       if (BASELINE) pairs.push(['gateway', 'baseline']);
+      if (CONTROL) pairs.push(['control', 'floor']);
       report.loads.push({
         connections,
         streamed,
@@ -152,7 +159,7 @@ async function main() {
     if (STREAMED_REQUESTS > 0) report.streamed = await streamed(paths, target);
     if (OPEN_STREAMS > 0) {
       report.openStreams = {};
-      for (const p of measured) if (p !== 'limits') report.openStreams[p] = await openStreams(sim.url, target(p, true), proxies[p]![0]);
+      for (const p of measured) if (p !== 'limits' && p !== 'control') report.openStreams[p] = await openStreams(sim.url, target(p, true), proxies[p]![0]);
     }
 
     printReport(report, measured);
@@ -221,10 +228,11 @@ async function openStreams(simUrl: string, target: Target, proxy: ServiceProcess
 /** Prints the run as the README's tables: throughput, added latency, streaming, CPU (the rest of the machine's too) and memory. */
 function printReport(report: Report, measured: readonly Proxy[]): void {
   const hasBaseline = measured.includes('baseline');
+  const hasControl = measured.includes('control');
   const paths: PathName[] = ['direct', ...measured];
   const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
   const rule = (n: number) => row(Array(n).fill('---'));
-  const throughputHead = ['load', 'direct', ...measured, ...measured.map((p) => `${p} / direct`), 'gateway / floor', 'limits / gateway', ...(hasBaseline ? ['gateway / baseline'] : [])];
+  const throughputHead = ['load', 'direct', ...measured, ...measured.map((p) => `${p} / direct`), 'gateway / floor', 'limits / gateway', ...(hasBaseline ? ['gateway / baseline'] : []), ...(hasControl ? ['control / floor'] : [])];
   const latencyHead = ['added over direct, p50 / p99', ...measured, 'gateway − floor', 'limits − gateway'];
   const lines = [row(throughputHead), rule(throughputHead.length)];
   for (const load of report.loads ?? []) {
@@ -233,7 +241,7 @@ function printReport(report: Report, measured: readonly Proxy[]): void {
     lines.push(row([
       loadName(load), rps(results.direct.rps), ...measured.map((p) => rps(results[p].rps)),
       ...measured.map((p) => ratio(p, 'direct')), ratio('gateway', 'floor'), ratio('limits', 'gateway'),
-      ...(hasBaseline ? [ratio('gateway', 'baseline')] : []),
+      ...(hasBaseline ? [ratio('gateway', 'baseline')] : []), ...(hasControl ? [ratio('control', 'floor')] : []),
     ]));
   }
   lines.push('', row(latencyHead), rule(latencyHead.length));
