@@ -10,8 +10,8 @@ import { Timer } from './gateway/route';
 export const timers = {
   realtimeSweep: { name: 'realtimeSweep', schedule: '*/2 * * * * *', everyMs: 2000, run: async (gateway) => gateway.realtime?.sweep() },
   // Hourly: rows of instances gone and of responses Azure no longer keeps, a bounded batch at a time. Every
-  // Responses API call stores its response (and a holder row) by default; once a day, one batch of 5,000
-  // would fall behind any gateway storing more than that a day, and the table would grow for good.
+  // Responses API call stores its response (and a holder row) by default; a run a day would fall behind any
+  // gateway storing more than one batch a day, and the table would grow for good.
   balancerTidy: { name: 'balancerTidy', schedule: '0 17 * * * *', everyMs: 60 * 60_000, run: tidyBalancerTable },
 } as const satisfies Record<string, Timer>;
 

@@ -3,6 +3,7 @@ import { TableOnce, isStatus, lostRace, pauseAfterRace } from '../core/table';
 import { Cooldown, SkipReason } from './cooldowns';
 import { Buckets } from './stats';
 import { BalancerStore, Reservation } from './store';
+import { staleRows, TableTidy } from './table-tidy';
 
 const CURSOR = 'cursor';
 const HEALTH = 'health';
@@ -35,7 +36,8 @@ export class TableBalancerStore implements BalancerStore {
   private readonly table: TableClient;
   private readonly once: TableOnce;
 
-  constructor(table: TableClient) {
+  /** `tidyPageSize`: rows per page of the tidy's scan, for tests (the service's own pages are up to 1,000). */
+  constructor(table: TableClient, private readonly options: { readonly tidyPageSize?: number } = {}) {
     this.table = table;
     this.once = new TableOnce(table);
   }
@@ -125,26 +127,7 @@ export class TableBalancerStore implements BalancerStore {
 
   async dropStale(statsBefore: number, holdersBefore: number, most: number, signal: AbortSignal): Promise<number> {
     await this.ensureTable(signal);
-    // Holders have a partition each, so that query scans the table: run rarely (an hourly timer).
-    const stale = [
-      odata`PartitionKey eq ${STATS} and Timestamp lt ${new Date(statsBefore)}`,
-      odata`RowKey eq ${HOLDER} and Timestamp lt ${new Date(holdersBefore)}`,
-    ];
-    let dropped = 0;
-    for (const filter of stale) {
-      for await (const e of this.table.listEntities({ queryOptions: { filter, select: ['PartitionKey', 'RowKey'] }, abortSignal: signal })) {
-        if (dropped >= most) return dropped;
-        try {
-          // Only as read: a row written again since the query (an instance back at work) is not stale.
-          await this.table.deleteEntity(e.partitionKey!, e.rowKey!, { etag: e.etag, abortSignal: signal });
-          dropped++;
-        } catch (err) {
-          // Written again, or deleted by another instance tidying too.
-          if (!isStatus(err, 404) && !isStatus(err, 412)) throw err;
-        }
-      }
-    }
-    return dropped;
+    return new TableTidy(this.table, most, signal, this.options.tidyPageSize).run(staleRows(STATS, HOLDER, statsBefore, holdersBefore));
   }
 
   private async readCursor(rowKey: string, signal: AbortSignal): Promise<{ next: number; etag: string } | undefined> {

@@ -46,3 +46,29 @@ describe('tidying the balancer table', () => {
     expect((await store.readCooldowns(Date.now(), signal)).get('chat-a')).toMatchObject({ reason: '429' });
   });
 });
+
+describe('tidying a table too large for one run', () => {
+  it('goes on where the last run stopped, so rows deep in the table are reached, and starts over at the end', async () => {
+    const table = TableClient.fromConnectionString(azurite.connectionString, 'tidyresume', { allowInsecureConnection: true });
+    // Pages of two rows stand in for the service's pages of a thousand.
+    const store = new TableBalancerStore(table, { tidyPageSize: 2 });
+    const signal = new AbortController().signal;
+    const ids = Array.from({ length: 10 }, (_, i) => `resp_${i}`);
+    for (const id of ids) await store.writeHolder(id, 'chat-a', signal);
+    const future = Date.now() + 60_000;
+    const left = async () => (await Promise.all(ids.map(async (id) => ((await store.readHolder(id, signal)) === undefined ? [] : [id])))).flat();
+
+    expect(await store.dropStale(future, future, 3, signal)).toBe(3);
+    expect(await left()).toEqual(ids.slice(3));
+    // A stale row written near the top after the first run: a run that started at the top again would take it first.
+    await store.writeHolder('resp_0a', 'chat-a', signal);
+    expect(await store.dropStale(future, future, 3, signal)).toBe(3);
+    expect(await left()).toEqual(ids.slice(6));
+    expect(await store.readHolder('resp_0a', signal)).toBe('chat-a');
+    // The rest of the table, then the top again once the scan has passed the end.
+    expect(await store.dropStale(future, future, 100, signal)).toBe(4);
+    expect(await store.readHolder('resp_0a', signal)).toBe('chat-a');
+    expect(await store.dropStale(future, future, 100, signal)).toBe(1);
+    expect(await store.readHolder('resp_0a', signal)).toBeUndefined();
+  });
+});
