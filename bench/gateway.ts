@@ -22,7 +22,10 @@
  * path is read beside the same gateway without them. BENCH_CONTROL=1 adds
  * "control", a second process of the floor itself: its share of the floor's
  * throughput can only differ from 100% by the run's noise, so it says how far
- * any other ratio of the same run can be trusted.
+ * any other ratio of the same run can be trusted. BENCH_UPSTREAM_MS (default
+ * 0) makes the simulator wait that long before each answer, as Azure's
+ * answers take time: give it more connections (BENCH_CONNECTIONS) to keep
+ * the machine busy.
  *
  * Beside each proxy's CPU per request it reports the rest of the machine
  * (support/machine.ts): the CPU the simulator and the load generator spent per
@@ -58,6 +61,7 @@ const OPEN_STREAMS = Number(process.env.BENCH_OPEN_STREAMS ?? 1000);
 const STREAMED_REQUESTS = Number(process.env.BENCH_STREAMED ?? 400);
 const BASELINE = process.env.BENCH_BASELINE;
 const CONTROL = process.env.BENCH_CONTROL === '1';
+const UPSTREAM_MS = Number(process.env.BENCH_UPSTREAM_MS ?? 0);
 const PROCESSES = Math.max(1, Number(process.env.BENCH_PROCESSES ?? 1));
 const MODELS = { 'gpt-4o-mini': ['chat-a'] };
 
@@ -81,6 +85,8 @@ interface Report {
   readonly date: string;
   readonly durationMs: number;
   readonly rounds: number;
+  /** BENCH_UPSTREAM_MS: how long the simulator waited before each answer. */
+  readonly upstreamMs: number;
   loads?: LoadRow[];
   streamed?: Record<PathName, StreamTimes>;
   openStreams?: Partial<Record<Proxy, HeldStreams>>;
@@ -90,6 +96,7 @@ const chatBody = (stream: boolean) => JSON.stringify({ model: 'gpt-4o-mini', str
 
 async function main() {
   const sim = await startSimulatorProcess(AZURE_KEY);
+  if (UPSTREAM_MS > 0) await slowDown(sim.url, 'chat-a', UPSTREAM_MS);
   const gatewayEnv = { PROXY_API_KEY: PROXY_KEY, AZURE_OPENAI_ENDPOINT: sim.url, AZURE_OPENAI_API_KEY: AZURE_KEY, MODEL_DEPLOYMENTS: JSON.stringify(MODELS) };
   const proxies: Partial<Record<Proxy, ServiceProcess[]>> = {};
   /** BENCH_PROCESSES of one proxy, the first named as before and the others numbered (their CPU profiles too). */
@@ -114,7 +121,7 @@ async function main() {
       ? { url: `${sim.url}/openai/deployments/chat-a/chat/completions?api-version=2025-04-01-preview`, headers: { 'api-key': AZURE_KEY, 'content-type': 'application/json' }, body: chatBody(stream) }
       : { url: `${proxies[path]![which].url}/v1/chat/completions`, headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body: chatBody(stream) };
 
-    const report: Report = { date: new Date().toISOString(), durationMs: DURATION_MS, rounds: ROUNDS };
+    const report: Report = { date: new Date().toISOString(), durationMs: DURATION_MS, rounds: ROUNDS, upstreamMs: UPSTREAM_MS };
     // Warm every path (JIT, connection pools), streamed too: 400 streams timed on a cold streaming path measured V8, not the gateway.
     for (const path of paths) {
       for (let i = 0; i < (path === 'direct' ? 1 : PROCESSES); i++) {
@@ -169,6 +176,12 @@ async function main() {
     for (const started of Object.values(proxies)) for (const p of started) await p.stop();
     await sim.stop();
   }
+}
+
+/** Every answer of a deployment comes `ms` late (the simulator's control surface, which the bench's simulator serves). */
+async function slowDown(simUrl: string, deployment: string, ms: number): Promise<void> {
+  const res = await fetch(`${simUrl}/_simulator/deployments/${deployment}/behaviour`, { method: 'POST', body: JSON.stringify({ mode: 'ok', delayMs: ms }) });
+  if (res.status !== 204) throw new Error(`the simulator refused the delay (${res.status})`);
 }
 
 /** The pass whose throughput is the median (the lower middle of an even count). */
