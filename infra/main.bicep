@@ -113,7 +113,7 @@ module app 'modules/app.bicep' = {
     deploymentContainer: deploymentContainer
     insightsConnectionString: monitoring.outputs.connectionString
     settings: {
-      AZURE_OPENAI_ENDPOINT: 'https://${openAiAccountName}.openai.azure.com'
+      AZURE_OPENAI_ENDPOINT: openAiRole.outputs.endpoint
       MODEL_DEPLOYMENTS: modelDeployments
       KEY_VAULT_URL: keyVault.outputs.uri
       BALANCER_TABLE: balancerTable

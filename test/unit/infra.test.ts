@@ -89,6 +89,27 @@ describe('the deployment template', () => {
     for (const p of params.filter((x) => x.required)) expect(Object.keys(file), `required ${p.name} missing`).toContain(p.name);
   });
 
+  it('stores the proxy keys azd is given, and never the parameters file\'s placeholder the Azure CLI passes as written', () => {
+    const file = JSON.parse(read('infra/main.parameters.json')).parameters as Record<string, { value: unknown }>;
+    // azd fills ${VAR} in the parameters file from its environment (azd env set PROXY_API_KEYS ...).
+    expect(file.proxyApiKeys.value).toBe('${PROXY_API_KEYS}');
+    const vault = read('infra/modules/keyvault.bicep');
+    expect(vault).toMatch(/^var keysGiven = !empty\(proxyApiKeys\) && !startsWith\(proxyApiKeys, '\\\$\{'\)$/m);
+    expect(vault).toMatch(/resource proxyKeys 'Microsoft\.KeyVault\/vaults\/secrets@[\d-]+' = if \(keysGiven\) \{\n {2}parent: vault\n {2}name: 'proxy-api-key'/);
+    expect(read('README.md')).toContain("azd env set PROXY_API_KEYS '<a long random key>'");
+  });
+
+  it('points the gateway at the Azure OpenAI resource\'s own host name, not one built from its resource name', () => {
+    expect(read('infra/modules/openai-role.bicep')).toMatch(/^output endpoint string = 'https:\/\/\$\{openAi\.properties\.customSubDomainName\}\.openai\.azure\.com'$/m);
+    expect(read('infra/main.bicep')).toMatch(/^ {6}AZURE_OPENAI_ENDPOINT: openAiRole\.outputs\.endpoint$/m);
+  });
+
+  it('keeps every log line from Application Insights\' sampling: the dashboard counts requests and tokens from them', () => {
+    const host = JSON.parse(read('host.json')) as { logging: { applicationInsights: { samplingSettings: { isEnabled: boolean; excludedTypes?: string } } } };
+    const sampling = host.logging.applicationInsights.samplingSettings;
+    if (sampling.isEnabled) expect(sampling.excludedTypes?.split(';')).toEqual(expect.arrayContaining(['Request', 'Trace']));
+  });
+
   it('uses only resource API versions Azure documents', () => {
     const uses = [...allBicep.matchAll(/'(Microsoft\.[A-Za-z]+\/[A-Za-z/]+)@([0-9-]+(?:-preview)?)'/g)];
     expect(uses.length).toBeGreaterThan(10);
