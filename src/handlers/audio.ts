@@ -36,7 +36,7 @@ export const audioSpeech: Handler = async (req, gateway, ctx) => {
     operation: 'audio/speech',
     contentType: 'application/json',
     accept: '*/*',
-    estimate: estimateTokens(raw.length, value),
+    estimate: estimateTokens(raw, value),
     body: (d) => (usesModelField(d) ? withModel(d.deployment) : raw),
     respond: (reply) => passThrough(reply, ctx, false),
   });

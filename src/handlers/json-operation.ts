@@ -39,7 +39,7 @@ export function jsonOperation(operation: string): Handler {
       contentType: 'application/json',
       accept: streamed ? 'text/event-stream' : 'application/json',
       affinityKey: promptCacheKey(value),
-      estimate: estimateTokens(raw.length, value),
+      estimate: estimateTokens(raw, value),
       body,
       respond: (reply): GatewayResponse | Promise<GatewayResponse> => {
         const type = reply.headers['content-type'] ?? 'application/json';

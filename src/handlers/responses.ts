@@ -30,7 +30,7 @@ export const createResponse: Handler = async (req, gateway, ctx) => {
   ctx.model = model;
   const streamed = value.stream === true;
   const stored = value.store !== false;
-  const estimate = estimateTokens(raw.length, value);
+  const estimate = estimateTokens(raw, value);
   /** `found`: a named object the gateway had no record of, recorded where it turned out to be. */
   const spec = (found?: StoredObject): ForwardSpec => ({
     operation: 'responses',

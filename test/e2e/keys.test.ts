@@ -196,6 +196,19 @@ describe('limits shared by instances through Table Storage', () => {
     expect(refusedLines).toHaveLength(2); // one for the fetch, one for the SDK: no retries
   });
 
+  it('a photo sent inline is admitted on what it costs a model, not on the size of its base64', async () => {
+    // Before, a quarter of the body's bytes: this 450 KB photo was 153,000 tokens, refused for good by a tpm of 20,000.
+    const h = await gateway([{ name: 'team-a', key: TEAM_KEY, tpm: 20_000 }]);
+    const photo = `data:image/png;base64,${Buffer.alloc(450 * 1024, 7).toString('base64')}`;
+    const sdk = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: TEAM_KEY, maxRetries: 0 });
+    const { data, response } = await sdk.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'What is in this picture?' }, { type: 'image_url', image_url: { url: photo } }] }],
+    }).withResponse();
+    expect(data.choices[0].message.content).toBeTruthy();
+    expect(response.headers.get('x-ratelimit-limit-tokens')).toBe('20000');
+  });
+
   for (const n of [2, 4]) {
     it(`${n} instances under concurrent load never pass rpm, nor tokensPerDay with requests that set max_tokens`, async () => {
       const hs = await instances(n, [{ name: 'team-a', key: TEAM_KEY, tokensPerDay: 2000 }, { name: 'team-b', key: OPS_KEY, rpm: 40 }]);

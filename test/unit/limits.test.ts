@@ -102,10 +102,37 @@ describe('requests per minute, shared by instances', () => {
 
 describe('tokens: admitted on an estimate, settled with the real count', () => {
   it('estimates a quarter of the body bytes plus the answer\'s cap, times n', () => {
-    expect(estimateTokens(400, { max_tokens: 50 })).toEqual({ prompt: 100, output: 50 });
-    expect(estimateTokens(401, { max_completion_tokens: 10, n: 3 })).toEqual({ prompt: 101, output: 30 });
-    expect(estimateTokens(8, { max_output_tokens: 7 })).toEqual({ prompt: 2, output: 7 });
-    expect(estimateTokens(8, {})).toEqual({ prompt: 2, output: 0 });
+    expect(estimateTokens(Buffer.alloc(400), { max_tokens: 50 })).toEqual({ prompt: 100, output: 50 });
+    expect(estimateTokens(Buffer.alloc(401), { max_completion_tokens: 10, n: 3 })).toEqual({ prompt: 101, output: 30 });
+    expect(estimateTokens(Buffer.alloc(8), { max_output_tokens: 7 })).toEqual({ prompt: 2, output: 7 });
+    expect(estimateTokens(Buffer.alloc(8), {})).toEqual({ prompt: 2, output: 0 });
+  });
+
+  it('takes an inline image, audio clip or file at what it costs a model, not at a quarter of its base64', () => {
+    const estimate = (body: Record<string, unknown>) => estimateTokens(Buffer.from(JSON.stringify(body)), body).prompt;
+    const base64 = (bytes: number) => Buffer.alloc(bytes, 7).toString('base64');
+    const text = { type: 'text', text: 'What is in this picture?' };
+    const question = (part: unknown) => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: [text, part] }] });
+    const textOnly = estimate(question({ type: 'text', text: 'x' }));
+    // A 450 KB photo: 600,000 characters of base64, once 150,000 tokens, more than most keys' tpm.
+    const photo = estimate(question({ type: 'image_url', image_url: { url: `data:image/png;base64,${base64(450 * 1024)}` } }));
+    expect(photo).toBeGreaterThan(textOnly + 1000);
+    expect(photo).toBeLessThan(textOnly + 1500);
+    // The Responses API's shape, two images: each costs the same.
+    const two = { model: 'gpt-4o-mini', input: [{ role: 'user', content: [{ type: 'input_text', text: 'Compare' }, ...[1, 2].map(() => ({ type: 'input_image', image_url: `data:image/jpeg;base64,${base64(100_000)}` }))] }] };
+    expect(estimate(two)).toBeGreaterThan(2 * 1445);
+    expect(estimate(two)).toBeLessThan(2 * 1445 + 100);
+    // Ten seconds of compressed audio (about 210 KB of base64) is about 250 tokens.
+    const clip = estimate(question({ type: 'input_audio', input_audio: { data: base64(160_000), format: 'mp3' } }));
+    expect(clip - textOnly).toBeGreaterThan(200);
+    expect(clip - textOnly).toBeLessThan(400);
+    // A PDF is read as text and page images: a token per 64 bytes of base64, which errs high.
+    const pdf = estimate(question({ type: 'file', file: { filename: 'a.pdf', file_data: `data:application/pdf;base64,${base64(96_000)}` } }));
+    expect(pdf - textOnly).toBeGreaterThan(1900);
+    expect(pdf - textOnly).toBeLessThan(2100);
+    // Long text is counted by its bytes, base64-looking or not: only inline media are priced apart.
+    const long = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: base64(30_000) }] };
+    expect(estimate(long)).toBe(Math.ceil(JSON.stringify(long).length / 4));
   });
 
   it('refuses what the estimate does not fit, and gives back what a request did not use', async () => {
