@@ -18,6 +18,8 @@ export function azurePaths(targets: readonly Route[]): Handler {
     const target = openAIPathOf(req.params.operation ?? '');
     const match = target === undefined ? undefined : router.match(target.path);
     if (target === undefined || match === undefined) {
+      const unserved = target === undefined ? undefined : unservedOperation(req.method, target.path, req.path);
+      if (unserved !== undefined) throw unserved;
       throw notFound(`Unknown request URL: ${req.method} ${clip(req.path)}. Azure-style paths are /openai/deployments/{model}/{operation}, /openai/v1/{operation} and /openai/responses.`, 'unknown_url');
     }
     if (!takesMethod(match.route, req.method)) throw unservedOperation(req.method, target.path, req.path) ?? methodNotAllowed(req.method, match.route.methods);

@@ -9,6 +9,24 @@ import { Router } from '../gateway/router';
  */
 const UNSERVED = new Set(['/v1/responses/input_tokens', '/v1/responses/compact']);
 
+/**
+ * The rest of OpenAI's API that the gateway does not serve, by the path each
+ * part lives under: a client calling one is pointed right, and must not be
+ * told to check a base URL that is fine. An entry ending in `/` stands for
+ * the paths below it only: stored chat completions live under
+ * /v1/chat/completions/{id}, below a path the gateway serves. (Image
+ * variations need DALL·E 2, which Azure does not offer.)
+ */
+const UNSERVED_UNDER = [
+  '/v1/moderations', '/v1/files', '/v1/uploads', '/v1/batches', '/v1/fine_tuning', '/v1/assistants', '/v1/threads',
+  '/v1/vector_stores', '/v1/conversations', '/v1/evals', '/v1/containers', '/v1/videos', '/v1/organization',
+  '/v1/chatkit', '/v1/realtime/calls', '/v1/realtime/transcription_sessions', '/v1/images/variations', '/v1/chat/completions/',
+];
+
+function isUnserved(path: string): boolean {
+  return UNSERVED.has(path) || UNSERVED_UNDER.some((p) => path.startsWith(p) && (p.endsWith('/') || path.length === p.length || path[p.length] === '/'));
+}
+
 /** A path as the known ones are spelt: lower case, without a trailing slash. */
 function normalised(path: string): string {
   return (path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
@@ -16,7 +34,7 @@ function normalised(path: string): string {
 
 /** The 404 for an OpenAI operation the gateway does not serve, at its OpenAI path (`shown`: the path as the client sent it). */
 export function unservedOperation(method: string, path: string, shown = path): GatewayError | undefined {
-  return UNSERVED.has(normalised(path)) ? notFound(`${method} ${clip(shown)} is an OpenAI operation this gateway does not serve.`, 'unknown_url') : undefined;
+  return isUnserved(normalised(path)) ? notFound(`${method} ${clip(shown)} is an OpenAI operation this gateway does not serve.`, 'unknown_url') : undefined;
 }
 
 /** Why no route takes a request: its path names none (404), or the route it names takes other methods (405). */

@@ -121,6 +121,17 @@ describe('errors the openai SDK raises as its typed errors', () => {
       expect(error).toMatchObject({ code: 'unknown_url', type: 'invalid_request_error' });
       expect(error.message).toBe(`POST ${path} is an OpenAI operation this gateway does not serve.`);
     }
+    // The rest of OpenAI's API, OpenAI-style or Azure-style: the client's base URL is fine, the operation is not here.
+    for (const [method, path] of [['POST', '/v1/moderations'], ['GET', '/v1/files/file-abc'], ['POST', '/v1/conversations'], ['POST', '/v1/images/variations'], ['GET', '/v1/chat/completions/chatcmpl-1'], ['POST', '/openai/v1/batches']]) {
+      const res = await raw(path, { method, headers: { authorization: `Bearer ${PROXY_KEY}`, ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) }, ...(method === 'POST' ? { body: '{}' } : {}) });
+      expect(res.status, path).toBe(404);
+      expect(JSON.parse(await res.text()).error.message).toBe(`${method} ${path} is an OpenAI operation this gateway does not serve.`);
+    }
+    // A path that is no operation of OpenAI's still gets the advice about the base URL, and a served path's other methods a 405.
+    const typo = await raw('/v1/chat/completion', { method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}` } });
+    expect(JSON.parse(await typo.text()).error.message).toContain('the base URL should end in /v1');
+    expect((await raw('/v1/chat/completions', { method: 'GET', headers: { authorization: `Bearer ${PROXY_KEY}` } })).status).toBe(405);
+    expect((await raw('/v1/moderationsx', { method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}` } })).status).toBe(404);
   });
 
   it('a model left out by a configuration problem is a 404 that sends the operator to /health', async () => {
