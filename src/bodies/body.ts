@@ -1,6 +1,6 @@
 import { GatewayRequest } from '../core/http';
 import { Readable } from 'node:stream';
-import { badRequest, clientClosed, clip, GatewayError, payloadTooLarge, wrongContentType } from '../core/errors';
+import { badRequest, clientClosed, clip, encodedBody, GatewayError, payloadTooLarge, wrongContentType } from '../core/errors';
 
 /**
  * Reads the whole request body, refusing it with 413 as soon as it passes the
@@ -28,6 +28,17 @@ async function readIterable(body: AsyncIterable<Uint8Array>, limit: number): Pro
 /** Why a request body stopped: what the gateway said (too large, busy), or else the client leaving. */
 export function bodyBroke(err: unknown): GatewayError {
   return err instanceof GatewayError ? err : clientClosed();
+}
+
+/**
+ * Refuses a compressed body, which would otherwise be read as what it
+ * encodes and refused as bad JSON or a broken form, sending its client to
+ * look for a fault that is not there. Neither OpenAI nor its SDKs compress
+ * request bodies.
+ */
+export function refuseEncoded(req: GatewayRequest): void {
+  const encoding = req.header('content-encoding');
+  if (encoding !== undefined && encoding.trim() !== '' && encoding.trim().toLowerCase() !== 'identity') throw encodedBody(encoding);
 }
 
 /**
@@ -78,6 +89,7 @@ export async function readJsonObject(req: GatewayRequest, limit: number): Promis
   if (type !== undefined && !isJsonType(type)) {
     throw wrongContentType(`Content-Type "${clip(type.split(';')[0])}" is not accepted here; send a JSON body with Content-Type: application/json.`);
   }
+  refuseEncoded(req);
   refuseDeclaredOver(req, limit);
   const raw = await readBody(req.body, limit);
   if (raw.length === 0) throw badRequest('The request body is empty; send a JSON object.', null, 'empty_body');

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import busboy from 'busboy';
 import { GatewayRequest } from '../core/http';
 import { badRequest, clip, filesTooLarge, GatewayError, uploadTooLarge, wrongContentType } from '../core/errors';
-import { bodyBroke } from './body';
+import { bodyBroke, refuseEncoded } from './body';
 
 /** One uploaded file, kept as the chunks it arrived in (no copy into one buffer). */
 export interface UploadedFile {
@@ -53,6 +53,7 @@ export async function readMultipart(req: GatewayRequest, limits: MultipartLimits
   if (type === undefined || !/^multipart\/form-data/i.test(type.trim())) {
     throw wrongContentType(`Content-Type ${type ? `"${clip(type.split(';')[0])}"` : 'is missing and'} is not accepted here. ${expected}`);
   }
+  refuseEncoded(req);
   const tooLarge = () => filesTooLarge(limits.fileBytes, limits.fileSetting, maxFiles);
   if (Number(req.header('content-length')) > multipartLimit(limits.fileBytes)) throw uploadTooLarge(limits.fileBytes, limits.fileSetting, FORM_OVERHEAD_BYTES);
   let parser: busboy.Busboy;

@@ -99,6 +99,9 @@ export const payloadTooLarge = (limitBytes: number) =>
 export const wrongContentType = (message: string) =>
   new GatewayError(400, message, 'invalid_request_error', 'invalid_content_type');
 
+export const encodedBody = (encoding: string) =>
+  new GatewayError(400, `Content-Encoding "${clip(encoding)}" is not accepted: send the request body uncompressed (no Content-Encoding header).`, 'invalid_request_error', 'unsupported_content_encoding');
+
 /** `allThrottled`: every deployment answered 429, rather than some 429 and the rest failing otherwise. */
 export const rateLimited = (retryAfterSeconds: number, allThrottled = true) =>
   new GatewayError(429,

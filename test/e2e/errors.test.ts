@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { gzipSync } from 'node:zlib';
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { PROXY_KEY, eventually, startHarness } from '../support/harness';
@@ -64,6 +65,24 @@ describe('errors the openai SDK raises as its typed errors', () => {
     expect(body.error).toMatchObject({ type: 'invalid_request_error', param: null });
     expect(body.error.message).toMatch(/valid JSON/);
     expect(suite.h.sim.calls.length).toBe(before);
+  });
+
+  it('a compressed body is a 400 that names its Content-Encoding, not a complaint about its JSON or its form', async () => {
+    const before = suite.h.sim.calls.length;
+    const json = gzipSync(JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }));
+    const form = gzipSync('--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n--b--\r\n');
+    for (const [path, type, body] of [['/v1/chat/completions', 'application/json', json], ['/v1/audio/transcriptions', 'multipart/form-data; boundary=b', form]] as const) {
+      const res = await raw(path, { method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': type, 'content-encoding': 'gzip' }, body });
+      expect(res.status, path).toBe(400);
+      expect(JSON.parse(await res.text()).error).toMatchObject({
+        code: 'unsupported_content_encoding',
+        message: 'Content-Encoding "gzip" is not accepted: send the request body uncompressed (no Content-Encoding header).',
+      });
+    }
+    expect(suite.h.sim.calls.length).toBe(before);
+    // "identity" is no encoding at all.
+    const plain = await raw('/v1/chat/completions', { method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json', 'content-encoding': 'identity' }, body: '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}' });
+    expect(plain.status).toBe(200);
   });
 
   it('a form-encoded body (curl -d without a content type) is a 400 that names the right type', async () => {
