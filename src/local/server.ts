@@ -152,9 +152,12 @@ export class LocalServer {
       gone,
     };
 
-    if (match !== undefined && CorsPolicy.isPreflight(request)) return this.write(req, res, this.cors.preflight(request, match.route.methods));
     let response: GatewayResponse;
-    if (path === REALTIME_PATH && this.gateway.directRealtime) {
+    if (match !== undefined && CorsPolicy.isPreflight(request)) {
+      // Through the pipeline, as every request goes: its request id and its log line.
+      const methods = match.route.methods;
+      return this.write(req, res, await serve({ name: 'preflight', methods: ['OPTIONS'], route: '', auth: false, handler: async () => this.cors.preflight(request, methods) }, request, this.gateway));
+    } else if (path === REALTIME_PATH && this.gateway.directRealtime) {
       // The direct socket's address, asked without an upgrade.
       response = await this.refuse(upgradeRequired(`${clip(request.method)} ${REALTIME_PATH} is a WebSocket endpoint: connect to it with a WebSocket client (Upgrade: websocket), as the README's realtime section shows.`), request);
     } else if (match === undefined || !takesMethod(match.route, request.method)) {

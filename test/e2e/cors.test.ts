@@ -19,6 +19,10 @@ describe('CORS on the local host (CORS_ALLOWED_ORIGINS)', () => {
     expect(res.headers.get('access-control-allow-methods')).toBe('POST');
     expect(res.headers.get('access-control-allow-headers')).toBe('authorization,content-type,x-stainless-lang');
     expect(res.headers.get('vary')).toContain('Origin');
+    // Every response has its request id, a preflight's too, and its log line.
+    const id = res.headers.get('x-request-id');
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(suite.h.logger.entries()).toContainEqual(expect.objectContaining({ msg: 'request', requestId: id, route: 'preflight', method: 'OPTIONS', status: 204 }));
     const models = await preflight('http://localhost:3000', '/v1/models', 'GET');
     expect(models.headers.get('access-control-allow-methods')).toBe('GET, HEAD');
   });
