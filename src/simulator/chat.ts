@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { SAFE_FILTER, countTokens, lastUserText, newId, promptFilterResults, replyWords } from './content';
-import { FunctionTool, functionTools } from './requests';
+import { chooseTools, functionTools } from './requests';
 import { sampleOf } from './schema';
 
 /**
@@ -78,24 +78,15 @@ function capped(tokens: readonly string[], limit: number | undefined): { kind: '
 
 /**
  * The tool calls a model would make: none once the last message is a tool's
- * result, or when tool_choice is "none"; the named function when tool_choice
- * names one; otherwise each function the user's words mention (one, unless
- * parallel_tool_calls is left on), or the first function.
+ * result, or when tool_choice is "none"; else those chooseTools picks.
  */
 function toolCalls(body: Record<string, unknown>): ToolCall[] | undefined {
   const tools = functionTools(body);
   const choice = body.tool_choice as string | { function: { name: string } } | undefined;
   const messages = body.messages as { role?: string }[];
   if (tools.length === 0 || choice === 'none' || messages.at(-1)?.role === 'tool') return undefined;
-  let chosen: FunctionTool[];
-  if (typeof choice === 'object' && choice !== null) {
-    chosen = tools.filter((t) => t.name === choice.function.name);
-  } else {
-    const said = lastUserText(body.messages).toLowerCase();
-    const mentioned = tools.filter((t) => said.includes(t.name.toLowerCase()));
-    chosen = mentioned.length === 0 ? [tools[0]] : body.parallel_tool_calls === false ? mentioned.slice(0, 1) : mentioned;
-  }
-  return chosen.map((t) => ({ id: `call_${randomBytes(12).toString('base64url')}`, name: t.name, arguments: JSON.stringify(sampleOf(t.parameters ?? { type: 'object', properties: {} })) }));
+  const named = typeof choice === 'object' && choice !== null ? choice.function.name : undefined;
+  return chooseTools(tools, named, lastUserText(body.messages), body.parallel_tool_calls).map((t) => ({ id: `call_${randomBytes(12).toString('base64url')}`, name: t.name, arguments: JSON.stringify(sampleOf(t.parameters ?? { type: 'object', properties: {} })) }));
 }
 
 /** JSON text cut into small pieces, as a model emits it token by token. */

@@ -337,6 +337,18 @@ export interface FunctionTool {
   readonly strict?: boolean;
 }
 
+/**
+ * The functions a model calls, chat's and the Responses API's alike: the one
+ * tool_choice names; else each the user's words mention (one, unless
+ * parallel_tool_calls is off), or the first.
+ */
+export function chooseTools<T extends { readonly name: string }>(tools: readonly T[], named: string | undefined, said: string, parallel: unknown): T[] {
+  if (named !== undefined) return tools.filter((t) => t.name === named);
+  const words = said.toLowerCase();
+  const mentioned = tools.filter((t) => words.includes(t.name.toLowerCase()));
+  return mentioned.length === 0 ? [tools[0]] : parallel === false ? mentioned.slice(0, 1) : mentioned;
+}
+
 /** The function tools of a request (validated first). */
 export function functionTools(body: Record<string, unknown>): FunctionTool[] {
   return Array.isArray(body.tools) ? body.tools.map((t: { function: FunctionTool }) => t.function) : [];

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { AzureOpenAISimulator, SimCall } from './server';
 import { SIM_MODEL, countTokens, replyWords } from './content';
-import { invalid, typeName } from './requests';
+import { chooseTools, invalid, missing, typeName } from './requests';
+import { sampleOf } from './schema';
 
 /**
  * Azure's Responses API on one resource, as its docs and captures describe it
@@ -76,7 +77,7 @@ export function installResponses(sim: AzureOpenAISimulator): void {
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 /** Azure's ids: resp_ and msg_ followed by 32 hex digits (Azure responses.md samples). */
-const newId = (prefix: 'resp' | 'msg') => `${prefix}_${hex(16)}`;
+const newId = (prefix: 'resp' | 'msg' | 'fc') => `${prefix}_${hex(16)}`;
 
 /** OpenAI's and Azure's answer for an unknown id on retrieve, delete, cancel and input_items. */
 const responseNotFound = (id: string) => invalid(`Response with id '${id}' not found.`);
@@ -119,6 +120,11 @@ async function create(sim: AzureOpenAISimulator, store: ResponseStore, call: Sim
     } else input.push(item);
   }
 
+  // A call's output must answer a call the model made, in this input or the response it follows (OpenAI's wording).
+  const calls = new Set([...input, ...((previous?.value.output as Json[] | undefined) ?? [])].filter((i) => i.type === 'function_call').map((i) => i.call_id));
+  const orphan = input.find((i) => i.type === 'function_call_output' && !calls.has(i.call_id));
+  if (orphan) return sim.send(call, res, 400, invalid(`No tool call found for function call output with call_id ${String(orphan.call_id)}.`, 'input'));
+
   const final = responseObject(body, input, previous);
   if (background) {
     const queued = { ...final, status: 'queued', output: [], usage: null, completed_at: null };
@@ -145,9 +151,76 @@ const BOOLEAN_PARAMS = ['stream', 'background', 'store', 'parallel_tool_calls'];
 function typeProblem(body: Json) {
   const wrong = (name: string, type: string) => body[name] !== undefined && body[name] !== null && typeof body[name] !== type;
   const name = STRING_PARAMS.find((n) => wrong(n, 'string')) ?? BOOLEAN_PARAMS.find((n) => wrong(n, 'boolean'));
-  if (name === undefined) return undefined;
+  if (name === undefined) return toolsProblem(body);
   const expected = STRING_PARAMS.includes(name) ? 'a string' : 'a boolean';
   return invalid(`Invalid type for '${name}': expected ${expected}, but got ${typeName(body[name])} instead.`, name, 'invalid_type');
+}
+
+/**
+ * The Responses API's function tools are flat ({ type: 'function', name,
+ * parameters }, openai-openapi FunctionTool), unlike chat's; other tool types
+ * (web search, file search, MCP...) are taken and not used here. The wording
+ * is OpenAI's validator's, as for chat.
+ */
+function toolsProblem(body: Json) {
+  const tools = body.tools;
+  if (tools !== undefined && tools !== null) {
+    if (!Array.isArray(tools)) return invalid(`Invalid type for 'tools': expected an array of objects, but got ${typeName(tools)} instead.`, 'tools', 'invalid_type');
+    for (let i = 0; i < tools.length; i++) {
+      const t = tools[i] as Json | null;
+      if (typeof t?.type !== 'string') return missing(`tools[${i}].type`);
+      if (t.type === 'function' && typeof t.name !== 'string') return missing(`tools[${i}].name`);
+    }
+  }
+  const named = (body.tool_choice as Json | null | undefined)?.name;
+  if (typeof named === 'string' && !functionTools(body).some((t) => t.name === named)) {
+    return invalid(`Tool choice '${named}' not found in 'tools' parameter.`, 'tool_choice');
+  }
+  return undefined;
+}
+
+interface FunctionTool {
+  readonly name: string;
+  readonly parameters?: unknown;
+}
+
+function functionTools(body: Json): FunctionTool[] {
+  return Array.isArray(body.tools) ? (body.tools as Json[]).filter((t) => t?.type === 'function') as unknown as FunctionTool[] : [];
+}
+
+/**
+ * The function calls a model would make: none when tool_choice is "none" or
+ * the input ends on a call's output; else those chooseTools picks, as chat's.
+ */
+function functionCalls(body: Json, input: readonly Json[]): Json[] {
+  const tools = functionTools(body);
+  const choice = body.tool_choice;
+  if (tools.length === 0 || choice === 'none' || input.at(-1)?.type === 'function_call_output') return [];
+  const named = (choice as Json | null | undefined)?.name;
+  return chooseTools(tools, typeof named === 'string' ? named : undefined, lastUserText(input), body.parallel_tool_calls).map((t) => ({
+    id: newId('fc'),
+    type: 'function_call',
+    status: 'completed',
+    call_id: `call_${randomBytes(12).toString('base64url')}`,
+    name: t.name,
+    arguments: JSON.stringify(sampleOf(t.parameters ?? { type: 'object', properties: {} })),
+  }));
+}
+
+/** The message's text: what the last call returned, JSON when text.format asks for it, else an echo of the prompt. */
+function replyText(body: Json, input: readonly Json[]): { text: string; tokens: number } {
+  const last = input.at(-1);
+  if (last?.type === 'function_call_output') {
+    const text = `Simulated reply using the tool result: ${typeof last.output === 'string' ? last.output : JSON.stringify(last.output)}`;
+    return { text, tokens: text.split(' ').length };
+  }
+  const format = (body.text as { format?: { type?: unknown; schema?: unknown } } | undefined)?.format;
+  const words = replyWords(lastUserText(input), body.max_output_tokens);
+  if (format?.type === 'json_schema' || format?.type === 'json_object') {
+    const text = JSON.stringify(format.type === 'json_schema' ? sampleOf(format.schema ?? {}) : { reply: words.join(' ') });
+    return { text, tokens: Math.ceil(text.length / 4) };
+  }
+  return { text: words.join(' '), tokens: words.length };
 }
 
 /** Streams the response's events; a client that leaves a synchronous stream cancels it (Azure responses.md). */
@@ -255,8 +328,9 @@ function itemTokens(items: readonly Json[]): number {
 
 /** The finished response. A follow-up's input tokens count the whole chain before it, as Azure bills them. */
 function responseObject(body: Json, input: Json[], previous: StoredResponse | undefined): Json {
-  const words = replyWords(lastUserText(input), body.max_output_tokens);
-  const text = words.join(' ');
+  const calls = functionCalls(body, input);
+  const reply = calls.length > 0 ? undefined : replyText(body, input);
+  const outputTokens = reply?.tokens ?? calls.reduce((n, c) => n + Math.ceil((c.arguments as string).length / 4), 0);
   const prior = (previous?.value.usage as { total_tokens?: number } | null | undefined)?.total_tokens ?? 0;
   const inputTokens = prior + itemTokens(input) + 4;
   const created = Math.floor(Date.now() / 1000);
@@ -273,12 +347,12 @@ function responseObject(body: Json, input: Json[], previous: StoredResponse | un
     max_output_tokens: body.max_output_tokens ?? null,
     // Azure names the model behind the deployment here, not the deployment (Azure responses.md sample).
     model: SIM_MODEL,
-    output: [{
+    output: reply === undefined ? calls : [{
       id: newId('msg'),
       type: 'message',
       status: 'completed',
       role: 'assistant',
-      content: [{ type: 'output_text', text, annotations: [], logprobs: [] }],
+      content: [{ type: 'output_text', text: reply.text, annotations: [], logprobs: [] }],
     }],
     parallel_tool_calls: body.parallel_tool_calls ?? true,
     previous_response_id: body.previous_response_id ?? null,
@@ -294,9 +368,9 @@ function responseObject(body: Json, input: Json[], previous: StoredResponse | un
     usage: {
       input_tokens: inputTokens,
       input_tokens_details: { cached_tokens: 0 },
-      output_tokens: words.length,
+      output_tokens: outputTokens,
       output_tokens_details: { reasoning_tokens: 0 },
-      total_tokens: inputTokens + words.length,
+      total_tokens: inputTokens + outputTokens,
     },
     user: body.user ?? null,
     metadata: body.metadata ?? {},
@@ -305,28 +379,44 @@ function responseObject(body: Json, input: Json[], previous: StoredResponse | un
 
 /**
  * The events of a streamed response in openai-openapi's order: created,
- * in_progress, the message item and its text part, one delta per word, the
- * done events, completed. sequence_number counts from 0; there is no [DONE].
+ * in_progress, then each output item: a message with its text part, one
+ * delta per word, and the done events; or a function call with its
+ * arguments in pieces, and the done events. Then completed. sequence_number
+ * counts from 0; there is no [DONE].
  */
 function responseEvents(final: Json): Json[] {
-  const message = (final.output as Json[])[0];
-  const part = (message.content as Json[])[0];
-  const text = part.text as string;
   const pending = { ...final, status: 'in_progress', output: [], usage: null, completed_at: null };
-  const item = { item_id: message.id, output_index: 0, content_index: 0 };
-  const words = text.split(' ');
   const events: Json[] = [
     { type: 'response.created', response: pending },
     { type: 'response.in_progress', response: pending },
-    { type: 'response.output_item.added', output_index: 0, item: { ...message, status: 'in_progress', content: [] } },
-    { type: 'response.content_part.added', ...item, part: { type: 'output_text', text: '', annotations: [], logprobs: [] } },
-    ...words.map((w, i) => ({ type: 'response.output_text.delta', ...item, delta: i === 0 ? w : ` ${w}`, logprobs: [] })),
-    { type: 'response.output_text.done', ...item, text, logprobs: [] },
-    { type: 'response.content_part.done', ...item, part },
-    { type: 'response.output_item.done', output_index: 0, item: message },
+    ...(final.output as Json[]).flatMap((item, index) => (item.type === 'function_call' ? callEvents(item, index) : messageEvents(item, index))),
     { type: 'response.completed', response: final },
   ];
   return events.map((e, sequence_number) => ({ ...e, sequence_number }));
+}
+
+function messageEvents(message: Json, output_index: number): Json[] {
+  const part = (message.content as Json[])[0];
+  const text = part.text as string;
+  const item = { item_id: message.id, output_index, content_index: 0 };
+  return [
+    { type: 'response.output_item.added', output_index, item: { ...message, status: 'in_progress', content: [] } },
+    { type: 'response.content_part.added', ...item, part: { type: 'output_text', text: '', annotations: [], logprobs: [] } },
+    ...text.split(' ').map((w, i) => ({ type: 'response.output_text.delta', ...item, delta: i === 0 ? w : ` ${w}`, logprobs: [] })),
+    { type: 'response.output_text.done', ...item, text, logprobs: [] },
+    { type: 'response.content_part.done', ...item, part },
+    { type: 'response.output_item.done', output_index, item: message },
+  ];
+}
+
+function callEvents(call: Json, output_index: number): Json[] {
+  const args = call.arguments as string;
+  return [
+    { type: 'response.output_item.added', output_index, item: { ...call, status: 'in_progress', arguments: '' } },
+    ...(args.match(/.{1,8}/gs) ?? []).map((delta) => ({ type: 'response.function_call_arguments.delta', item_id: call.id, output_index, delta })),
+    { type: 'response.function_call_arguments.done', item_id: call.id, output_index, arguments: args },
+    { type: 'response.output_item.done', output_index, item: call },
+  ];
 }
 
 /** Azure's SSE framing for the Responses API: an event line, then the data (which repeats the type). */

@@ -2,7 +2,7 @@ import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { createOpenAI } from '@ai-sdk/openai';
-import { ModelMessage, generateText, streamText } from 'ai';
+import { ModelMessage, generateText, jsonSchema, stepCountIs, streamText, tool } from 'ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AzureOpenAISimulator } from '../../src/simulator/server';
 import { installSimulatorOperations } from '../../src/simulator/operations';
@@ -291,6 +291,52 @@ describe('the Vercel AI SDK, with its default openai(model) (the Responses API)'
     expect(text).toBe('Simulated reply to: Stream from the AI SDK');
     expect(await result.finishReason).toBe('stop');
     expect((await result.usage).outputTokens).toBeGreaterThan(0);
+  });
+
+  it('an agent with a tool: the model calls it, the SDK runs it, and the answer uses its result', async () => {
+    const asked: unknown[] = [];
+    const weather = tool({
+      description: 'The weather in a city',
+      inputSchema: jsonSchema<{ city: string }>({ type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false }),
+      execute: async (input) => {
+        asked.push(input);
+        return { sky: 'clear' };
+      },
+    });
+    const { text, steps } = await generateText({ model: provider()('gpt-4o-mini'), tools: { weather }, stopWhen: stepCountIs(3), prompt: 'What is the weather in Oslo?' });
+    expect(asked).toEqual([{ city: 'Simulated city' }]);
+    expect(steps.map((s) => s.finishReason)).toEqual(['tool-calls', 'stop']);
+    expect(text).toBe('Simulated reply using the tool result: {"sky":"clear"}');
+  });
+
+  it('a streamed tool call arrives as OpenAI streams it: the call\'s arguments in pieces, then the whole call', async () => {
+    const stream = await suite.h.client.responses.create({
+      model: 'gpt-4o-mini', stream: true, input: 'weather?',
+      tools: [{ type: 'function', name: 'get_weather', strict: false, parameters: { type: 'object', properties: { city: { type: 'string' } } } }],
+      tool_choice: { type: 'function', name: 'get_weather' },
+    });
+    const types: string[] = [];
+    let args = '';
+    let done: { name?: string; arguments?: string; call_id?: string } | undefined;
+    for await (const event of stream) {
+      types.push(event.type);
+      if (event.type === 'response.function_call_arguments.delta') args += event.delta;
+      if (event.type === 'response.output_item.done' && event.item.type === 'function_call') done = event.item;
+    }
+    expect(types).toContain('response.function_call_arguments.done');
+    expect(types.at(-1)).toBe('response.completed');
+    expect(done).toMatchObject({ name: 'get_weather', arguments: '{"city":"Simulated city"}', call_id: expect.stringMatching(/^call_/) });
+    expect(args).toBe(done!.arguments);
+    // An output for a call nobody made is refused, as OpenAI refuses it.
+    const orphan = await suite.h.client.responses.create({ model: 'gpt-4o-mini', input: [{ type: 'function_call_output', call_id: 'call_nobody', output: 'x' }] }).catch((e) => e);
+    expect(orphan).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(orphan.message).toContain('No tool call found for function call output with call_id call_nobody.');
+  });
+
+  it('structured output (text.format json_schema) is JSON that fits the schema', async () => {
+    const schema = { type: 'object', properties: { colour: { type: 'string', enum: ['red', 'blue'] }, count: { type: 'integer' } }, required: ['colour', 'count'], additionalProperties: false };
+    const res = await suite.h.client.responses.create({ model: 'gpt-4o-mini', input: 'Pick one', text: { format: { type: 'json_schema', name: 'pick', schema, strict: true } } });
+    expect(JSON.parse(res.output_text)).toEqual({ colour: 'red', count: expect.any(Number) });
   });
 
   it('a second turn, which refers to the first turn\'s stored items, is answered', async () => {
