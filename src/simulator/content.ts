@@ -86,7 +86,13 @@ export function completionChunks(body: Record<string, unknown>, model: string): 
   return [...events.map((e) => `data: ${e}\n\n`), 'data: [DONE]\n\n'];
 }
 
-/** Deterministic unit-ish vectors derived from the input text. */
+/**
+ * Deterministic unit vectors (OpenAI's embeddings have length 1), made of the
+ * input's words: each word stands for a fixed random direction, and a text
+ * for the sum of its words' directions. So texts that share words come out
+ * alike, as a model's would for texts that share meaning, and an example or
+ * a search tried locally behaves as one would expect.
+ */
 export function embeddings(body: Record<string, unknown>, model: string) {
   const inputs = Array.isArray(body.input) ? body.input : [body.input];
   const dims = typeof body.dimensions === 'number' && body.dimensions > 0 ? Math.min(body.dimensions, 3072) : 1536;
@@ -95,15 +101,27 @@ export function embeddings(body: Record<string, unknown>, model: string) {
   const data = inputs.map((input, index) => {
     const text = typeof input === 'string' ? input : JSON.stringify(input);
     tokens += Math.max(1, countTokens(text));
-    const vector = new Float32Array(dims);
-    let seed = createHash('sha256').update(text).digest();
-    for (let i = 0; i < dims; i++) {
-      if (i % 32 === 0 && i > 0) seed = createHash('sha256').update(seed).digest();
-      vector[i] = (seed[i % 32] - 127.5) / 127.5;
-    }
+    const vector = textVector(text, dims);
     return { object: 'embedding', index, embedding: base64 ? Buffer.from(vector.buffer).toString('base64') : Array.from(vector) };
   });
   return { object: 'list', data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } };
+}
+
+function textVector(text: string, dims: number): Float32Array {
+  const sum = new Float64Array(dims);
+  const words = text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [text];
+  for (const word of words) {
+    // mulberry32, seeded by the word: a direction per word, cheap enough for an 8,192-token input.
+    let state = createHash('sha256').update(word).digest().readUInt32LE(0);
+    for (let i = 0; i < dims; i++) {
+      state = (state + 0x6d2b79f5) | 0;
+      let t = Math.imul(state ^ (state >>> 15), 1 | state);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      sum[i] += ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
+    }
+  }
+  const length = Math.hypot(...sum) || 1;
+  return Float32Array.from(sum, (x) => x / length);
 }
 
 export function contentFilterError() {

@@ -16,4 +16,14 @@ describe('embeddings', () => {
     expect(JSON.parse(suite.h.sim.calls.at(-1)!.body.toString()).encoding_format).toBe('base64');
     expect(many.usage.total_tokens).toBe(3);
   });
+
+  it('gives the simulator\'s vectors length 1, as OpenAI\'s have, and texts sharing words vectors alike, so a local search ranks sensibly', async () => {
+    const texts = ['The cat sat on the mat.', 'A cat was sitting on a mat.', 'Quarterly revenue grew by four percent.'];
+    const { data } = await suite.h.client.embeddings.create({ model: 'text-embedding-3-small', input: texts });
+    const [cat, kitten, revenue] = data.map((d) => d.embedding);
+    const dot = (a: number[], b: number[]) => a.reduce((sum, x, i) => sum + x * b[i], 0);
+    expect(dot(cat, cat)).toBeCloseTo(1, 4);
+    expect(dot(cat, kitten)).toBeGreaterThan(0.25);
+    expect(Math.abs(dot(cat, revenue))).toBeLessThan(0.1);
+  });
 });
