@@ -43,7 +43,7 @@ export function chatRequestProblem(body: Record<string, unknown>): AzureValidati
     const problem = contentProblem(m, i);
     if (problem) return problem;
   }
-  return toolTurnsProblem(messages as ChatMessage[]) ?? nProblem(body.n) ?? logprobsProblem(body) ?? temperatureProblem(body.temperature)
+  return toolTurnsProblem(messages as ChatMessage[]) ?? booleansProblem(body, CHAT_BOOLEANS) ?? nProblem(body.n) ?? logprobsProblem(body) ?? temperatureProblem(body.temperature)
     ?? toolsProblem(body) ?? responseFormatProblem(body) ?? streamWithoutStreamingProblem(body);
 }
 
@@ -309,6 +309,19 @@ function estimatedTokens(input: unknown): number {
 }
 
 /** `n`: 1 to 128 choices (Azure's chat completions reference, "n": minimum 1, maximum 128). */
+/** Chat's parameters that OpenAI's spec (CreateChatCompletionRequest) types as booleans. */
+const CHAT_BOOLEANS = ['stream', 'logprobs', 'parallel_tool_calls', 'store'];
+
+/**
+ * A parameter given as another type than a boolean ("stream": "yes", which
+ * a kinder server would take as false): OpenAI's validator's words, as the
+ * Responses API's simulator uses them too.
+ */
+export function booleansProblem(body: Record<string, unknown>, names: readonly string[]): AzureValidationError | undefined {
+  const name = names.find((n) => body[n] !== undefined && body[n] !== null && typeof body[n] !== 'boolean');
+  return name === undefined ? undefined : invalid(`Invalid type for '${name}': expected a boolean, but got ${typeName(body[name])} instead.`, name, 'invalid_type');
+}
+
 function nProblem(n: unknown): AzureValidationError | undefined {
   if (n === undefined || n === null) return undefined;
   if (!Number.isInteger(n)) return invalid(`Invalid type for 'n': expected an integer, but got ${typeName(n)} instead.`, 'n', 'invalid_type');

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { AzureOpenAISimulator, SimCall } from './server';
 import { SIM_MODEL, countTokens, replyWords } from './content';
-import { chooseTools, invalid, missing, typeName } from './requests';
+import { booleansProblem, chooseTools, invalid, missing, typeName } from './requests';
 import { sampleOf } from './schema';
 
 /**
@@ -149,11 +149,9 @@ const STRING_PARAMS = ['previous_response_id'];
 const BOOLEAN_PARAMS = ['stream', 'background', 'store', 'parallel_tool_calls'];
 
 function typeProblem(body: Json) {
-  const wrong = (name: string, type: string) => body[name] !== undefined && body[name] !== null && typeof body[name] !== type;
-  const name = STRING_PARAMS.find((n) => wrong(n, 'string')) ?? BOOLEAN_PARAMS.find((n) => wrong(n, 'boolean'));
-  if (name === undefined) return toolsProblem(body);
-  const expected = STRING_PARAMS.includes(name) ? 'a string' : 'a boolean';
-  return invalid(`Invalid type for '${name}': expected ${expected}, but got ${typeName(body[name])} instead.`, name, 'invalid_type');
+  const name = STRING_PARAMS.find((n) => body[n] !== undefined && body[n] !== null && typeof body[n] !== 'string');
+  if (name !== undefined) return invalid(`Invalid type for '${name}': expected a string, but got ${typeName(body[name])} instead.`, name, 'invalid_type');
+  return booleansProblem(body, BOOLEAN_PARAMS) ?? toolsProblem(body);
 }
 
 /**

@@ -180,6 +180,11 @@ describe('parameters outside Azure\'s reference are a 400', () => {
     await ok(post({ messages: [user('hi')], model: 'gpt-4o', top_p: 1, frequency_penalty: 0, presence_penalty: 0, seed: 1, stop: ['x'], user: 'u', logit_bias: {}, max_completion_tokens: 50, parallel_tool_calls: true, tools }));
   });
 
+  it('a boolean given as something else, which a kinder server would read as false', async () => {
+    expect(await refusal(post({ messages: [user('hi')], stream: 'yes' }))).toEqual({ message: "Invalid type for 'stream': expected a boolean, but got a string instead.", type: 'invalid_request_error', param: 'stream', code: 'invalid_type' });
+    expect((await refusal(post({ messages: [user('hi')], logprobs: 1 }))).message).toBe("Invalid type for 'logprobs': expected a boolean, but got an integer instead.");
+  });
+
   it('stream_options on a request that does not stream', async () => {
     const expected = { message: "The 'stream_options' parameter is only allowed when 'stream' is enabled.", type: 'invalid_request_error', param: 'stream_options', code: null };
     expect(await refusal(post({ messages: [user('hi')], stream_options: { include_usage: true } }))).toEqual(expected);
