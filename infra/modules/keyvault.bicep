@@ -16,7 +16,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
-// Created only when a value is given, so a redeployment without one never overwrites a rotated key. The
+// Created only when a value is given, so a redeployment without one leaves a rotated key alone. The
 // parameters file passes azd's PROXY_API_KEYS as `${PROXY_API_KEYS}`, which only azd fills in: the Azure CLI
 // passes it as written, and that text must never become a key anyone could guess.
 var keysGiven = !empty(proxyApiKeys) && !startsWith(proxyApiKeys, '\${')

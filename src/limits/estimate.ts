@@ -2,7 +2,7 @@
 
 /** A request's tokens as estimated before it is sent. */
 export interface TokenEstimate {
-  /** The prompt: a quarter of the request body's text bytes (about four bytes per token in English; JSON keys pad it), and what its embedded media cost (see mediaTokens). */
+  /** The prompt: a quarter of the request body's bytes (about four bytes per token in English; JSON keys pad it), images and audio sent inline taken apart (see mediaIn). */
   readonly prompt: number;
   /** The most the answer may use, when the request caps it (max_tokens, max_completion_tokens or max_output_tokens, times n); else 0. */
   readonly output: number;
@@ -10,7 +10,7 @@ export interface TokenEstimate {
 
 export const NO_TOKENS: TokenEstimate = { prompt: 0, output: 0 };
 
-/** The estimate for a JSON request: its size, what media it carries, and the cap it puts on the answer. */
+/** The estimate for a JSON request: its size, the images and audio it carries, and the cap it puts on the answer. */
 export function estimateTokens(raw: Buffer, body: Record<string, unknown>): TokenEstimate {
   const cap = body.max_tokens ?? body.max_completion_tokens ?? body.max_output_tokens;
   const n = typeof body.n === 'number' && Number.isInteger(body.n) && body.n > 1 ? body.n : 1;
@@ -19,25 +19,28 @@ export function estimateTokens(raw: Buffer, body: Record<string, unknown>): Toke
 }
 
 /**
- * Images, audio and files sent inline (base64) are billed by what they hold,
- * not by their size: a photo of a few hundred KB costs a vision model at most
- * 85 + 170 tokens per 512-px tile, and eight tiles at most (OpenAI's vision
- * guide, "Calculating costs"), where a quarter of its bytes would be over
- * 100,000 and keep any key with a `tpm` from sending it. Audio is about 25
- * tokens a second (OpenAI's audio pricing, $0.06 a minute at $40 per million),
- * taken at a compressed 21 KB of base64 a second; a file (a PDF is read as
- * text and an image of each page) at a token per 64 bytes of base64, a rough
- * rate that errs high. What a request used is settled with Azure's count.
+ * An image or audio clip sent inline (base64) is billed by what it holds, not
+ * by its size: a photo of a few hundred KB costs gpt-4o at most 85 + 170
+ * tokens per 512-px tile, eight tiles at most (OpenAI's vision guide,
+ * "Calculating costs"), where a quarter of its bytes would be over 100,000
+ * and keep any key with a `tpm` from sending it. Audio is about 25 tokens a
+ * second (OpenAI's audio pricing, $0.06 a minute at $40 per million), taken at
+ * a compressed 21 KB of base64 a second. These are estimates, as the rest is:
+ * some models bill an image at many times gpt-4o's tokens (gpt-4o-mini), and
+ * Azure's count settles what a request used, the key owing the difference.
+ * Files (a PDF is read as text and as page images) keep the byte count,
+ * which holds for text-heavy ones.
  */
 const IMAGE_TOKENS = 85 + 170 * 8;
 const AUDIO_BASE64_BYTES_PER_TOKEN = 800;
-const FILE_BASE64_BYTES_PER_TOKEN = 64;
-/** Smaller strings are left to the byte count: no media worth the walk fits in them. */
+/** Smaller payloads are left to the byte count: no media worth the walk fits in them. */
 const MIN_MEDIA_CHARS = 1024;
 /** Bodies smaller than this are taken by their bytes alone: the hot path of ordinary requests does no more. */
 const MIN_SCANNED_BODY = 4096;
 const DATA_URL = Buffer.from(';base64,');
 const INPUT_AUDIO = Buffer.from('"input_audio"');
+/** Only base64 is taken for media: text dressed as a data: URL must not pass for an image and escape the count. */
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 interface Media {
   bytes: number;
@@ -49,7 +52,12 @@ function mayCarryMedia(raw: Buffer): boolean {
   return raw.length >= MIN_SCANNED_BODY && (raw.includes(DATA_URL) || raw.includes(INPUT_AUDIO));
 }
 
-/** The inline media in a request body: their bytes (taken out of the byte count) and their tokens. */
+/**
+ * The inline images and audio of a request: their bytes (taken out of the
+ * byte count) and their tokens. Only the parts that carry them are read:
+ * chat's image_url and input_audio, the Responses API's input_image and
+ * input_audio, wherever in the body they sit.
+ */
 function mediaIn(body: Record<string, unknown>): Media {
   const found: Media = { bytes: 0, tokens: 0 };
   walk(body, found, 0);
@@ -57,30 +65,29 @@ function mediaIn(body: Record<string, unknown>): Media {
 }
 
 function walk(v: unknown, found: Media, depth: number): void {
-  if (depth > 32) return;
-  if (typeof v === 'string') {
-    if (v.length >= MIN_MEDIA_CHARS && v.startsWith('data:')) count(v.length, dataUrlTokens(v), found);
-  } else if (Array.isArray(v)) {
+  if (depth > 32 || v === null || typeof v !== 'object') return;
+  if (Array.isArray(v)) {
     for (const item of v) walk(item, found, depth + 1);
-  } else if (v !== null && typeof v === 'object') {
-    for (const key in v) {
-      const value = (v as Record<string, unknown>)[key];
-      // Chat's and the Responses API's audio part: { input_audio: { data: <base64>, format } }, no data: URL.
-      const audio = key === 'input_audio' ? (value as { data?: unknown } | null)?.data : undefined;
-      if (typeof audio === 'string' && audio.length >= MIN_MEDIA_CHARS) count(audio.length, Math.ceil(audio.length / AUDIO_BASE64_BYTES_PER_TOKEN), found);
-      else walk(value, found, depth + 1);
-    }
+    return;
   }
+  const part = v as Record<string, unknown>;
+  if (part.type === 'image_url' || part.type === 'input_image') {
+    const url = part.type === 'image_url' ? (part.image_url as { url?: unknown } | null)?.url : part.image_url;
+    const at = typeof url === 'string' && url.startsWith('data:image/') ? url.indexOf(';base64,') : -1;
+    if (at >= 0 && isMedia((url as string).slice(at + DATA_URL.length))) return count((url as string).length, IMAGE_TOKENS, found);
+  } else if (part.type === 'input_audio') {
+    const data = (part.input_audio as { data?: unknown } | null)?.data;
+    if (typeof data === 'string' && isMedia(data)) return count(data.length, Math.ceil(data.length / AUDIO_BASE64_BYTES_PER_TOKEN), found);
+  }
+  for (const key in part) walk(part[key], found, depth + 1);
+}
+
+function isMedia(base64: string): boolean {
+  return base64.length >= MIN_MEDIA_CHARS && BASE64.test(base64);
 }
 
 function count(chars: number, tokens: number, found: Media): void {
   // A data: URL and base64 are ASCII: a character is a byte of the body.
   found.bytes += chars;
   found.tokens += tokens;
-}
-
-function dataUrlTokens(url: string): number {
-  if (url.startsWith('data:image/')) return IMAGE_TOKENS;
-  if (url.startsWith('data:audio/')) return Math.ceil(url.length / AUDIO_BASE64_BYTES_PER_TOKEN);
-  return Math.ceil(url.length / FILE_BASE64_BYTES_PER_TOKEN);
 }

@@ -308,7 +308,6 @@ function estimatedTokens(input: unknown): number {
   return Math.max(countTokens(text), Math.ceil(text.length / 4));
 }
 
-/** `n`: 1 to 128 choices (Azure's chat completions reference, "n": minimum 1, maximum 128). */
 /** Chat's parameters that OpenAI's spec (CreateChatCompletionRequest) types as booleans. */
 const CHAT_BOOLEANS = ['stream', 'logprobs', 'parallel_tool_calls', 'store'];
 
@@ -322,6 +321,7 @@ export function booleansProblem(body: Record<string, unknown>, names: readonly s
   return name === undefined ? undefined : invalid(`Invalid type for '${name}': expected a boolean, but got ${typeName(body[name])} instead.`, name, 'invalid_type');
 }
 
+/** `n`: 1 to 128 choices (Azure's chat completions reference, "n": minimum 1, maximum 128). */
 function nProblem(n: unknown): AzureValidationError | undefined {
   if (n === undefined || n === null) return undefined;
   if (!Number.isInteger(n)) return invalid(`Invalid type for 'n': expected an integer, but got ${typeName(n)} instead.`, 'n', 'invalid_type');

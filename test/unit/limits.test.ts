@@ -108,7 +108,7 @@ describe('tokens: admitted on an estimate, settled with the real count', () => {
     expect(estimateTokens(Buffer.alloc(8), {})).toEqual({ prompt: 2, output: 0 });
   });
 
-  it('takes an inline image, audio clip or file at what it costs a model, not at a quarter of its base64', () => {
+  it('takes an inline image or audio clip at what it costs a model, not at a quarter of its base64', () => {
     const estimate = (body: Record<string, unknown>) => estimateTokens(Buffer.from(JSON.stringify(body)), body).prompt;
     const base64 = (bytes: number) => Buffer.alloc(bytes, 7).toString('base64');
     const text = { type: 'text', text: 'What is in this picture?' };
@@ -126,13 +126,24 @@ describe('tokens: admitted on an estimate, settled with the real count', () => {
     const clip = estimate(question({ type: 'input_audio', input_audio: { data: base64(160_000), format: 'mp3' } }));
     expect(clip - textOnly).toBeGreaterThan(200);
     expect(clip - textOnly).toBeLessThan(400);
-    // A PDF is read as text and page images: a token per 64 bytes of base64, which errs high.
-    const pdf = estimate(question({ type: 'file', file: { filename: 'a.pdf', file_data: `data:application/pdf;base64,${base64(96_000)}` } }));
-    expect(pdf - textOnly).toBeGreaterThan(1900);
-    expect(pdf - textOnly).toBeLessThan(2100);
-    // Long text is counted by its bytes, base64-looking or not: only inline media are priced apart.
-    const long = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: base64(30_000) }] };
-    expect(estimate(long)).toBe(Math.ceil(JSON.stringify(long).length / 4));
+  });
+
+  it('counts everything else by its bytes: text dressed as an inline image, base64 outside an image part, files', () => {
+    const estimate = (body: Record<string, unknown>) => estimateTokens(Buffer.from(JSON.stringify(body)), body).prompt;
+    const bytesOnly = (body: Record<string, unknown>) => Math.ceil(JSON.stringify(body).length / 4);
+    const prose = 'The quick brown fox jumps over the lazy dog. '.repeat(10_000);
+    const base64 = Buffer.alloc(90_000, 7).toString('base64');
+    const cases = [
+      // Prose behind an image's prefix, in a message and in an image part: Azure bills the first as text and refuses the second.
+      { model: 'm', messages: [{ role: 'user', content: `data:image/png;base64,${prose}` }] },
+      { model: 'm', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${prose}` } }] }] },
+      { model: 'm', input: [{ role: 'user', content: [{ type: 'input_text', text: `data:image/png;base64,${base64}` }] }] },
+      { model: 'm', input: 'x', instructions: `data:image/png;base64,${base64}` },
+      // A file (a PDF is read as text and page images) keeps the byte count.
+      { model: 'm', messages: [{ role: 'user', content: [{ type: 'file', file: { filename: 'a.pdf', file_data: `data:application/pdf;base64,${base64}` } }] }] },
+      { model: 'm', messages: [{ role: 'user', content: base64 }] },
+    ];
+    for (const body of cases) expect(estimate(body)).toBe(bytesOnly(body));
   });
 
   it('refuses what the estimate does not fit, and gives back what a request did not use', async () => {
