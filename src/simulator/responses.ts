@@ -120,10 +120,14 @@ async function create(sim: AzureOpenAISimulator, store: ResponseStore, call: Sim
     } else input.push(item);
   }
 
-  // A call's output must answer a call the model made, in this input or the response it follows (OpenAI's wording).
-  const calls = new Set([...input, ...((previous?.value.output as Json[] | undefined) ?? [])].filter((i) => i.type === 'function_call').map((i) => i.call_id));
-  const orphan = input.find((i) => i.type === 'function_call_output' && !calls.has(i.call_id));
-  if (orphan) return sim.send(call, res, 400, invalid(`No tool call found for function call output with call_id ${String(orphan.call_id)}.`, 'input'));
+  const unpaired = callsProblem(input, previous);
+  if (unpaired) return sim.send(call, res, 400, unpaired);
+  const format = (body.text as { format?: Json } | undefined)?.format;
+  if (format?.type === 'json_schema' && typeof format.name !== 'string') return sim.send(call, res, 400, missing('text.format.name'));
+  // Only the input's messages count, not the instructions (as pydantic/pydantic-ai's OpenAI client found).
+  if (format?.type === 'json_object' && !/json/i.test(input.filter((i) => i.type === 'message').map((i) => JSON.stringify(i.content)).join(' '))) {
+    return sim.send(call, res, 400, invalid("Response input messages must contain the word 'json' in some form to use 'text.format' of type 'json_object'.", 'input'));
+  }
 
   const final = responseObject(body, input, previous);
   if (background) {
@@ -144,6 +148,22 @@ async function create(sim: AzureOpenAISimulator, store: ResponseStore, call: Sim
   sim.send(call, res, 200, final, { 'x-ratelimit-remaining-requests': '99' });
 }
 
+/**
+ * Function calls and their outputs must pair up, in the input and the
+ * response it follows: an output for a call never made, and a call left
+ * without its output, are refused with OpenAI's words ("No tool output found
+ * for function call call_...", in many agent frameworks' bug reports).
+ */
+function callsProblem(input: readonly Json[], previous: StoredResponse | undefined) {
+  const calls = [...((previous?.value.output as Json[] | undefined) ?? []), ...input].filter((i) => i.type === 'function_call');
+  const outputs = new Set(input.filter((i) => i.type === 'function_call_output').map((i) => i.call_id));
+  const orphan = input.find((i) => i.type === 'function_call_output' && !calls.some((c) => c.call_id === i.call_id));
+  if (orphan) return invalid(`No tool call found for function call output with call_id ${String(orphan.call_id)}.`, 'input');
+  const unanswered = calls.find((c) => !outputs.has(c.call_id));
+  if (unanswered) return invalid(`No tool output found for function call ${String(unanswered.call_id)}.`, 'input');
+  return undefined;
+}
+
 /** The parameters Azure's v1 spec types as strings or booleans (createResponse), checked as OpenAI's validator words it. */
 const STRING_PARAMS = ['previous_response_id'];
 const BOOLEAN_PARAMS = ['stream', 'background', 'store', 'parallel_tool_calls'];
@@ -151,7 +171,7 @@ const BOOLEAN_PARAMS = ['stream', 'background', 'store', 'parallel_tool_calls'];
 function typeProblem(body: Json) {
   const name = STRING_PARAMS.find((n) => body[n] !== undefined && body[n] !== null && typeof body[n] !== 'string');
   if (name !== undefined) return invalid(`Invalid type for '${name}': expected a string, but got ${typeName(body[name])} instead.`, name, 'invalid_type');
-  return booleansProblem(body, BOOLEAN_PARAMS) ?? toolsProblem(body);
+  return booleansProblem(body, BOOLEAN_PARAMS) ?? flatToolsProblem(body);
 }
 
 /**
@@ -160,7 +180,7 @@ function typeProblem(body: Json) {
  * (web search, file search, MCP...) are taken and not used here. The wording
  * is OpenAI's validator's, as for chat.
  */
-function toolsProblem(body: Json) {
+function flatToolsProblem(body: Json) {
   const tools = body.tools;
   if (tools !== undefined && tools !== null) {
     if (!Array.isArray(tools)) return invalid(`Invalid type for 'tools': expected an array of objects, but got ${typeName(tools)} instead.`, 'tools', 'invalid_type');
@@ -171,19 +191,19 @@ function toolsProblem(body: Json) {
     }
   }
   const named = (body.tool_choice as Json | null | undefined)?.name;
-  if (typeof named === 'string' && !functionTools(body).some((t) => t.name === named)) {
+  if (typeof named === 'string' && !flatFunctionTools(body).some((t) => t.name === named)) {
     return invalid(`Tool choice '${named}' not found in 'tools' parameter.`, 'tool_choice');
   }
   return undefined;
 }
 
-interface FunctionTool {
+interface FlatFunctionTool {
   readonly name: string;
   readonly parameters?: unknown;
 }
 
-function functionTools(body: Json): FunctionTool[] {
-  return Array.isArray(body.tools) ? (body.tools as Json[]).filter((t) => t?.type === 'function') as unknown as FunctionTool[] : [];
+function flatFunctionTools(body: Json): FlatFunctionTool[] {
+  return Array.isArray(body.tools) ? (body.tools as Json[]).filter((t) => t?.type === 'function') as unknown as FlatFunctionTool[] : [];
 }
 
 /**
@@ -191,7 +211,7 @@ function functionTools(body: Json): FunctionTool[] {
  * the input ends on a call's output; else those chooseTools picks, as chat's.
  */
 function functionCalls(body: Json, input: readonly Json[]): Json[] {
-  const tools = functionTools(body);
+  const tools = flatFunctionTools(body);
   const choice = body.tool_choice;
   if (tools.length === 0 || choice === 'none' || input.at(-1)?.type === 'function_call_output') return [];
   const named = (choice as Json | null | undefined)?.name;
@@ -412,7 +432,7 @@ function callEvents(call: Json, output_index: number): Json[] {
   return [
     { type: 'response.output_item.added', output_index, item: { ...call, status: 'in_progress', arguments: '' } },
     ...(args.match(/.{1,8}/gs) ?? []).map((delta) => ({ type: 'response.function_call_arguments.delta', item_id: call.id, output_index, delta })),
-    { type: 'response.function_call_arguments.done', item_id: call.id, output_index, arguments: args },
+    { type: 'response.function_call_arguments.done', item_id: call.id, output_index, name: call.name, arguments: args },
     { type: 'response.output_item.done', output_index, item: call },
   ];
 }

@@ -318,25 +318,40 @@ describe('the Vercel AI SDK, with its default openai(model) (the Responses API)'
     const types: string[] = [];
     let args = '';
     let done: { name?: string; arguments?: string; call_id?: string } | undefined;
+    let argumentsDone: unknown;
     for await (const event of stream) {
       types.push(event.type);
       if (event.type === 'response.function_call_arguments.delta') args += event.delta;
       if (event.type === 'response.output_item.done' && event.item.type === 'function_call') done = event.item;
+      if (event.type === 'response.function_call_arguments.done') argumentsDone = event;
     }
     expect(types).toContain('response.function_call_arguments.done');
     expect(types.at(-1)).toBe('response.completed');
     expect(done).toMatchObject({ name: 'get_weather', arguments: '{"city":"Simulated city"}', call_id: expect.stringMatching(/^call_/) });
+    expect(argumentsDone).toMatchObject({ name: 'get_weather', arguments: done!.arguments });
     expect(args).toBe(done!.arguments);
     // An output for a call nobody made is refused, as OpenAI refuses it.
     const orphan = await suite.h.client.responses.create({ model: 'gpt-4o-mini', input: [{ type: 'function_call_output', call_id: 'call_nobody', output: 'x' }] }).catch((e) => e);
     expect(orphan).toBeInstanceOf(OpenAI.BadRequestError);
     expect(orphan.message).toContain('No tool call found for function call output with call_id call_nobody.');
+    // A follow-up that leaves the call unanswered is refused too.
+    const called = await suite.h.client.responses.create({ model: 'gpt-4o-mini', input: 'weather?', tools: [{ type: 'function', name: 'get_weather', strict: false, parameters: null }] });
+    const unanswered = await suite.h.client.responses.create({ model: 'gpt-4o-mini', previous_response_id: called.id, input: 'never mind' }).catch((e) => e);
+    expect(unanswered).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(unanswered.message).toContain(`No tool output found for function call ${(called.output[0] as { call_id: string }).call_id}.`);
   });
 
   it('structured output (text.format json_schema) is JSON that fits the schema', async () => {
     const schema = { type: 'object', properties: { colour: { type: 'string', enum: ['red', 'blue'] }, count: { type: 'integer' } }, required: ['colour', 'count'], additionalProperties: false };
     const res = await suite.h.client.responses.create({ model: 'gpt-4o-mini', input: 'Pick one', text: { format: { type: 'json_schema', name: 'pick', schema, strict: true } } });
     expect(JSON.parse(res.output_text)).toEqual({ colour: 'red', count: expect.any(Number) });
+    // As OpenAI refuses them: a schema without its name, and JSON mode when no input message says "json".
+    const unnamed = await suite.h.client.responses.create({ model: 'gpt-4o-mini', input: 'Pick one', text: { format: { type: 'json_schema', schema } as never } }).catch((e) => e);
+    expect(unnamed.message).toContain("Missing required parameter: 'text.format.name'.");
+    const mode = (input: string, instructions?: string) => suite.h.client.responses.create({ model: 'gpt-4o-mini', input, instructions, text: { format: { type: 'json_object' } } });
+    const silent = await mode('Pick one', 'Answer in JSON').catch((e) => e);
+    expect(silent.message).toContain("Response input messages must contain the word 'json' in some form to use 'text.format' of type 'json_object'.");
+    expect(JSON.parse((await mode('Pick one, as JSON')).output_text)).toEqual({ reply: expect.any(String) });
   });
 
   it('a second turn, which refers to the first turn\'s stored items, is answered', async () => {
