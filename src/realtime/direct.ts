@@ -2,7 +2,7 @@
 import http from 'node:http';
 import { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import { GatewayError, clip, realtimeStartFailed } from '../core/errors';
+import { GatewayError, badRequest, clip, realtimeStartFailed } from '../core/errors';
 import { TryRecord } from '../balancer/balancer';
 import { Gateway } from '../gateway/gateway';
 import { ClientGone, GatewayRequest } from '../core/http';
@@ -10,7 +10,7 @@ import { connectRealtime, requireRealtimeModel } from './upstream';
 import { ProxyKey } from '../keys/proxy-key';
 import { NO_TOKENS } from '../limits/estimate';
 import { realtimeUsage } from '../limits/realtime-usage';
-import { ClientLost, HIGH_WATER, Relay, errorEvent, refusalReason, refusedEvent } from './relay';
+import { ClientLost, HIGH_WATER, Relay, errorEvent, refusalReason, refusedEvent, stoppingEvent } from './relay';
 import { newRequestId } from '../core/request-id';
 
 const KEY_PROTOCOL = 'openai-insecure-api-key.';
@@ -45,7 +45,7 @@ export class DirectRealtime {
 
   async upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://local');
-    const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
     const fromProtocol = protocols.find((p) => p.startsWith(KEY_PROTOCOL))?.slice(KEY_PROTOCOL.length);
     const request: GatewayRequest = {
       method: 'GET', path: url.pathname, query: url.search.slice(1), params: {},
@@ -57,6 +57,10 @@ export class DirectRealtime {
     let model: string;
     let key: ProxyKey | undefined;
     try {
+      // A client that offers subprotocols must get one back, or it drops the socket: refused here, before Azure's is opened.
+      if (protocols.length > 0 && !protocols.includes('realtime')) {
+        throw badRequest("Offer the 'realtime' WebSocket subprotocol beside the key's, as OpenAI's browser example does: new WebSocket(url, ['realtime', 'openai-insecure-api-key.' + key]).", null, 'missing_subprotocol');
+      }
       key = await this.gateway.authenticate(request);
       model = requireRealtimeModel(this.gateway, url.searchParams.get('model'), key);
       // A session is one request on the key's limits; its tokens are counted as its responses finish.
@@ -73,7 +77,7 @@ export class DirectRealtime {
   }
 
   close(): void {
-    for (const r of this.sessions) r.end('client closed');
+    for (const r of this.sessions) r.end('gateway stopping');
     this.wss.close();
   }
 
@@ -100,6 +104,11 @@ export class DirectRealtime {
           logger.log('info', { msg: 'realtime session ended', ...who, model, reason });
           this.sessions.delete(relay);
           if (reason === 'client behind') dropBehind(client);
+          else if (reason === 'gateway stopping' && client.readyState === WebSocket.OPEN) {
+            // Sent in order on the socket: the event, then the close (1001: going away).
+            client.send(stoppingEvent());
+            client.close(1001, 'gateway stopping');
+          }
           else if (client.readyState === WebSocket.OPEN) client.close(1011, 'upstream closed');
         },
       });

@@ -275,11 +275,13 @@ export class RealtimeHub implements RealtimeSessions, EventHandlers {
   /**
    * Shutting down (a scale-in, a deployment): the sessions are handed over
    * rather than ended, so their clients stay connected and another instance
-   * resumes them at once instead of after the lease. The wait is short: the
-   * platform does not wait long either.
+   * resumes them at once instead of after the lease. Without shared storage
+   * no other instance can, and each client is told and closed instead. The
+   * wait is short: the platform does not wait long either.
    */
   async close(): Promise<void> {
-    await Promise.race([this.handOverAll(), new Promise((r) => setTimeout(r, CLOSE_WAIT_MS).unref())]);
+    const letGo = this.options.store.shared ? this.handOverAll() : Promise.all([...this.owned.values()].map((s) => s.stopServing()));
+    await Promise.race([letGo, new Promise((r) => setTimeout(r, CLOSE_WAIT_MS).unref())]);
     this.link.close();
   }
 }

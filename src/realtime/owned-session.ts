@@ -4,7 +4,7 @@ import { Logger, describeError } from '../core/log';
 import { realtimeForm } from '../azure-openai/wire';
 import { TryRecord } from '../balancer/balancer';
 import { ConversationRecord, RecordSink } from './conversation';
-import { ClientLost, EndReason, Relay, gatewayEventId, refusalReason, refusedEvent } from './relay';
+import { ClientLost, EndReason, Relay, gatewayEventId, refusalReason, refusedEvent, stoppingEvent } from './relay';
 import { realtimeUsage } from '../limits/realtime-usage';
 import { LeaseLost, SessionPatch, SessionRecord, SessionStore } from './session-store';
 import { connectRealtime } from './upstream';
@@ -168,6 +168,17 @@ export class OwnedSession {
     if (!this.relay) this.ctx.logger.log('info', { msg: 'realtime session ended', ...this.who, reason });
     void this.ctx.store.remove(this.connectionId).catch((err) => this.ctx.logger.log('warn', { msg: 'realtime: could not remove a session record', error: describeError(err) }));
     if (closeClient) void this.ctx.service.closeConnection(this.connectionId, 'realtime session ended').catch(() => {});
+  }
+
+  /**
+   * The gateway is stopping and no other instance can take the session over
+   * (its record is this process's own): the client is told, then closed,
+   * rather than left on a socket nobody will serve again.
+   */
+  async stopServing(): Promise<void> {
+    if (this.done) return;
+    await Promise.resolve(this.sink().deliver(stoppingEvent())).catch(() => {});
+    this.end('gateway stopping', true);
   }
 
   /**

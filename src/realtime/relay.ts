@@ -36,7 +36,12 @@ export function eventType(text: string): string {
   return m ? m[1] : '';
 }
 
-export type EndReason = 'client closed' | 'upstream closed' | 'client unreachable' | 'client behind' | 'moved';
+export type EndReason = 'client closed' | 'upstream closed' | 'client unreachable' | 'client behind' | 'moved' | 'gateway stopping';
+
+/** What a client hears when the gateway stops under its session and no other instance can take it over. */
+export function stoppingEvent(): string {
+  return errorEvent('gateway_stopping', 'The gateway is shutting down, and this realtime session has ended with it. Start a new session.');
+}
 
 /** Where Azure's events go: resolves when the next may be given, rejects when the client is gone or hopelessly behind. */
 export interface ClientSink {

@@ -45,6 +45,8 @@ export class LeaseLost extends Error {
 export class SessionExists extends Error {}
 
 export interface SessionStore {
+  /** Whether other instances see these records, and so can take a session over. */
+  readonly shared: boolean;
   /** Creates the record; SessionExists if there is one. Returns its ETag. */
   create(record: Omit<SessionRecord, 'etag'>): Promise<string>;
   read(connectionId: string): Promise<SessionRecord | undefined>;
@@ -72,6 +74,7 @@ export interface SessionStore {
 
 /** One instance's own store, for a host without Table Storage: sessions cannot outlive the process. */
 export class MemorySessionStore implements SessionStore {
+  readonly shared = false;
   private readonly records = new Map<string, SessionRecord>();
   private readonly itemsOf = new Map<string, Map<number, string>>();
   private version = 0;
@@ -147,6 +150,7 @@ export class MemorySessionStore implements SessionStore {
  * property may hold (32K characters) is split over numbered properties.
  */
 export class TableSessionStore implements SessionStore {
+  readonly shared = true;
   private tableReady?: Promise<void>;
 
   constructor(private readonly table: TableClient) {}

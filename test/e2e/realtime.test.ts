@@ -525,6 +525,22 @@ describe('an instance shutting down', () => {
   });
 });
 
+describe('an instance shutting down without shared storage', () => {
+  it('tells each client its session has ended and closes it, since no other instance can take it over', async () => {
+    // No BALANCER_STORAGE_CONNECTION: the sessions' records live in this process alone.
+    const solo = await startHarness({ sharedSimulator: sim, env: () => ({ ...settings(), BALANCER_STORAGE_CONNECTION: '' }) });
+    pubsub.handlers = [`${solo.url}/realtime/events`];
+    const client = await connect((await newSession(solo)).body.url as string);
+    await eventually(() => client.received.length >= 1, 5000, 'session.created');
+    const upstream = lastSession();
+    await solo.close();
+    expect(await Promise.race([client.closed, new Promise((r) => setTimeout(() => r('still open'), 5000))])).not.toBe('still open');
+    expect(JSON.parse(client.received.at(-1)!)).toMatchObject({ type: 'error', error: { code: 'gateway_stopping' } });
+    expect(solo.logger.entries().filter((e) => e.msg === 'realtime session ended').at(-1)).toMatchObject({ reason: 'gateway stopping' });
+    await eventually(() => upstream.closed, 3000, 'the Azure socket to close');
+  });
+});
+
 describe('the openai SDK\'s realtime client', () => {
   let tlsPubsub: WebPubSubStandIn;
   let c: Harness;
@@ -587,6 +603,34 @@ describe('the local host\'s direct socket', () => {
       expect.objectContaining({ model: MODEL, deployment: expect.any(String), tried: 1 }), expect.objectContaining({ model: MODEL, deployment: expect.any(String), tried: 1 }),
     ]);
     expect(a.server.realtime.sessions.size).toBe(0);
+  });
+
+  it('stopping the local host tells a client its session has ended, closes it as going away, and logs why', async () => {
+    const server = new LocalServer(a.gateway, routeTable);
+    const url = await server.listen(0);
+    const ws = new WebSocket(`${url.replace('http', 'ws')}/v1/realtime?model=${MODEL}`, { headers: { authorization: `Bearer ${PROXY_KEY}` } });
+    const received: string[] = [];
+    ws.on('message', (d) => received.push(String(d)));
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    await eventually(() => received.length >= 1, 5000, 'session.created');
+    const lines = a.logger.entries().length;
+    await server.close();
+    expect(await closed).toBe(1001);
+    expect(JSON.parse(received.at(-1)!)).toMatchObject({ type: 'error', error: { code: 'gateway_stopping' } });
+    expect(a.logger.entries().slice(lines).find((e) => e.msg === 'realtime session ended')).toMatchObject({ reason: 'gateway stopping' });
+  });
+
+  it('a browser that offers the key\'s subprotocol without `realtime` is told to offer it, before Azure\'s socket is opened', async () => {
+    const sockets = rt.sessions.length;
+    const ws = new WebSocket(`${a.url.replace('http', 'ws')}/v1/realtime?model=${MODEL}`, [`openai-insecure-api-key.${PROXY_KEY}`]);
+    const res = await new Promise<{ statusCode?: number; body: string }>((resolve) => ws.once('unexpected-response', (_req, r) => {
+      let body = '';
+      r.on('data', (c: Buffer) => (body += c));
+      r.on('end', () => resolve({ statusCode: r.statusCode, body }));
+    }));
+    expect(res.statusCode).toBe(400);
+    expect(JSON.parse(res.body).error.message).toContain("'realtime'");
+    expect(rt.sessions.length).toBe(sockets);
   });
 
   it('refuses a bad key or model with an OpenAI-shaped HTTP error, before opening Azure\'s socket', async () => {
