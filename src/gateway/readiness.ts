@@ -65,11 +65,22 @@ export class Readiness {
   /** What does not answer, as problems named by setting, like configuration problems. */
   async problems(): Promise<ConfigProblem[]> {
     const { upstream, storage } = await this.check();
-    const problems: ConfigProblem[] = [];
+    const refusals: ConfigProblem[] = [];
+    // A resource checked once per credential: if it does not answer, it is said once, for all its models.
+    const silent = new Map<string, { setting: string; problem: string; models: Set<string> }>();
     for (const r of upstream) {
-      if (r.problem) problems.push({ setting: r.setting, message: `names an Azure OpenAI resource that does not answer (${r.problem}); requests for ${r.models.join(', ')} fail until it does.` });
-      if (r.refused) problems.push(credentialProblem(r.refused.setting, r.refused.status, r.models));
+      if (r.problem) {
+        const key = `${r.setting}\n${r.problem}`;
+        const entry = silent.get(key) ?? { setting: r.setting, problem: r.problem, models: new Set<string>() };
+        for (const m of r.models) entry.models.add(m);
+        silent.set(key, entry);
+      }
+      if (r.refused) refusals.push(credentialProblem(r.refused.setting, r.refused.status, r.models));
     }
+    const problems: ConfigProblem[] = [...silent.values()].map(({ setting, problem, models }) => ({
+      setting, message: `names an Azure OpenAI resource that does not answer (${problem}); requests for ${[...models].join(', ')} fail until it does.`,
+    }));
+    problems.push(...refusals);
     if (storage?.problem) {
       problems.push({ setting: storage.setting, message: `names the balancer's storage, which does not work (${storage.problem}); each instance balances on its own until it does.` });
     }
@@ -78,17 +89,19 @@ export class Readiness {
 
   private async run(): Promise<Reachability> {
     const { config } = this.options;
-    // Each resource once, with its first deployment's credential (a resource's deployments share one, as a rule).
-    const byEndpoint = new Map<string, { models: Set<string>; first: Deployment }>();
+    // Each resource once per credential its deployments use (the default key, a deployment's own key, or the
+    // identity), so a wrong key is found whichever entry gives it, and only the models that use it are named.
+    const byCredential = new Map<string, { endpoint: string; models: Set<string>; first: Deployment }>();
     for (const [model, pool] of config.models) {
       for (const d of pool) {
-        const resource = byEndpoint.get(d.endpoint) ?? { models: new Set<string>(), first: d };
+        const key = `${d.endpoint}\n${d.usesDefaultKey ? 'default' : `own:${d.apiKey ?? ''}`}`;
+        const resource = byCredential.get(key) ?? { endpoint: d.endpoint, models: new Set<string>(), first: d };
         resource.models.add(model);
-        byEndpoint.set(d.endpoint, resource);
+        byCredential.set(key, resource);
       }
     }
     const [upstream, storageProblem] = await Promise.all([
-      Promise.all([...byEndpoint].map(async ([endpoint, { models, first }]): Promise<ResourceCheck> => {
+      Promise.all([...byCredential.values()].map(async ({ endpoint, models, first }): Promise<ResourceCheck> => {
         const { problem, refused } = await this.options.probeUpstream(first);
         return {
           setting: endpoint === config.defaultResource?.endpoint ? config.defaultResource.setting : 'MODEL_DEPLOYMENTS',

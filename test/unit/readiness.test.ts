@@ -41,6 +41,24 @@ describe('readiness: what the gateway depends on, and whether it answers', () =>
     expect(asked).toEqual(['d1', 'd3']);
   });
 
+  it('checks each credential a resource is reached with, so a deployment\'s wrong key is found in any order, and blames only its models', async () => {
+    for (const models of [{ good: ['d1'], bad: [{ deployment: 'd2', apiKey: 'wrong' }] }, { bad: [{ deployment: 'd2', apiKey: 'wrong' }], good: ['d1'] }]) {
+      const readiness = new Readiness({
+        config: loadConfig({ PROXY_API_KEY: 'k', AZURE_OPENAI_ENDPOINT: 'https://main.openai.azure.com', AZURE_OPENAI_API_KEY: 'x', MODEL_DEPLOYMENTS: JSON.stringify(models) }),
+        probeUpstream: async (d) => (d.apiKey === 'wrong' ? { refused: 401 } : {}),
+        now: () => 0,
+      });
+      expect(await readiness.problems()).toEqual([{ setting: 'MODEL_DEPLOYMENTS', kind: 'credential', message: expect.stringMatching(/refused it \(401\) when the gateway checked the resource that serves bad\.$/) }]);
+    }
+    // A resource that does not answer is said once, for every model it serves, however many credentials reach it.
+    const silent = new Readiness({
+      config: loadConfig({ PROXY_API_KEY: 'k', AZURE_OPENAI_ENDPOINT: 'https://main.openai.azure.com', AZURE_OPENAI_API_KEY: 'x', MODEL_DEPLOYMENTS: JSON.stringify({ good: ['d1'], bad: [{ deployment: 'd2', apiKey: 'wrong' }] }) }),
+      probeUpstream: async () => ({ problem: 'no such host' }),
+      now: () => 0,
+    });
+    expect(await silent.problems()).toEqual([{ setting: 'AZURE_OPENAI_ENDPOINT', message: expect.stringMatching(/requests for good, bad fail until it does\.$/) }]);
+  });
+
   it('checks at most once per interval however often it is asked (/health is public), answering from the last check while the next runs', async () => {
     let t = 0;
     let probes = 0;
