@@ -44,6 +44,17 @@ export function registerTimer(timer: Timer): void {
   });
 }
 
+/**
+ * The worker is shutting down (a scale-in, a deployment): the gateway closes,
+ * so its realtime sessions are handed over at once rather than after their
+ * lease, and its limits' unused slices go back.
+ */
+export function registerShutdown(): void {
+  app.hook.appTerminate(async () => {
+    await gateway?.close();
+  });
+}
+
 const noBody: AsyncIterable<Uint8Array> = { async *[Symbol.asyncIterator]() {} };
 
 async function handle(route: Route, request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {

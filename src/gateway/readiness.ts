@@ -65,53 +65,57 @@ export class Readiness {
   /** What does not answer, as problems named by setting, like configuration problems. */
   async problems(): Promise<ConfigProblem[]> {
     const { upstream, storage } = await this.check();
-    const refusals: ConfigProblem[] = [];
-    // A resource checked once per credential: if it does not answer, it is said once, for all its models.
-    const silent = new Map<string, { setting: string; problem: string; models: Set<string> }>();
+    const problems: ConfigProblem[] = [];
     for (const r of upstream) {
-      if (r.problem) {
-        const key = `${r.setting}\n${r.problem}`;
-        const entry = silent.get(key) ?? { setting: r.setting, problem: r.problem, models: new Set<string>() };
-        for (const m of r.models) entry.models.add(m);
-        silent.set(key, entry);
-      }
-      if (r.refused) refusals.push(credentialProblem(r.refused.setting, r.refused.status, r.models));
+      if (r.problem) problems.push({ setting: r.setting, message: `names an Azure OpenAI resource that does not answer (${r.problem}); requests for ${r.models.join(', ')} fail until it does.` });
+      if (r.refused) problems.push(credentialProblem(r.refused.setting, r.refused.status, r.models));
     }
-    const problems: ConfigProblem[] = [...silent.values()].map(({ setting, problem, models }) => ({
-      setting, message: `names an Azure OpenAI resource that does not answer (${problem}); requests for ${[...models].join(', ')} fail until it does.`,
-    }));
-    problems.push(...refusals);
     if (storage?.problem) {
       problems.push({ setting: storage.setting, message: `names the balancer's storage, which does not work (${storage.problem}); each instance balances on its own until it does.` });
     }
     return problems;
   }
 
+  /**
+   * Each resource is checked once per credential its deployments use (the
+   * default key or identity, and each deployment's own key), so a wrong key is
+   * found whichever entry gives it, and a refusal names only the models that
+   * use it. Then the checks are put together per resource: one that does not
+   * answer is one finding, for all its models, and one that answers is one
+   * line, besides a finding for each credential it refused.
+   */
   private async run(): Promise<Reachability> {
     const { config } = this.options;
-    // Each resource once per credential its deployments use (the default key, a deployment's own key, or the
-    // identity), so a wrong key is found whichever entry gives it, and only the models that use it are named.
     const byCredential = new Map<string, { endpoint: string; models: Set<string>; first: Deployment }>();
     for (const [model, pool] of config.models) {
       for (const d of pool) {
         const key = `${d.endpoint}\n${d.usesDefaultKey ? 'default' : `own:${d.apiKey ?? ''}`}`;
-        const resource = byCredential.get(key) ?? { endpoint: d.endpoint, models: new Set<string>(), first: d };
-        resource.models.add(model);
-        byCredential.set(key, resource);
+        const group = byCredential.get(key) ?? { endpoint: d.endpoint, models: new Set<string>(), first: d };
+        group.models.add(model);
+        byCredential.set(key, group);
       }
     }
-    const [upstream, storageProblem] = await Promise.all([
-      Promise.all([...byCredential.values()].map(async ({ endpoint, models, first }): Promise<ResourceCheck> => {
-        const { problem, refused } = await this.options.probeUpstream(first);
-        return {
-          setting: endpoint === config.defaultResource?.endpoint ? config.defaultResource.setting : 'MODEL_DEPLOYMENTS',
-          models: [...models],
-          problem,
-          ...(refused !== undefined ? { refused: { status: refused, setting: credentialSetting(config, first) } } : {}),
-        };
-      })),
+    const [probed, storageProblem] = await Promise.all([
+      Promise.all([...byCredential.values()].map(async (group) => ({ group, ...(await this.options.probeUpstream(group.first)) }))),
       this.options.probeStorage?.(),
     ]);
+    const byEndpoint = new Map<string, typeof probed>();
+    for (const p of probed) byEndpoint.set(p.group.endpoint, [...(byEndpoint.get(p.group.endpoint) ?? []), p]);
+    const upstream: ResourceCheck[] = [];
+    for (const [endpoint, checks] of byEndpoint) {
+      const setting = endpoint === config.defaultResource?.endpoint ? config.defaultResource.setting : 'MODEL_DEPLOYMENTS';
+      const modelsOf = (list: typeof probed) => [...new Set(list.flatMap((c) => [...c.group.models]))];
+      const silent = checks.find((c) => c.problem !== undefined);
+      if (silent) {
+        upstream.push({ setting, models: modelsOf(checks), problem: silent.problem });
+        continue;
+      }
+      const accepted = checks.filter((c) => c.refused === undefined);
+      if (accepted.length > 0) upstream.push({ setting, models: modelsOf(accepted), problem: undefined });
+      for (const c of checks.filter((x) => x.refused !== undefined)) {
+        upstream.push({ setting, models: [...c.group.models], problem: undefined, refused: { status: c.refused!, setting: credentialSetting(config, c.group.first) } });
+      }
+    }
     const storage = config.balancerStorage && this.options.probeStorage ? { setting: config.balancerStorage.setting, problem: storageProblem } : undefined;
     return { upstream, storage };
   }

@@ -38,6 +38,8 @@ export class DirectRealtime {
   /** Sessions open now (for tests that check nothing outlives its session). */
   readonly sessions = new Set<Relay>();
   private readonly behindLimitMs: number;
+  /** Set by close(): a session still reaching Azure then is told and closed as it arrives. */
+  private stopping = false;
 
   constructor(private readonly gateway: Gateway, options: DirectOptions = {}) {
     this.behindLimitMs = options.behindLimitMs ?? 10_000;
@@ -77,6 +79,7 @@ export class DirectRealtime {
   }
 
   close(): void {
+    this.stopping = true;
     for (const r of this.sessions) r.end('gateway stopping');
     this.wss.close();
   }
@@ -93,9 +96,10 @@ export class DirectRealtime {
     const logger = this.gateway.logger;
     try {
       const azure = await connectRealtime(this.gateway, model, tries);
-      if (gone) {
+      if (gone || this.stopping) {
         azure.socket.terminate();
-        logger.log('info', { msg: 'realtime session ended', ...who, model, reason: 'client closed' });
+        logger.log('info', { msg: 'realtime session ended', ...who, model, reason: gone ? 'client closed' : 'gateway stopping' });
+        if (!gone) stopClient(client);
         return;
       }
       relay = new Relay(azure, new DirectSink(client, this.behindLimitMs), {
@@ -104,11 +108,7 @@ export class DirectRealtime {
           logger.log('info', { msg: 'realtime session ended', ...who, model, reason });
           this.sessions.delete(relay);
           if (reason === 'client behind') dropBehind(client);
-          else if (reason === 'gateway stopping' && client.readyState === WebSocket.OPEN) {
-            // Sent in order on the socket: the event, then the close (1001: going away).
-            client.send(stoppingEvent());
-            client.close(1001, 'gateway stopping');
-          }
+          else if (reason === 'gateway stopping') stopClient(client);
           else if (client.readyState === WebSocket.OPEN) client.close(1011, 'upstream closed');
         },
       });
@@ -166,6 +166,14 @@ class DirectSink {
       });
     });
   }
+}
+
+/** The gateway is stopping: the event, then the close (1001, going away), in order on the socket. */
+function stopClient(client: WebSocket): void {
+  if (client.readyState !== WebSocket.OPEN) return;
+  client.resume();
+  client.send(stoppingEvent());
+  client.close(1001, 'gateway stopping');
 }
 
 /** A client that does not read will not read a close either: tell it, close, and cut it off shortly after. */

@@ -177,8 +177,14 @@ export class OwnedSession {
    */
   async stopServing(): Promise<void> {
     if (this.done) return;
-    await Promise.resolve(this.sink().deliver(stoppingEvent())).catch(() => {});
-    this.end('gateway stopping', true);
+    const { reachable, relay } = this;
+    // Azure's socket closes and its queued events are dropped; the one being sent goes first, so the client hears this last.
+    this.end('gateway stopping');
+    await relay?.idle();
+    // A client not connected yet cannot be told; waiting for it would outlast the shutdown.
+    if (reachable) await this.ctx.service.sendToConnection(this.connectionId, stoppingEvent()).catch(() => {});
+    // Awaited: the process exits once the gateway has closed, and an unsent close would leave the client open.
+    await this.ctx.service.closeConnection(this.connectionId, 'realtime session ended').catch(() => {});
   }
 
   /**

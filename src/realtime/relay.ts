@@ -170,6 +170,11 @@ export class Relay {
 
   private readonly whenDrained: (() => void)[] = [];
 
+  /** Resolves once the event being sent to the client, if any, has gone (after end(), nothing else is). */
+  idle(): Promise<void> {
+    return new Promise((resolve) => this.afterQueue(resolve));
+  }
+
   /** Runs `fn` once everything queued so far has been delivered (or the relay ended). */
   private afterQueue(fn: () => void): void {
     if (!this.draining && this.queue.length === 0) fn();

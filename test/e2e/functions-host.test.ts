@@ -130,6 +130,21 @@ describe('the Functions host contract', () => {
     expect(JSON.parse(text).error.code).toBe('invalid_api_key');
     expect(res.headers['x-request-id']).toBeTruthy();
   });
+
+  it('closes the gateway when the worker shuts down (appTerminate), so calls to Azure stop and realtime sessions are handed over', async () => {
+    const terminate = app.hooks.filter((h) => h.name === 'appTerminate');
+    expect(terminate).toHaveLength(1);
+    const calls = sim.calls.length;
+    await terminate[0].callback({ hookData: {}, appHookData: {} });
+    // The gateway's connections to Azure are closed: a request after shutdown does not reach it.
+    const reg = app.registrations.find((r) => r.metadata.name === 'chatCompletions')!;
+    const { response, invocation } = invoke(reg, '/v1/chat/completions', JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }), { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' });
+    const res = await response;
+    for await (const _ of res) { /* drained */ }
+    await invocation;
+    expect(res.statusCode).toBeGreaterThanOrEqual(500);
+    expect(sim.calls.length).toBe(calls);
+  });
 });
 
 let invocationCount = 0;

@@ -15,6 +15,8 @@ export interface Registration {
 
 export interface CapturedApp {
   readonly registrations: Registration[];
+  /** Hooks the app registered (appStart, appTerminate, ...), as the worker would run them. */
+  readonly hooks: { readonly name: string; readonly callback: (context: unknown) => unknown }[];
   readonly programmingModel: ProgrammingModel;
   readonly files: string[];
   restore(): void;
@@ -35,6 +37,7 @@ interface InvocationModel {
 /** Loads the app from `main` in package.json with the stand-in in place of the worker's module. */
 export function loadAppLikeTheWorker(appRoot: string): CapturedApp {
   const registrations: Registration[] = [];
+  const hooks: CapturedApp['hooks'][number][] = [];
   let programmingModel: ProgrammingModel | undefined;
   const core = {
     version: '4.0.0',
@@ -47,7 +50,10 @@ export function loadAppLikeTheWorker(appRoot: string): CapturedApp {
       registrations.push({ metadata, callback });
       return { dispose() {} };
     },
-    registerHook: () => ({ dispose() {} }),
+    registerHook(name: string, callback: (context: unknown) => unknown) {
+      hooks.push({ name, callback });
+      return { dispose() {} };
+    },
     log: () => {},
     Disposable: class {
       dispose() {}
@@ -67,6 +73,7 @@ export function loadAppLikeTheWorker(appRoot: string): CapturedApp {
   if (!programmingModel) throw new Error('the app never set its programming model');
   return {
     registrations,
+    hooks,
     programmingModel,
     files,
     restore() {

@@ -57,6 +57,14 @@ describe('readiness: what the gateway depends on, and whether it answers', () =>
       now: () => 0,
     });
     expect(await silent.problems()).toEqual([{ setting: 'AZURE_OPENAI_ENDPOINT', message: expect.stringMatching(/requests for good, bad fail until it does\.$/) }]);
+
+    // Two resources that fail alike are two findings, each with its own models.
+    const two = new Readiness({
+      config: loadConfig({ PROXY_API_KEY: 'k', MODEL_DEPLOYMENTS: JSON.stringify({ east: [{ deployment: 'e', endpoint: 'https://east.openai.azure.com', apiKey: 'a' }], west: [{ deployment: 'w', endpoint: 'https://west.openai.azure.com', apiKey: 'b' }] }) }),
+      probeUpstream: async () => ({ problem: 'no answer within 5 s' }),
+      now: () => 0,
+    });
+    expect((await two.problems()).map((p) => p.message)).toEqual([expect.stringMatching(/requests for east fail/), expect.stringMatching(/requests for west fail/)]);
   });
 
   it('checks at most once per interval however often it is asked (/health is public), answering from the last check while the next runs', async () => {
