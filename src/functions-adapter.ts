@@ -45,13 +45,14 @@ export function registerTimer(timer: Timer): void {
 }
 
 /**
- * The worker is shutting down (a scale-in, a deployment): the gateway closes,
- * so its realtime sessions are handed over at once rather than after their
- * lease, and its limits' unused slices go back.
+ * The worker is shutting down (a scale-in, a deployment): its realtime
+ * sessions are handed over at once rather than after their lease. Only
+ * those: a response still streaming to a client goes on to its end (the
+ * connections to Azure are left for the process's exit to close).
  */
 export function registerShutdown(): void {
   app.hook.appTerminate(async () => {
-    await gateway?.close();
+    await gateway?.realtime?.close();
   });
 }
 
