@@ -38,7 +38,8 @@ export function bodyBroke(err: unknown): GatewayError {
  */
 export function refuseEncoded(req: GatewayRequest): void {
   const encoding = req.header('content-encoding');
-  if (encoding !== undefined && encoding.trim() !== '' && encoding.trim().toLowerCase() !== 'identity') throw encodedBody(encoding);
+  const coding = encoding?.trim().toLowerCase();
+  if (coding !== undefined && coding !== '' && coding !== 'identity') throw encodedBody(encoding!);
 }
 
 /**

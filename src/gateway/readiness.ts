@@ -100,11 +100,15 @@ export class Readiness {
       this.options.probeStorage?.(),
     ]);
     const byEndpoint = new Map<string, typeof probed>();
-    for (const p of probed) byEndpoint.set(p.group.endpoint, [...(byEndpoint.get(p.group.endpoint) ?? []), p]);
+    for (const p of probed) {
+      const checks = byEndpoint.get(p.group.endpoint);
+      if (checks) checks.push(p);
+      else byEndpoint.set(p.group.endpoint, [p]);
+    }
+    const modelsOf = (checks: typeof probed) => [...new Set(checks.flatMap((c) => [...c.group.models]))];
     const upstream: ResourceCheck[] = [];
     for (const [endpoint, checks] of byEndpoint) {
       const setting = endpoint === config.defaultResource?.endpoint ? config.defaultResource.setting : 'MODEL_DEPLOYMENTS';
-      const modelsOf = (list: typeof probed) => [...new Set(list.flatMap((c) => [...c.group.models]))];
       const silent = checks.find((c) => c.problem !== undefined);
       if (silent) {
         upstream.push({ setting, models: modelsOf(checks), problem: silent.problem });

@@ -3,28 +3,23 @@ import { Handler, Route } from '../gateway/route';
 import { Router } from '../gateway/router';
 
 /**
- * OpenAI operations whose paths a route's template also fits (as if
- * `input_tokens` were a response's id) and that the gateway does not serve:
- * "use another method" would send their callers the wrong way.
+ * The parts of OpenAI's API that the gateway does not serve, by the path each
+ * lives under: a client calling one is pointed right, and must not be told to
+ * check a base URL that is fine, nor, where a route's template also fits the
+ * path (as if `input_tokens` were a response's id), to use another method.
+ * An entry ending in `/` stands for the paths below it only: stored chat
+ * completions live under /v1/chat/completions/{id}, below a path the gateway
+ * serves. (Image variations need DALL·E 2, which Azure does not offer.)
  */
-const UNSERVED = new Set(['/v1/responses/input_tokens', '/v1/responses/compact']);
-
-/**
- * The rest of OpenAI's API that the gateway does not serve, by the path each
- * part lives under: a client calling one is pointed right, and must not be
- * told to check a base URL that is fine. An entry ending in `/` stands for
- * the paths below it only: stored chat completions live under
- * /v1/chat/completions/{id}, below a path the gateway serves. (Image
- * variations need DALL·E 2, which Azure does not offer.)
- */
-const UNSERVED_UNDER = [
+const UNSERVED = [
+  '/v1/responses/input_tokens', '/v1/responses/compact',
   '/v1/moderations', '/v1/files', '/v1/uploads', '/v1/batches', '/v1/fine_tuning', '/v1/assistants', '/v1/threads',
   '/v1/vector_stores', '/v1/conversations', '/v1/evals', '/v1/containers', '/v1/videos', '/v1/organization',
   '/v1/chatkit', '/v1/realtime/calls', '/v1/realtime/transcription_sessions', '/v1/images/variations', '/v1/chat/completions/',
 ];
 
 function isUnserved(path: string): boolean {
-  return UNSERVED.has(path) || UNSERVED_UNDER.some((p) => path.startsWith(p) && (p.endsWith('/') || path.length === p.length || path[p.length] === '/'));
+  return UNSERVED.some((p) => path.startsWith(p) && (p.endsWith('/') || path.length === p.length || path[p.length] === '/'));
 }
 
 /** A path as the known ones are spelt: lower case, without a trailing slash. */

@@ -37,7 +37,8 @@ const AUDIO_BASE64_BYTES_PER_TOKEN = 800;
 const MIN_MEDIA_CHARS = 1024;
 /** Bodies smaller than this are taken by their bytes alone: the hot path of ordinary requests does no more. */
 const MIN_SCANNED_BODY = 4096;
-const DATA_URL = Buffer.from(';base64,');
+const BASE64_MARK = ';base64,';
+const DATA_URL = Buffer.from(BASE64_MARK);
 const INPUT_AUDIO = Buffer.from('"input_audio"');
 /** Only base64 is taken for media: text dressed as a data: URL must not pass for an image and escape the count. */
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -73,8 +74,8 @@ function walk(v: unknown, found: Media, depth: number): void {
   const part = v as Record<string, unknown>;
   if (part.type === 'image_url' || part.type === 'input_image') {
     const url = part.type === 'image_url' ? (part.image_url as { url?: unknown } | null)?.url : part.image_url;
-    const at = typeof url === 'string' && url.startsWith('data:image/') ? url.indexOf(';base64,') : -1;
-    if (at >= 0 && isMedia((url as string).slice(at + DATA_URL.length))) return count((url as string).length, IMAGE_TOKENS, found);
+    const at = typeof url === 'string' && url.startsWith('data:image/') ? url.indexOf(BASE64_MARK) : -1;
+    if (at >= 0 && isMedia((url as string).slice(at + BASE64_MARK.length))) return count((url as string).length, IMAGE_TOKENS, found);
   } else if (part.type === 'input_audio') {
     const data = (part.input_audio as { data?: unknown } | null)?.data;
     if (typeof data === 'string' && isMedia(data)) return count(data.length, Math.ceil(data.length / AUDIO_BASE64_BYTES_PER_TOKEN), found);

@@ -152,12 +152,12 @@ export class LocalServer {
       gone,
     };
 
-    let response: GatewayResponse;
     if (match !== undefined && CorsPolicy.isPreflight(request)) {
-      // Through the pipeline, as every request goes: its request id and its log line.
       const methods = match.route.methods;
-      return this.write(req, res, await serve({ name: 'preflight', methods: ['OPTIONS'], route: '', auth: false, handler: async () => this.cors.preflight(request, methods) }, request, this.gateway));
-    } else if (path === REALTIME_PATH && this.gateway.directRealtime) {
+      return this.write(req, res, await this.answer('preflight', async () => this.cors.preflight(request, methods), request));
+    }
+    let response: GatewayResponse;
+    if (path === REALTIME_PATH && this.gateway.directRealtime) {
       // The direct socket's address, asked without an upgrade.
       response = await this.refuse(upgradeRequired(`${clip(request.method)} ${REALTIME_PATH} is a WebSocket endpoint: connect to it with a WebSocket client (Upgrade: websocket), as the README's realtime section shows.`), request);
     } else if (match === undefined || !takesMethod(match.route, request.method)) {
@@ -171,7 +171,12 @@ export class LocalServer {
 
   /** A request no route takes: answered by the pipeline all the same, for its request id and its log line. */
   private refuse(error: GatewayError, request: GatewayRequest): Promise<GatewayResponse> {
-    return serve({ name: 'none', methods: [], route: '', auth: false, handler: () => Promise.reject(error) }, request, this.gateway);
+    return this.answer('none', () => Promise.reject(error), request);
+  }
+
+  /** An answer of the host's own (no route's), through the pipeline as every request goes: its request id and its log line. */
+  private answer(name: string, handler: Route['handler'], request: GatewayRequest): Promise<GatewayResponse> {
+    return serve({ name, methods: [], route: '', auth: false, handler }, request, this.gateway);
   }
 
   /**
