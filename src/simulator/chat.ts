@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { SAFE_FILTER, countTokens, lastUserText, newId, promptFilterResults, replyWords } from './content';
+import { SAFE_FILTER, countTokens, lastUserText, newId, promptFilterResults, replyWords, textPieces } from './content';
 import { chooseTools, functionTools } from './requests';
 import { sampleOf } from './schema';
 
@@ -91,7 +91,7 @@ function toolCalls(body: Record<string, unknown>): ToolCall[] | undefined {
 
 /** JSON text cut into small pieces, as a model emits it token by token. */
 function jsonTokens(value: unknown): string[] {
-  return JSON.stringify(value).match(/.{1,6}/gs) ?? [];
+  return textPieces(JSON.stringify(value));
 }
 
 /** A token's log probability: deterministic, between -0.5 and 0. */

@@ -40,6 +40,11 @@ export function lastUserText(messages: unknown): string {
   return '';
 }
 
+/** Text cut into small pieces, as a model emits JSON (arguments, structured output) token by token. */
+export function textPieces(text: string): string[] {
+  return text.match(/.{1,6}/gs) ?? [];
+}
+
 /** The reply's words: an echo of the prompt, padded or cut to max_tokens when given. */
 export function replyWords(prompt: string, maxTokens: unknown): string[] {
   const base = `Simulated reply to: ${prompt || '(empty prompt)'}`.split(/\s+/).filter(Boolean);
@@ -87,7 +92,7 @@ export function completionChunks(body: Record<string, unknown>, model: string): 
 }
 
 /**
- * Deterministic unit vectors (OpenAI's embeddings have length 1), made of the
+ * Deterministic unit vectors (OpenAI's embeddings FAQ: normalized to length 1), made of the
  * input's words: each word stands for a fixed random direction, and a text
  * for the sum of its words' directions. So texts that share words come out
  * alike, as a model's would for texts that share meaning, and an example or

@@ -43,7 +43,7 @@ export function chatRequestProblem(body: Record<string, unknown>): AzureValidati
     const problem = contentProblem(m, i);
     if (problem) return problem;
   }
-  return toolTurnsProblem(messages as ChatMessage[]) ?? booleansProblem(body, CHAT_BOOLEANS) ?? nProblem(body.n) ?? logprobsProblem(body) ?? temperatureProblem(body.temperature)
+  return toolTurnsProblem(messages as ChatMessage[]) ?? typesProblem(body, CHAT_BOOLEANS, 'boolean') ?? nProblem(body.n) ?? logprobsProblem(body) ?? temperatureProblem(body.temperature)
     ?? toolsProblem(body) ?? responseFormatProblem(body) ?? streamWithoutStreamingProblem(body);
 }
 
@@ -312,13 +312,13 @@ function estimatedTokens(input: unknown): number {
 const CHAT_BOOLEANS = ['stream', 'logprobs', 'parallel_tool_calls', 'store'];
 
 /**
- * A parameter given as another type than a boolean ("stream": "yes", which
- * a kinder server would take as false): OpenAI's validator's words, as the
- * Responses API's simulator uses them too.
+ * A parameter given as another type than its own ("stream": "yes", which a
+ * kinder server would take as false): OpenAI's validator's words, for chat
+ * and the Responses API alike.
  */
-export function booleansProblem(body: Record<string, unknown>, names: readonly string[]): AzureValidationError | undefined {
-  const name = names.find((n) => body[n] !== undefined && body[n] !== null && typeof body[n] !== 'boolean');
-  return name === undefined ? undefined : invalid(`Invalid type for '${name}': expected a boolean, but got ${typeName(body[name])} instead.`, name, 'invalid_type');
+export function typesProblem(body: Record<string, unknown>, names: readonly string[], type: 'boolean' | 'string'): AzureValidationError | undefined {
+  const name = names.find((n) => body[n] !== undefined && body[n] !== null && typeof body[n] !== type);
+  return name === undefined ? undefined : invalid(`Invalid type for '${name}': expected a ${type}, but got ${typeName(body[name])} instead.`, name, 'invalid_type');
 }
 
 /** `n`: 1 to 128 choices (Azure's chat completions reference, "n": minimum 1, maximum 128). */

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { AzureOpenAISimulator, SimCall } from './server';
-import { SIM_MODEL, countTokens, replyWords } from './content';
-import { booleansProblem, chooseTools, invalid, missing, typeName } from './requests';
+import { SIM_MODEL, countTokens, replyWords, textPieces } from './content';
+import { chooseTools, invalid, missing, typeName, typesProblem } from './requests';
 import { sampleOf } from './schema';
 
 /**
@@ -151,8 +151,9 @@ async function create(sim: AzureOpenAISimulator, store: ResponseStore, call: Sim
 /**
  * Function calls and their outputs must pair up, in the input and the
  * response it follows: an output for a call never made, and a call left
- * without its output, are refused with OpenAI's words ("No tool output found
- * for function call call_...", in many agent frameworks' bug reports).
+ * without its output, are refused with OpenAI's words and param 'input'
+ * (github/copilot-cli#4572 for an unanswered call; public captures of the
+ * 400 for an output without its call show the same param).
  */
 function callsProblem(input: readonly Json[], previous: StoredResponse | undefined) {
   const calls = [...((previous?.value.output as Json[] | undefined) ?? []), ...input].filter((i) => i.type === 'function_call');
@@ -169,9 +170,7 @@ const STRING_PARAMS = ['previous_response_id'];
 const BOOLEAN_PARAMS = ['stream', 'background', 'store', 'parallel_tool_calls'];
 
 function typeProblem(body: Json) {
-  const name = STRING_PARAMS.find((n) => body[n] !== undefined && body[n] !== null && typeof body[n] !== 'string');
-  if (name !== undefined) return invalid(`Invalid type for '${name}': expected a string, but got ${typeName(body[name])} instead.`, name, 'invalid_type');
-  return booleansProblem(body, BOOLEAN_PARAMS) ?? flatToolsProblem(body);
+  return typesProblem(body, STRING_PARAMS, 'string') ?? typesProblem(body, BOOLEAN_PARAMS, 'boolean') ?? flatToolsProblem(body);
 }
 
 /**
@@ -191,6 +190,7 @@ function flatToolsProblem(body: Json) {
     }
   }
   const named = (body.tool_choice as Json | null | undefined)?.name;
+  // OpenAI's words, param tool_choice, as captured in clients that met them (a tool_choice naming image_generation without the tool).
   if (typeof named === 'string' && !flatFunctionTools(body).some((t) => t.name === named)) {
     return invalid(`Tool choice '${named}' not found in 'tools' parameter.`, 'tool_choice');
   }
@@ -427,11 +427,12 @@ function messageEvents(message: Json, output_index: number): Json[] {
   ];
 }
 
+/** A function call's events; the done event carries the function's name (openai-openapi's ResponseFunctionCallArgumentsDoneEvent requires it). */
 function callEvents(call: Json, output_index: number): Json[] {
   const args = call.arguments as string;
   return [
     { type: 'response.output_item.added', output_index, item: { ...call, status: 'in_progress', arguments: '' } },
-    ...(args.match(/.{1,8}/gs) ?? []).map((delta) => ({ type: 'response.function_call_arguments.delta', item_id: call.id, output_index, delta })),
+    ...textPieces(args).map((delta) => ({ type: 'response.function_call_arguments.delta', item_id: call.id, output_index, delta })),
     { type: 'response.function_call_arguments.done', item_id: call.id, output_index, name: call.name, arguments: args },
     { type: 'response.output_item.done', output_index, item: call },
   ];
