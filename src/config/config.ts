@@ -4,6 +4,7 @@ import { Env, SettingName } from './settings';
 import { meantClause } from './misspelt';
 import { MAX_COOLDOWN_MS } from '../balancer/cooldowns';
 import { KeyEntry, parseNamedKeys } from '../keys/parse';
+import { TableClient } from '@azure/data-tables';
 
 /** A storage account reached by connection string, or by URI with the managed identity. */
 export type StorageTarget = ({ readonly connectionString: string } | { readonly tableServiceUri: string }) & {
@@ -378,6 +379,11 @@ function storageTarget(env: Env, problem: Report): StorageTarget | undefined {
         problem(name, 'is not a storage connection string (expected AccountName=...;AccountKey=... or UseDevelopmentStorage=true).');
         return undefined;
       }
+      const refusal = tablesRefusal(conn);
+      if (refusal !== undefined) {
+        problem(name, `is a connection string the Tables SDK cannot use (${refusal}); copy it whole from the storage account's Access keys.`);
+        return undefined;
+      }
       return { connectionString: conn, setting: name };
     }
     const uri = nonEmpty(env[`${name}__tableServiceUri`]);
@@ -396,6 +402,23 @@ function storageTarget(env: Env, problem: Report): StorageTarget | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * Why the Tables SDK refuses a connection string, or undefined when it takes
+ * it: the same parse the gateway's table client makes, done here so that a
+ * string it refuses (no EndpointSuffix, a SAS without TableEndpoint) is a
+ * problem /health names instead of a throw at startup. Its messages name the
+ * missing part, never a value.
+ */
+function tablesRefusal(conn: string): string | undefined {
+  try {
+    TableClient.fromConnectionString(conn, 'check');
+    return undefined;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : '';
+    return /^(Invalid [A-Za-z]+ in the provided|Connection string must)/.test(message) ? message.replace(/\.$/, '') : 'it could not be read';
+  }
 }
 
 function keyVaultSettings(env: Env, problem: Report): KeyVaultSettings | undefined {

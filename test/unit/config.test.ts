@@ -105,4 +105,21 @@ describe('configuration', () => {
       expect(JSON.stringify(c.problems)).not.toContain('default-key');
     }
   });
+  it('reports a storage connection string the Tables SDK would refuse, by what it lacks, and balances alone rather than failing to start', () => {
+    const key = 'c2VjcmV0LWFjY291bnQta2V5LXZhbHVl';
+    for (const [setting, conn, lacks] of [
+      ['BALANCER_STORAGE_CONNECTION', `DefaultEndpointsProtocol=https;AccountName=gwstore;AccountKey=${key}`, 'EndpointSuffix'],
+      ['AzureWebJobsStorage', 'SharedAccessSignature=sv=2022-11-02&sig=abc123secret', 'TableEndpoint'],
+    ] as const) {
+      const c = loadConfig({ ...base, MODEL_DEPLOYMENTS: '{"m":["d"]}', [setting]: conn });
+      expect(c.balancerStorage, setting).toBeUndefined();
+      expect(c.problems).toEqual([{ setting, message: expect.stringContaining(`Invalid ${lacks}`) }]);
+      expect(JSON.stringify(c.problems)).not.toContain(key);
+      expect(JSON.stringify(c.problems)).not.toContain('abc123secret');
+    }
+    // A whole one is taken as it is.
+    const whole = loadConfig({ ...base, MODEL_DEPLOYMENTS: '{"m":["d"]}', BALANCER_STORAGE_CONNECTION: `DefaultEndpointsProtocol=https;AccountName=gwstore;AccountKey=${key};EndpointSuffix=core.windows.net` });
+    expect(whole.problems).toEqual([]);
+    expect(whole.balancerStorage).toMatchObject({ setting: 'BALANCER_STORAGE_CONNECTION' });
+  });
 });
