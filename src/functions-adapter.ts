@@ -1,9 +1,14 @@
 import { app, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { subscribe } from 'node:diagnostics_channel';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import { createGateway } from './bootstrap';
 import { Gateway } from './gateway/gateway';
-import { ClientGone, GatewayRequest } from './core/http';
+import { ClientGone, GatewayRequest, GatewayResponse } from './core/http';
+import { RequestContext } from './gateway/context';
+import { newRequestId } from './core/request-id';
 import { Level, Logger } from './core/log';
-import { serve } from './gateway/pipeline';
+import { errorResponse, serve } from './gateway/pipeline';
 import { Route, Timer } from './gateway/route';
 import { describeError } from './core/log';
 
@@ -58,8 +63,54 @@ export function registerShutdown(): void {
 
 const noBody: AsyncIterable<Uint8Array> = { async *[Symbol.asyncIterator]() {} };
 
+/**
+ * The host's HTTP request behind each invocation, by invocation id. With HTTP
+ * streaming the host forwards the client's request to a server the library
+ * runs in the worker, tagged `x-ms-invocation-id`, and relays the answer
+ * (Azure/azure-functions-host, DefaultHttpProxyService). The library keeps
+ * that exchange to itself (@azure/functions 4.x, http/httpProxy.ts): it
+ * neither tells the function that the client left nor ends the exchange when
+ * a body fails midway, which leaves the client waiting for bytes that never
+ * come until the host's 240 s activity timeout. Node announces every request
+ * its HTTP servers start on this channel, the library's among them, so the
+ * gateway can do both itself.
+ */
+const exchanges = new Map<string, ServerResponse>();
+subscribe('http.server.request.start', (message) => {
+  const { request, response } = message as { request: IncomingMessage; response: ServerResponse };
+  const id = request.headers['x-ms-invocation-id'];
+  if (typeof id !== 'string' || id === '') return;
+  exchanges.set(id, response);
+  response.once('close', () => {
+    if (exchanges.get(id) === response) exchanges.delete(id);
+  });
+});
+
+/**
+ * Ties a request to its exchange with the host: the client leaving (the host
+ * closes the exchange before its answer was sent) cancels the request's
+ * upstream call, as on the local host.
+ */
+function goneWith(exchange: ServerResponse | undefined): ClientGone {
+  const gone = new ClientGone();
+  exchange?.once('close', () => {
+    if (!exchange.writableFinished) gone.fire();
+  });
+  return gone;
+}
+
+/**
+ * A body that fails midway breaks the exchange, so the host breaks the
+ * client's response (as the local host destroys its socket): ended quietly,
+ * a cut-off answer would look whole, or hang on its unmet Content-Length.
+ */
+function breakOnFailure(exchange: ServerResponse | undefined, body: HttpResponseInit['body']): void {
+  if (exchange !== undefined && body instanceof Readable) body.once('error', () => exchange.destroy());
+}
+
 async function handle(route: Route, request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const url = new URL(request.url);
+  const exchange = exchanges.get(context.invocationId);
   const req: GatewayRequest = {
     method: request.method,
     path: url.pathname,
@@ -67,12 +118,21 @@ async function handle(route: Route, request: HttpRequest, context: InvocationCon
     params: request.params,
     header: (name) => request.headers.get(name) ?? undefined,
     body: (request.body as AsyncIterable<Uint8Array> | null) ?? noBody,
-    // The host does not tell a worker that the client left; streams end when the host stops reading.
-    gone: new ClientGone(),
+    gone: goneWith(exchange),
   };
   const logger = new InvocationLogger(context);
-  const res = await serve(route, req, instance(), logger);
+  let res: GatewayResponse;
+  try {
+    res = await serve(route, req, instance(), logger);
+  } catch (err) {
+    // serve() answers every error of a request; this is the gateway failing to start. Unanswered, the
+    // invocation would leave the client waiting on the host (Azure/azure-functions-nodejs-library#324).
+    const ctx = new RequestContext(newRequestId(), route.name);
+    res = errorResponse(err, ctx, logger);
+    res.headers['x-request-id'] = ctx.requestId;
+  }
   logger.invocationDone = true;
+  breakOnFailure(exchange, res.body);
   return { status: res.status, headers: res.headers, body: res.body };
 }
 

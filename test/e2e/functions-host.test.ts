@@ -6,7 +6,7 @@ import { routeTable } from '../../src/routes';
 import { timerTable } from '../../src/timers';
 import { AzureOpenAISimulator } from '../../src/simulator/server';
 import { CapturedApp, Registration, loadAppLikeTheWorker } from '../support/functions-core';
-import { AZURE_KEY, PROXY_KEY } from '../support/harness';
+import { AZURE_KEY, PROXY_KEY, eventually } from '../support/harness';
 
 const root = path.resolve(__dirname, '../..');
 let app: CapturedApp;
@@ -21,7 +21,9 @@ beforeAll(async () => {
     PROXY_API_KEY: PROXY_KEY,
     AZURE_OPENAI_ENDPOINT: sim.url,
     AZURE_OPENAI_API_KEY: AZURE_KEY,
-    MODEL_DEPLOYMENTS: JSON.stringify({ 'gpt-4o-mini': ['chat-a'] }),
+    MODEL_DEPLOYMENTS: JSON.stringify({ 'gpt-4o-mini': ['chat-a'], 'text-embedding-3-small': ['embed'] }),
+    // Short, for the answer that stalls below; every other answer here flows without a pause that long.
+    UPSTREAM_IDLE_TIMEOUT_MS: '1500',
   });
   app = loadAppLikeTheWorker(root);
   // What the worker asks at start: with HTTP streaming on, the library opens its HTTP proxy.
@@ -129,6 +131,51 @@ describe('the Functions host contract', () => {
     expect(res.statusCode).toBe(401);
     expect(JSON.parse(text).error.code).toBe('invalid_api_key');
     expect(res.headers['x-request-id']).toBeTruthy();
+  });
+
+  it('cancels the upstream call when the client leaves mid-stream, as the local host does', async () => {
+    sim.streamIntervalMs = 10;
+    try {
+      const reg = app.registrations.find((r) => r.metadata.name === 'chatCompletions')!;
+      const body = JSON.stringify({ model: 'gpt-4o-mini', stream: true, max_tokens: 5000, messages: [{ role: 'user', content: 'a long answer' }] });
+      const { response, invocation } = invoke(reg, '/v1/chat/completions', body, { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' });
+      // Its answer fails once the client is gone, as the worker then reports to the host.
+      const settled = invocation.catch(() => {});
+      const res = await response;
+      await new Promise((r) => res.once('data', r));
+      const call = sim.calls.at(-1)!;
+      // The host closes its request to the worker when its client goes (YARP cancels the forwarded request).
+      res.destroy();
+      await eventually(() => call.aborted, 2000, 'the upstream stream to be cancelled');
+      expect(call.sent).toBeLessThan(5000);
+      await settled;
+    } finally {
+      sim.streamIntervalMs = 0;
+    }
+  });
+
+  it('breaks the client\'s response when Azure breaks off a long answer midway, rather than leaving it waiting for the rest', async () => {
+    const reg = app.registrations.find((r) => r.metadata.name === 'embeddings')!;
+    // Half of a JSON answer too large to hold whole, then nothing: the gateway's idle timeout gives up on it.
+    sim.setBehaviour('embed', { mode: 'stall', times: 1 });
+    const body = JSON.stringify({ model: 'text-embedding-3-small', input: Array.from({ length: 24 }, (_, i) => `sentence number ${i}`) });
+    const { response, invocation } = invoke(reg, '/v1/embeddings', body, { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' });
+    const failed = invocation.then(() => false, () => true);
+    const res = await response;
+    expect(res.statusCode).toBe(200);
+    const declared = Number(res.headers['content-length']);
+    let received = 0;
+    const outcome = await new Promise<string>((resolve) => {
+      res.on('data', (c: Buffer) => (received += c.length));
+      res.once('end', () => resolve('ended'));
+      res.once('error', () => resolve('broken'));
+      res.once('close', () => resolve(res.complete ? 'ended' : 'broken'));
+    });
+    expect(outcome).toBe('broken');
+    expect(received).toBeGreaterThan(0);
+    expect(received).toBeLessThan(declared);
+    // The worker reports the invocation failed, as it did.
+    expect(await failed).toBe(true);
   });
 
   it('registers a shutdown hook (appTerminate) that lets go of realtime sessions only: a streaming answer still finishes', async () => {
