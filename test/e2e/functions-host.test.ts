@@ -133,6 +133,27 @@ describe('the Functions host contract', () => {
     expect(res.headers['x-request-id']).toBeTruthy();
   });
 
+  it('serves routes with parameters from the route values the host sends: an Azure-style path and a model by id', async () => {
+    const azure = app.registrations.find((r) => r.metadata.name === 'azurePaths')!;
+    const body = JSON.stringify({ messages: [{ role: 'user', content: 'by deployment path' }] });
+    const { response, invocation } = invoke(azure, '/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21', body, { 'api-key': PROXY_KEY, 'content-type': 'application/json' }, 'POST', { operation: 'deployments/gpt-4o-mini/chat/completions' });
+    const res = await response;
+    let text = '';
+    for await (const c of res) text += c;
+    await invocation;
+    expect(res.statusCode, text).toBe(200);
+    expect(JSON.parse(text).choices[0].message.content).toContain('by deployment path');
+
+    const model = app.registrations.find((r) => r.metadata.name === 'retrieveModel')!;
+    const got = invoke(model, '/v1/models/gpt-4o-mini', '', { authorization: `Bearer ${PROXY_KEY}` }, 'GET', { model: 'gpt-4o-mini' });
+    const answer = await got.response;
+    let json = '';
+    for await (const c of answer) json += c;
+    await got.invocation;
+    expect(answer.statusCode, json).toBe(200);
+    expect(JSON.parse(json)).toMatchObject({ id: 'gpt-4o-mini', object: 'model' });
+  });
+
   it('cancels the upstream call when the client leaves mid-stream, as the local host does', async () => {
     sim.streamIntervalMs = 10;
     try {
@@ -202,7 +223,7 @@ let invocationCount = 0;
  * Plays the host's part of one invocation: the RPC invocation request to the
  * worker, and the HTTP request it forwards to the worker's streaming proxy.
  */
-function invoke(reg: Registration, urlPath: string, body: string, headers: Record<string, string>, method = 'POST') {
+function invoke(reg: Registration, urlPath: string, body: string, headers: Record<string, string>, method = 'POST', routeValues: Record<string, string> = {}) {
   const invocationId = `inv-${++invocationCount}`;
   const triggerName = Object.entries(reg.metadata.bindings).find(([, b]) => b.type === 'httpTrigger')![0];
   const model = app.programmingModel.getInvocationModel({
@@ -211,7 +232,8 @@ function invoke(reg: Registration, urlPath: string, body: string, headers: Recor
     request: {
       invocationId,
       inputData: [{ name: triggerName, data: { http: {} } }],
-      triggerMetadata: { Headers: { json: JSON.stringify(headers) } },
+      // The host sends the headers, and each route value by its template's name (Azure/azure-functions-host#9840).
+      triggerMetadata: { Headers: { json: JSON.stringify(headers) }, ...Object.fromEntries(Object.entries(routeValues).map(([name, value]) => [name, { string: value }])) },
     },
     log: () => {},
     state: undefined,
