@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { createGateway } from './bootstrap';
 import { Gateway } from './gateway/gateway';
-import { ClientGone, GatewayRequest, GatewayResponse } from './core/http';
+import { ClientGone, GatewayRequest, GatewayResponse, ResponseBody } from './core/http';
 import { RequestContext } from './gateway/context';
 import { newRequestId } from './core/request-id';
 import { Level, Logger } from './core/log';
@@ -100,12 +100,36 @@ function goneWith(exchange: ServerResponse | undefined): ClientGone {
 }
 
 /**
- * A body that fails midway breaks the exchange, so the host breaks the
- * client's response (as the local host destroys its socket): ended quietly,
- * a cut-off answer would look whole, or hang on its unmet Content-Length.
+ * A streamed body as the library should take it. A body that fails midway
+ * breaks the exchange, so the host breaks the client's response (as the local
+ * host destroys its socket): ended quietly, a cut-off answer would look
+ * whole, or hang on its unmet Content-Length. And the body is held back while
+ * the exchange is full: the library writes each chunk without waiting for the
+ * host to take the last (Azure/azure-functions-nodejs-library#294), so a slow
+ * client would otherwise have the whole answer read from Azure into memory.
  */
-function breakOnFailure(exchange: ServerResponse | undefined, body: HttpResponseInit['body']): void {
-  if (exchange !== undefined && body instanceof Readable) body.once('error', () => exchange.destroy());
+function forHost(exchange: ServerResponse | undefined, body: ResponseBody | undefined): ResponseBody | undefined {
+  if (exchange === undefined || !(body instanceof Readable)) return body;
+  body.once('error', () => exchange.destroy());
+  return heldBack(body, exchange);
+}
+
+async function* heldBack(body: Readable, exchange: ServerResponse): AsyncIterable<Uint8Array> {
+  for await (const chunk of body) {
+    if (exchange.writableNeedDrain) await drained(exchange);
+    yield chunk as Uint8Array;
+  }
+}
+
+/** The exchange took what it was given, or closed (its client left: the body then fails, as it is cancelled). */
+function drained(exchange: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      exchange.off('drain', done).off('close', done);
+      resolve();
+    };
+    exchange.on('drain', done).on('close', done);
+  });
 }
 
 async function handle(route: Route, request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
@@ -132,8 +156,7 @@ async function handle(route: Route, request: HttpRequest, context: InvocationCon
     res.headers['x-request-id'] = ctx.requestId;
   }
   logger.invocationDone = true;
-  breakOnFailure(exchange, res.body);
-  return { status: res.status, headers: res.headers, body: res.body };
+  return { status: res.status, headers: res.headers, body: forHost(exchange, res.body) };
 }
 
 /**

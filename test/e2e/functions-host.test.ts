@@ -175,6 +175,31 @@ describe('the Functions host contract', () => {
     }
   });
 
+  it('holds Azure\'s answer back while the client reads slowly, rather than reading it all into memory', async () => {
+    const reg = app.registrations.find((r) => r.metadata.name === 'chatCompletions')!;
+    // About 30 MB of events: far more than the sockets between Azure and the client hold.
+    const body = JSON.stringify({ model: 'gpt-4o-mini', stream: true, max_tokens: 200_000, messages: [{ role: 'user', content: 'a very long answer' }] });
+    const { response, invocation } = invoke(reg, '/v1/chat/completions', body, { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' });
+    const settled = invocation.catch(() => {});
+    const res = await response;
+    await new Promise((r) => res.once('data', r));
+    res.pause();
+    const call = sim.calls.at(-1)!;
+    // Once the buffers between are full, Azure is not read from while the client reads nothing.
+    let sent = -1;
+    await eventually(async () => {
+      const before = call.sent;
+      await new Promise((r) => setTimeout(r, 300));
+      sent = call.sent;
+      return sent === before;
+    }, 10_000, 'the upstream to be held back');
+    expect(call.finished).toBe(false);
+    expect(sent).toBeLessThan(200_000);
+    res.destroy();
+    await eventually(() => call.aborted, 2000, 'the upstream stream to be cancelled');
+    await settled;
+  });
+
   it('breaks the client\'s response when Azure breaks off a long answer midway, rather than leaving it waiting for the rest', async () => {
     const reg = app.registrations.find((r) => r.metadata.name === 'embeddings')!;
     // Half of a JSON answer too large to hold whole, then nothing: the gateway's idle timeout gives up on it.
