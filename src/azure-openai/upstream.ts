@@ -22,6 +22,8 @@ export interface OperationRequest<T> {
   readonly headers: OutgoingHttpHeaders;
   body?(deployment: Deployment): Buffer | readonly Buffer[];
   readonly gone: ClientGone;
+  /** When (on the gateway's clock) the request must have had its answer: a try waits no longer for headers than is left. */
+  readonly deadline?: number;
   /** The client's answer from a 2xx reply of this deployment. */
   onSuccess(reply: UpstreamReply, deployment: Deployment): T | Promise<T>;
   /** The client's answer for an error that is the client's to fix. */
@@ -35,6 +37,8 @@ export interface AzureOpenAIOptions {
   readonly credentialWarning: RateLimitedWarning;
   readonly headersTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** The clock requests' deadlines are on. */
+  readonly now: () => number;
   /** The proxy realtime sockets go through, as the client's calls do. */
   readonly proxy?: ProxySettings;
   /** A deployment's answer broke off or stalled after it had been handed to the client: too late to try another. */
@@ -97,7 +101,7 @@ export class AzureOpenAI {
         headers,
         body: request.body?.(d),
         gone: request.gone,
-        headersTimeoutMs: this.options.headersTimeoutMs,
+        headersTimeoutMs: request.deadline === undefined ? this.options.headersTimeoutMs : Math.max(1, Math.min(this.options.headersTimeoutMs, request.deadline - this.options.now())),
         idleTimeoutMs: this.options.idleTimeoutMs,
         onBodyBreak: onBrokeOff === undefined ? undefined : (failure) => {
           if (answered) onBrokeOff(d, failure.kind);

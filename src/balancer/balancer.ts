@@ -68,6 +68,11 @@ export interface DispatchHint {
    * an attempt scoped to it holds for that part only, and skips it here.
    */
   readonly scope?: string;
+  /**
+   * When, on the balancer's clock, the request must have had its answer: no
+   * try starts after it, and the request is answered as timed out instead.
+   */
+  readonly deadline?: number;
 }
 
 export type AttemptResult<T> =
@@ -156,6 +161,9 @@ export class Balancer {
         if (cooling !== undefined) {
           tries.push({ deployment: deployment.label, outcome: 'cooling', reason: cooling.reason, priority: group.priority, spilled });
           continue;
+        }
+        if (hint?.deadline !== undefined && this.now() >= hint.deadline) {
+          throw upstreamTimeout('No deployment of this model answered in time. Retry the request; a long answer starts sooner streamed.');
         }
         let result: AttemptResult<T>;
         try {

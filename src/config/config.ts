@@ -57,6 +57,8 @@ export interface GatewayConfig {
   readonly maxImageUploadBytes: number;
   readonly upstreamHeadersTimeoutMs: number;
   readonly upstreamIdleTimeoutMs: number;
+  /** The longest a request may take to its answer's first byte, failover included. */
+  readonly upstreamDeadlineMs: number;
   readonly failureCooldownMs: number;
   /** No cooldown lasts longer, whatever retry-after Azure sent. */
   readonly maxCooldownMs: number;
@@ -137,6 +139,9 @@ export function loadConfig(env: Env): GatewayConfig {
     upstreamHeadersTimeoutMs: positiveInt('UPSTREAM_HEADERS_TIMEOUT_MS', env, 120_000, problem),
     // As long as for headers: a reasoning model may think for a minute or more between streamed chunks.
     upstreamIdleTimeoutMs: positiveInt('UPSTREAM_IDLE_TIMEOUT_MS', env, 120_000, problem),
+    // Azure Functions' front end gives an HTTP answer 230 s to start (Functions docs, function app timeout
+    // duration); past it the client gets the platform's bare 504 while the gateway would still be trying.
+    upstreamDeadlineMs: positiveInt('UPSTREAM_DEADLINE_MS', env, 220_000, problem),
     failureCooldownMs: positiveInt('UPSTREAM_FAILURE_COOLDOWN_MS', env, 10_000, problem),
     maxCooldownMs: positiveInt('UPSTREAM_MAX_RETRY_AFTER_MS', env, MAX_COOLDOWN_MS, problem),
     balancerStorage: storageTarget(env, problem),

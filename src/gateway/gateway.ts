@@ -154,6 +154,7 @@ export class Gateway {
       credentialWarning: new RateLimitedWarning(this.logger, 60_000, this.now),
       headersTimeoutMs: deps.config.upstreamHeadersTimeoutMs,
       idleTimeoutMs: deps.config.upstreamIdleTimeoutMs,
+      now: this.now,
       onBrokeOff: (d, reason) => {
         if (reason !== 'aborted') this.balancer.brokeOff(d, reason);
       },

@@ -44,10 +44,12 @@ export function forward(req: GatewayRequest, gateway: Gateway, ctx: RequestConte
   const pool = gateway.pool(model, ctx.key);
   const admitted = admit(gateway, ctx, model, spec.estimate);
   const send = () => {
-    const request = operationRequest(req, ctx, spec, (error) => ctx.fail(error));
+    // The deadline counts from the request's arrival: its body and its admission took time too.
+    const deadline = gateway.now() + gateway.config.upstreamDeadlineMs - ctx.elapsedMs();
+    const request = operationRequest(req, ctx, spec, (error) => ctx.fail(error), deadline);
     const affinityKey = spec.affinityKey !== undefined && gateway.config.promptCacheAffinity.has(model) ? spec.affinityKey : undefined;
     // An operation a deployment does not serve cools that operation there, not the deployment.
-    const hint = { affinityKey, scope: spec.operation };
+    const hint = { affinityKey, scope: spec.operation, deadline };
     return whileClientStays(gateway.balancer.dispatch(model, pool, (d) => gateway.azure.send(d, request), ctx.tries, hint));
   };
   // Not an async function: most requests wait for nothing before the upstream call, and a layer of promise per request showed in the profile.
@@ -71,7 +73,7 @@ export function admit(gateway: Gateway, ctx: RequestContext, model: string, esti
 }
 
 /** The upstream request a spec describes; `onClientError` answers an error that is the client's to fix. */
-export function operationRequest<T>(req: GatewayRequest, ctx: RequestContext, spec: ForwardSpec, onClientError: (error: GatewayError) => T): OperationRequest<GatewayResponse | T> {
+export function operationRequest<T>(req: GatewayRequest, ctx: RequestContext, spec: ForwardSpec, onClientError: (error: GatewayError) => T, deadline?: number): OperationRequest<GatewayResponse | T> {
   const headers: OutgoingHttpHeaders = { accept: spec.accept ?? 'application/json', 'x-ms-client-request-id': ctx.requestId };
   if (spec.contentType !== undefined) headers['content-type'] = spec.contentType;
   return {
@@ -81,6 +83,7 @@ export function operationRequest<T>(req: GatewayRequest, ctx: RequestContext, sp
     headers,
     body: spec.body,
     gone: req.gone,
+    deadline,
     onSuccess: (reply, deployment) => {
       const res = spec.respond(reply, deployment);
       return res instanceof Promise ? res.then(committed) : committed(res);

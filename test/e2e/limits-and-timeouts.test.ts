@@ -117,6 +117,33 @@ describe('an upstream that stalls after its headers (UPSTREAM_IDLE_TIMEOUT_MS)',
   });
 });
 
+describe('deployments that answer too late (UPSTREAM_DEADLINE_MS)', () => {
+  it('stops failing over at the deadline, the last try cut short, and answers 504 in OpenAI\'s shape then', async () => {
+    const late = await startHarness({
+      env: () => ({ UPSTREAM_HEADERS_TIMEOUT_MS: '1000', UPSTREAM_DEADLINE_MS: '1200', MODEL_DEPLOYMENTS: JSON.stringify({ late: ['late-a', 'late-b', 'late-c'] }) }),
+    });
+    try {
+      for (const d of ['late-a', 'late-b', 'late-c']) late.sim.setBehaviour(d, { mode: 'hang' });
+      const started = performance.now();
+      const res = await fetch(`${late.url}/v1/chat/completions`, { method: 'POST', headers: auth, body: JSON.stringify(hello('late')) });
+      const took = performance.now() - started;
+      expect(res.status).toBe(504);
+      expect((await res.json()).error).toMatchObject({ code: 'upstream_timeout', type: 'server_error' });
+      // Two tries of 1 s would have taken 2 s: the second waited only what the deadline left.
+      expect(took).toBeGreaterThanOrEqual(1150);
+      expect(took).toBeLessThan(1800);
+      const requestId = res.headers.get('x-request-id');
+      await eventually(() => late.logger.entries().some((l) => l.requestId === requestId), 1000, 'the request\'s log line');
+      expect(late.logger.entries().find((l) => l.requestId === requestId)!.tries).toMatchObject([
+        { deployment: expect.stringMatching(/^late-/), outcome: 'timeout' },
+        { deployment: expect.stringMatching(/^late-/), outcome: 'timeout' },
+      ]);
+    } finally {
+      await late.close();
+    }
+  });
+});
+
 describe('a retry-after years away (UPSTREAM_MAX_RETRY_AFTER_MS)', () => {
   it('cools the deployment for the cap at most: the client is told so, and the deployment serves again after it', async () => {
     suite.h.sim.setBehaviour('far-retry', { mode: 'throttle', retryAfterSeconds: 5 * 365 * 24 * 3600, times: 1 });

@@ -91,6 +91,30 @@ describe('the balancer', () => {
     expect((await balancer().dispatch('m', p, fail('5xx'), []).catch((e) => e)).status).toBe(502);
   });
 
+  it('starts no try past the request\'s deadline, and answers 504 then, whatever the tries before it said', async () => {
+    const p = pool(['a', 'b', 'c']);
+    let now = 1_000_000;
+    const b = balancer(() => now);
+    const tried: string[] = [];
+    // Each try fails after using up 100 s; the deadline leaves room for two.
+    const slow = async (d: Deployment): Promise<Answer> => {
+      tried.push(d.deployment);
+      now += 100_000;
+      return { kind: 'retry', reason: d.deployment === 'a' ? '5xx' : 'timeout' };
+    };
+    const tries: TryRecord[] = [];
+    const err = await b.dispatch('m', p, slow, tries, { deadline: now + 150_000 }).catch((e) => e);
+    expect(tried).toHaveLength(2);
+    expect(tries).toHaveLength(2);
+    expect(err).toBeInstanceOf(GatewayError);
+    expect(err.status).toBe(504);
+    expect(err.code).toBe('upstream_timeout');
+    // A deadline already past tries none.
+    tried.length = 0;
+    expect((await balancer(() => now).dispatch('m', p, slow, [], { deadline: now }).catch((e) => e)).status).toBe(504);
+    expect(tried).toEqual([]);
+  });
+
   it('answers 503 with Retry-After when every deployment is still recovering from errors', async () => {
     const p = pool(['a', 'b']);
     const b = balancer();
