@@ -63,7 +63,9 @@ export class WebPubSubEvents {
     if (!connectionId || !(await this.check.authentic(req, connectionId))) {
       throw unauthorized('The event is not signed by this gateway\'s Web PubSub service.');
     }
-    if (req.header('ce-hub') !== this.hub) throw badRequest('The event is for another hub.', null, 'wrong_hub');
+    // The service sends the hub's name lower-cased, whatever case it was given (Azure/azure-sdk-for-js#22134;
+    // @azure/web-pubsub-express compares hub names regardless of case for it).
+    if (req.header('ce-hub')?.toLowerCase() !== this.hub.toLowerCase()) throw badRequest('The event is for another hub.', null, 'wrong_hub');
     const userId = req.header('ce-userid') ?? '';
     const body = await readBody(req.body, MAX_EVENT_BYTES);
     switch (req.header('ce-type')) {

@@ -34,7 +34,8 @@ const settings = () => ({
   AZURE_OPENAI_API_KEY: AZURE_KEY,
   MODEL_DEPLOYMENTS: JSON.stringify({ [MODEL]: ['rt-a'], [DATED]: [{ deployment: 'rt-p', apiVersion: '2025-04-01-preview' }], 'gpt-4o-mini': ['chat-a'] }),
   WEBPUBSUB_CONNECTION_STRING: pubsub.connectionString(),
-  WEBPUBSUB_HUB: 'realtime',
+  // In capitals, which the service lower-cases in the events it sends (see test/support/web-pubsub.ts).
+  WEBPUBSUB_HUB: 'Realtime',
   BALANCER_STORAGE_CONNECTION: azurite.connectionString,
   // One test makes Azure refuse sessions; the next should not find the deployment cooling down.
   UPSTREAM_FAILURE_COOLDOWN_MS: '1',
@@ -45,7 +46,7 @@ beforeAll(async () => {
   rt = installSimulatorOperations(sim);
   await sim.start();
   azurite = await startAzurite();
-  pubsub = new WebPubSubStandIn('realtime');
+  pubsub = new WebPubSubStandIn('Realtime');
   await pubsub.start();
   // The service's retry delays, shortened: retries still happen, with the same ids, just sooner.
   pubsub.retryDelaysMs = [200, 600, 1000];
@@ -140,7 +141,7 @@ describe('starting a realtime session', () => {
     expect(body.expires_at as number).toBeGreaterThan(now + 200);
     expect(body.expires_at as number).toBeLessThan(now + 400);
     expect((body.client_secret as { expires_at: number }).expires_at).toBe(body.expires_at);
-    expect(body.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/client\/hubs\/realtime\?access_token=/);
+    expect(body.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/client\/hubs\/Realtime\?access_token=/);
     // The secret alone connects: the address without the token, the token as OpenAIRealtimeWS sends its key.
     const bare = new URL(body.url as string);
     bare.search = '';
@@ -547,7 +548,7 @@ describe('the openai SDK\'s realtime client', () => {
   const tls = selfSignedCert();
 
   beforeAll(async () => {
-    tlsPubsub = new WebPubSubStandIn('realtime', { tls });
+    tlsPubsub = new WebPubSubStandIn('Realtime', { tls });
     await tlsPubsub.start();
     c = await startHarness({ sharedSimulator: sim, env: () => ({ ...settings(), WEBPUBSUB_CONNECTION_STRING: tlsPubsub.connectionString() }), deps: { serviceTls: { ca: tls.cert } } });
     tlsPubsub.handlers = [`${c.url}/realtime/events`];

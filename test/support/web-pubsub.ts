@@ -157,7 +157,8 @@ export class WebPubSubStandIn {
       'ce-time': new Date().toISOString(),
       // Not in the doc, but the SDKs require it and the emulator sends it [sdk, emulator].
       'ce-awpsversion': '1.0',
-      'ce-hub': this.hub,
+      // Lower-cased, as the service sends it whatever case the hub was named in (Azure/azure-sdk-for-js#22134).
+      'ce-hub': this.hub.toLowerCase(),
       'ce-connectionId': c.id,
       'ce-eventName': event,
       'ce-signature': signature,
