@@ -30,6 +30,15 @@ const REACHABLE_WITHIN_MS = 15_000;
 const MAX_EARLY_EVENTS = 256;
 /** Recent client event ids remembered, to drop the service's retried deliveries. */
 const SEEN_IDS = 4096;
+/**
+ * Lease renewals between checks that the client is still connected (every
+ * 30 s at the default 6 s lease). Its `disconnected` event is the usual word,
+ * but the service does not promise to deliver it (a failed one is only
+ * logged: Web PubSub docs, CloudEvents extension, "disconnected"), and sends
+ * to a connection that is gone are accepted all the same (202), so without a
+ * check a session whose client left unheard would keep Azure's socket open.
+ */
+const RENEWALS_PER_ALIVE_CHECK = 15;
 
 type Swallow = { created: boolean; updated: boolean; items: Set<string>; events: Set<string> };
 
@@ -73,7 +82,11 @@ export class OwnedSession {
     this.etag = etag;
     // The settings the session was created with, as if its client had sent them first.
     this.record = rec.config ? ConversationRecord.restore(this.recordSink(), rec.config, [], '') : new ConversationRecord(this.recordSink());
-    this.renewTimer = setInterval(() => this.write({}), Math.max(250, Math.floor(ctx.leaseMs / 3)));
+    let renewals = 0;
+    this.renewTimer = setInterval(() => {
+      this.write({});
+      if (++renewals % RENEWALS_PER_ALIVE_CHECK === 0) void this.checkAlive();
+    }, Math.max(250, Math.floor(ctx.leaseMs / 3)));
   }
 
   get group(): string {
@@ -266,6 +279,18 @@ export class OwnedSession {
     } catch {
       // Asked again at the next probe.
     }
+  }
+
+  /** Ends the session when Web PubSub says its client is no longer connected; an unanswered check is asked again later. */
+  private async checkAlive(): Promise<void> {
+    if (!this.reachable || this.done) return;
+    let connected: boolean;
+    try {
+      connected = await this.ctx.service.connectionExists(this.connectionId);
+    } catch {
+      return;
+    }
+    if (!connected) this.end('client closed');
   }
 
   private markReachable(): void {

@@ -386,6 +386,27 @@ describe('either side closing closes the other', () => {
     await eventually(() => upstream.closed, 3000, 'the Azure socket to close');
   });
 
+  it('client gone unheard (its disconnected event lost): the owner finds out by asking the service, and closes the Azure socket', async () => {
+    // Renewals every 200 ms, so the check that comes every 15 of them comes every 3 s.
+    const c = await startHarness({ sharedSimulator: sim, env: () => ({ ...settings(), REALTIME_LEASE_MS: '600' }) });
+    try {
+      pubsub.handlers = [`${c.url}/realtime/events`];
+      // The service gives up on a disconnected event its handler never answered, and only logs it.
+      pubsub.route = (event) => (event === 'disconnected' ? 'http://127.0.0.1:9/realtime/events' : undefined);
+      const { body } = await newSession(c);
+      const client = await connect(body.url as string);
+      await eventually(() => client.received.length >= 1, 5000, 'session.created');
+      const upstream = lastSession();
+      client.ws.close();
+      await client.closed;
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(upstream.closed).toBe(false);
+      await eventually(() => upstream.closed, 6000, 'the Azure socket to close');
+    } finally {
+      await c.close();
+    }
+  });
+
   it('Azure gone: the client gets an OpenAI-shaped error event and is disconnected', async () => {
     const { body } = await newSession();
     const client = await connect(body.url as string);
