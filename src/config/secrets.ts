@@ -22,6 +22,8 @@ export interface SecretNames {
 
 /** An early refresh for an unknown proxy key happens at most this often per instance. */
 export const EARLY_REFRESH_MS = 30_000;
+/** How often requests try the vault again while it has never been read. */
+const RETRY_UNREAD_MS = 5_000;
 
 /**
  * The proxy keys (unnamed and named) and the Azure OpenAI key, read from Key
@@ -105,6 +107,20 @@ export class SecretStore {
     this.earlyAt = now;
     await this.refresh();
     return true;
+  }
+
+  /**
+   * Whether the secrets have been read, trying the vault again first when
+   * they never were and the last try is RETRY_UNREAD_MS old (or the refresh
+   * interval, if shorter): a first read that failed (a role assignment not
+   * yet in effect, as after a first deployment, or the vault briefly down)
+   * is retried by the requests that wait on it, not left until a restart.
+   */
+  async whenUsable(): Promise<boolean> {
+    if (this.loaded) return true;
+    if (this.pending !== undefined) await this.pending;
+    else if (this.now() - this.loadedAt >= Math.min(RETRY_UNREAD_MS, this.refreshMs)) await this.refresh();
+    return this.loaded;
   }
 
   /** Resolves once the secrets are no older than the refresh interval (reading the vault first if they are). */

@@ -238,10 +238,7 @@ export class Gateway {
   }
 
   private async authenticateFromVault(req: GatewayRequest, secrets: SecretStore): Promise<ProxyKey> {
-    if (!secrets.usable) {
-      await secrets.ready;
-      if (!secrets.usable) throw unavailable(NO_KEYS);
-    }
+    if (!secrets.usable && !(await secrets.whenUsable())) throw unavailable(NO_KEYS);
     const key = presentedKey(req);
     const identity = key === undefined ? undefined : await secrets.identify(key);
     return authenticate(req, () => identity);

@@ -115,6 +115,20 @@ describe('secrets in Key Vault', () => {
     expect(JSON.stringify(health)).not.toContain(OLD_PROXY);
     expect(h.sim.calls).toHaveLength(0);
   });
+
+  it('unreadable at start, readable later (a role assignment taking effect after a first deployment): served without a restart', async () => {
+    vault.set('proxy-api-key', OLD_PROXY);
+    vault.set('azure-openai-api-key', AZURE_KEY);
+    vault.forbidden.add('proxy-api-key');
+    const { h, secrets } = await gatewayWithVault(200);
+    await secrets.ready;
+    const models = () => fetch(`${h.url}/v1/models`, { headers: { authorization: `Bearer ${OLD_PROXY}` } });
+    expect((await models()).status).toBe(503);
+    vault.forbidden.clear();
+    await eventually(async () => (await models()).status === 200, 3000, 'the requests to read the vault again');
+    const health = await (await fetch(`${h.url}/health`)).json();
+    expect(health.problems ?? []).toEqual([]);
+  });
 });
 
 describe('keyless Azure OpenAI with a managed identity', () => {
