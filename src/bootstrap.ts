@@ -85,7 +85,7 @@ function realtimeHub(gateway: Gateway, config: GatewayConfig, identity: () => To
   const service = new WebPubSubService(settings, credential, gateway.serviceTls, source);
   const check = settings.mode === 'key'
     ? new SignatureCheck(() => service.signingKeys(), secrets ? () => secrets.refreshEarly() : undefined)
-    : new IdentityCheck(new EntraTokenValidator(settings.eventIssuer, settings.eventAudience, settings.eventPrincipal, undefined, gateway.now));
+    : new IdentityCheck(new EntraTokenValidator(settings.eventIssuers, settings.eventAudience, settings.eventPrincipal, undefined, gateway.now));
   const store = table ? new TableSessionStore(table) : new MemorySessionStore();
   return new RealtimeHub(gateway, { service, check, store, leaseMs: config.realtimeLeaseMs });
 }

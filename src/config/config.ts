@@ -30,7 +30,7 @@ export interface KeyVaultSettings {
  */
 export type WebPubSubSettings =
   | { readonly mode: 'key'; readonly hub: string; readonly endpoint: string; readonly connectionString: string; readonly accessKey: string }
-  | { readonly mode: 'identity'; readonly hub: string; readonly endpoint: string; readonly eventAudience: string; readonly eventIssuer: string; readonly eventPrincipal: string };
+  | { readonly mode: 'identity'; readonly hub: string; readonly endpoint: string; readonly eventAudience: string; readonly eventIssuers: readonly string[]; readonly eventPrincipal: string };
 
 export interface ConfigProblem {
   readonly setting: string;
@@ -459,12 +459,15 @@ function webPubSubSettings(env: Env, problem: Report): WebPubSubSettings | undef
     const endpoint = parseEndpoint('WEBPUBSUB_ENDPOINT', raw, problem);
     const eventAudience = nonEmpty(env.WEBPUBSUB_EVENT_AUDIENCE);
     const tenant = nonEmpty(env.AZURE_TENANT_ID);
-    const eventIssuer = nonEmpty(env.WEBPUBSUB_EVENT_ISSUER) ?? (tenant ? `https://login.microsoftonline.com/${tenant}/v2.0` : undefined);
+    // Entra ID issues v1 tokens unless the resource's app registration asks for v2 (accessTokenAcceptedVersion),
+    // and the two carry different issuers (Entra ID docs, access token claims reference: iss): take either.
+    const eventIssuers = nonEmpty(env.WEBPUBSUB_EVENT_ISSUER)?.split(',').map((i) => i.trim()).filter(Boolean)
+      ?? (tenant ? [`https://sts.windows.net/${tenant}/`, `https://login.microsoftonline.com/${tenant}/v2.0`] : []);
     const eventPrincipal = nonEmpty(env.WEBPUBSUB_EVENT_PRINCIPAL_ID);
     if (!eventAudience) problem('WEBPUBSUB_EVENT_AUDIENCE', 'is not set: with WEBPUBSUB_ENDPOINT (identity, no key) the gateway checks the Entra ID token Web PubSub sends with each event, and needs the audience it is issued for (the resource set in the hub\'s event handler auth).');
-    if (!eventIssuer) problem('AZURE_TENANT_ID', 'is not set: with WEBPUBSUB_ENDPOINT the gateway needs the tenant (or WEBPUBSUB_EVENT_ISSUER) whose tokens Web PubSub sends with each event.');
+    if (eventIssuers.length === 0) problem('AZURE_TENANT_ID', 'is not set: with WEBPUBSUB_ENDPOINT the gateway needs the tenant (or WEBPUBSUB_EVENT_ISSUER) whose tokens Web PubSub sends with each event.');
     if (!eventPrincipal) problem('WEBPUBSUB_EVENT_PRINCIPAL_ID', 'is not set: with WEBPUBSUB_ENDPOINT the gateway accepts event tokens only from Web PubSub\'s own managed identity; set its object id (the service\'s identity.principalId).');
-    return endpoint && eventAudience && eventIssuer && eventPrincipal ? { mode: 'identity', hub, endpoint, eventAudience, eventIssuer, eventPrincipal } : undefined;
+    return endpoint && eventAudience && eventIssuers.length > 0 && eventPrincipal ? { mode: 'identity', hub, endpoint, eventAudience, eventIssuers, eventPrincipal } : undefined;
   }
   const parts = new Map(conn.split(';').map((p) => { const i = p.indexOf('='); return [p.slice(0, i).trim().toLowerCase(), p.slice(i + 1).trim()] as [string, string]; }));
   const accessKey = parts.get('accesskey');

@@ -53,7 +53,7 @@ export const SETTINGS = [
   { name: 'WEBPUBSUB_EVENT_PRINCIPAL_ID', description: 'With WEBPUBSUB_ENDPOINT: the object (or client) id of Web PubSub\'s managed identity; event tokens from any other principal are refused.', optional: true },
   { name: 'WEBPUBSUB_CONNECTION_STRING_SECRET_NAME', description: 'With KEY_VAULT_URL: the secret holding the Web PubSub connection string, re-read so a rotated key takes effect without a restart (default webpubsub-connection-string).', optional: true },
   { name: 'REALTIME_LEASE_MS', description: 'How long a realtime session outlives its owning instance before another resumes it (default 6000; renewed every third of it).', optional: true },
-  { name: 'WEBPUBSUB_EVENT_ISSUER', description: 'With WEBPUBSUB_ENDPOINT: the token issuer (default https://login.microsoftonline.com/<AZURE_TENANT_ID>/v2.0).', optional: true },
+  { name: 'WEBPUBSUB_EVENT_ISSUER', description: 'With WEBPUBSUB_ENDPOINT: the token issuers accepted, comma-separated (default the tenant\'s v1 and v2 issuers: https://sts.windows.net/<AZURE_TENANT_ID>/ and https://login.microsoftonline.com/<AZURE_TENANT_ID>/v2.0).', optional: true },
   { name: 'AZURE_TENANT_ID', description: 'The Entra ID tenant, for checking Web PubSub event tokens in identity mode.', optional: true },
   { name: 'PORT', description: 'Local host only (npm start): the port to listen on (default 7071).', optional: true },
   { name: 'CORS_ALLOWED_ORIGINS', description: 'Local host only (npm start): comma-separated origins (https://app.example.com) whose web pages may call the gateway, or * for any; none by default. On Azure, the template\'s corsAllowedOrigins parameter sets the Function App\'s CORS instead.', optional: true },

@@ -7,8 +7,9 @@ import { createPublicKey, JsonWebKey, KeyObject, verify } from 'node:crypto';
  * issuer, audience, lifetime, and that the token was issued to the service's
  * own identity (its principal's object id, or its client id) rather than to
  * any other principal of the tenant that can get a token for the audience.
- * Keys are fetched once and again only for an unknown key id, at most every
- * five minutes.
+ * Several issuers may be accepted (a tenant's v1 and v2 tokens differ in it);
+ * each token's keys come from its own issuer's discovery document, fetched
+ * once and again only for an unknown key id, at most every five minutes.
  */
 export type FetchJson = (url: string) => Promise<unknown>;
 
@@ -16,12 +17,10 @@ const REFETCH_MS = 5 * 60_000;
 const SKEW_S = 300;
 
 export class EntraTokenValidator {
-  private keys = new Map<string, KeyObject>();
-  private fetchedAt = -Infinity;
-  private pending?: Promise<void>;
+  private readonly byIssuer = new Map<string, { keys: Map<string, KeyObject>; fetchedAt: number; pending?: Promise<void> }>();
 
   constructor(
-    private readonly issuer: string,
+    private readonly issuers: readonly string[],
     private readonly audience: string,
     private readonly principal: string,
     private readonly fetchJson: FetchJson = async (url) => (await fetch(url)).json(),
@@ -42,34 +41,38 @@ export class EntraTokenValidator {
       return false;
     }
     if (header.alg !== 'RS256' || !header.kid) return false;
-    const key = await this.key(header.kid);
+    if (typeof claims.iss !== 'string' || !this.issuers.includes(claims.iss)) return false;
+    const key = await this.key(claims.iss, header.kid);
     if (!key || !verify('sha256', Buffer.from(`${h}.${p}`), key, Buffer.from(s, 'base64url'))) return false;
     const nowS = this.now() / 1000;
     const audiences = [claims.aud].flat();
     const principal = this.principal.toLowerCase();
     const issuedTo = [claims.oid, claims.azp, claims.appid].some((id) => typeof id === 'string' && id.toLowerCase() === principal);
-    return claims.iss === this.issuer && audiences.includes(this.audience) && issuedTo
+    return audiences.includes(this.audience) && issuedTo
       && typeof claims.exp === 'number' && claims.exp + SKEW_S > nowS
       && (claims.nbf === undefined || claims.nbf - SKEW_S <= nowS);
   }
 
-  private async key(kid: string): Promise<KeyObject | undefined> {
-    if (!this.keys.has(kid) && this.now() - this.fetchedAt >= REFETCH_MS) {
-      this.pending ??= this.refresh().finally(() => (this.pending = undefined));
-      await this.pending.catch(() => {});
+  private async key(issuer: string, kid: string): Promise<KeyObject | undefined> {
+    let known = this.byIssuer.get(issuer);
+    if (known === undefined) this.byIssuer.set(issuer, (known = { keys: new Map(), fetchedAt: -Infinity }));
+    if (!known.keys.has(kid) && this.now() - known.fetchedAt >= REFETCH_MS) {
+      const entry = known;
+      entry.pending ??= this.refresh(issuer, entry).finally(() => (entry.pending = undefined));
+      await entry.pending.catch(() => {});
     }
-    return this.keys.get(kid);
+    return known.keys.get(kid);
   }
 
-  private async refresh(): Promise<void> {
-    this.fetchedAt = this.now();
-    const config = (await this.fetchJson(`${this.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`)) as { jwks_uri?: string };
+  private async refresh(issuer: string, entry: { keys: Map<string, KeyObject>; fetchedAt: number }): Promise<void> {
+    entry.fetchedAt = this.now();
+    const config = (await this.fetchJson(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`)) as { jwks_uri?: string };
     if (!config.jwks_uri) throw new Error('no jwks_uri');
     const jwks = (await this.fetchJson(config.jwks_uri)) as { keys?: (JsonWebKey & { kid?: string })[] };
     const keys = new Map<string, KeyObject>();
     for (const jwk of jwks.keys ?? []) {
       if (jwk.kid && jwk.kty === 'RSA') keys.set(jwk.kid, createPublicKey({ key: jwk, format: 'jwk' }));
     }
-    this.keys = keys;
+    entry.keys = keys;
   }
 }

@@ -36,7 +36,8 @@ beforeAll(async () => {
       MODEL_DEPLOYMENTS: JSON.stringify({ [MODEL]: ['rt-a'] }),
       WEBPUBSUB_ENDPOINT: pubsub.endpoint,
       WEBPUBSUB_EVENT_AUDIENCE: AUDIENCE,
-      WEBPUBSUB_EVENT_ISSUER: oidc.issuer,
+      // The tenant's v1 and v2 issuers, as the gateway takes by default from AZURE_TENANT_ID (the stand-in's tokens are v1, as Entra ID's are by default).
+      WEBPUBSUB_EVENT_ISSUER: `${oidc.issuerV1},${oidc.issuer}`,
       WEBPUBSUB_EVENT_PRINCIPAL_ID: OidcStandIn.PRINCIPAL,
     }),
     deps: { credential: identity, serviceTls: { ca: tls.cert } },
@@ -89,6 +90,20 @@ describe('Web PubSub by managed identity, no access key in the gateway', () => {
         body: '{}',
       });
       expect(res.status).toBe(401);
+    }
+  });
+
+  it('takes the service\'s token in either version, v1 (Entra ID\'s default) or v2, each checked against its own issuer\'s keys', async () => {
+    for (const version of [1, 2] as const) {
+      const res = await fetch(`${h.url}/realtime/events`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json', 'ce-type': 'azure.webpubsub.sys.connected', 'ce-connectionId': `either-${version}`, 'ce-hub': 'realtime', 'ce-userId': 'session.x.eA',
+          'ce-signature': pubsub.signature(`either-${version}`), authorization: `Bearer ${oidc.issue(AUDIENCE, { version })}`,
+        },
+        body: '{}',
+      });
+      expect(res.status, `v${version}`).not.toBe(401);
     }
   });
 });

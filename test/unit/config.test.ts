@@ -122,4 +122,11 @@ describe('configuration', () => {
     expect(whole.problems).toEqual([]);
     expect(whole.balancerStorage).toMatchObject({ setting: 'BALANCER_STORAGE_CONNECTION' });
   });
+  it('takes both of a tenant\'s token issuers for Web PubSub\'s events by default, v1 (Entra ID\'s default) and v2', () => {
+    const c = loadConfig({ ...base, MODEL_DEPLOYMENTS: '{"m":["d"]}', WEBPUBSUB_ENDPOINT: 'https://wps.webpubsub.azure.com', WEBPUBSUB_EVENT_AUDIENCE: 'api://gateway', WEBPUBSUB_EVENT_PRINCIPAL_ID: 'p', AZURE_TENANT_ID: 'tid' });
+    expect(c.problems).toEqual([]);
+    expect(c.webPubSub).toMatchObject({ mode: 'identity', eventIssuers: ['https://sts.windows.net/tid/', 'https://login.microsoftonline.com/tid/v2.0'] });
+    const one = loadConfig({ ...base, MODEL_DEPLOYMENTS: '{"m":["d"]}', WEBPUBSUB_ENDPOINT: 'https://wps.webpubsub.azure.com', WEBPUBSUB_EVENT_AUDIENCE: 'api://gateway', WEBPUBSUB_EVENT_PRINCIPAL_ID: 'p', WEBPUBSUB_EVENT_ISSUER: 'https://login.microsoftonline.com/tid/v2.0' });
+    expect(one.webPubSub).toMatchObject({ eventIssuers: ['https://login.microsoftonline.com/tid/v2.0'] });
+  });
 });
