@@ -181,6 +181,11 @@ export class SecretStore {
       return (await this.reader.getSecret(name)).value;
     } catch (err) {
       const status = (err as { statusCode?: number }).statusCode;
+      if (status === 403 && isDisabled(err)) {
+        // A disabled secret is one taken out of use: an optional one is as if absent (the identity is used instead).
+        if (!required) return undefined;
+        throw new SecretProblem(`has the secret "${name}" disabled. Enable it, or name another with PROXY_API_KEY_SECRET_NAME.`);
+      }
       if (status === 404 && !required) return undefined;
       if (status === 404) throw new SecretProblem(`has no secret named "${name}". Create it, or name another with PROXY_API_KEY_SECRET_NAME.`);
       if (status === 401 || status === 403) {
@@ -192,3 +197,9 @@ export class SecretStore {
 }
 
 class SecretProblem extends Error {}
+
+/** Key Vault's 403 for a get of a disabled secret, innererror SecretDisabled (Azure/azure-sdk-for-js#24756), as the SDK's RestError carries it. */
+function isDisabled(err: unknown): boolean {
+  const error = (err as { details?: { error?: { innerError?: { code?: unknown }; innererror?: { code?: unknown } } } }).details?.error;
+  return (error?.innerError ?? error?.innererror)?.code === 'SecretDisabled';
+}

@@ -22,6 +22,7 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((h) => h.close()));
   vault.down = false;
   vault.forbidden.clear();
+  vault.disabled.clear();
 });
 
 /** A gateway whose keys live only in the vault stand-in, read through the real SecretClient. */
@@ -128,6 +129,23 @@ describe('secrets in Key Vault', () => {
     await eventually(async () => (await models()).status === 200, 3000, 'the requests to read the vault again');
     const health = await (await fetch(`${h.url}/health`)).json();
     expect(health.problems ?? []).toEqual([]);
+  });
+
+  it('a disabled Azure OpenAI key is as if absent: the managed identity is used instead; a disabled proxy key secret is named on /health', async () => {
+    vault.set('proxy-api-key', OLD_PROXY);
+    vault.set('azure-openai-api-key', AZURE_KEY);
+    vault.disabled.add('azure-openai-api-key');
+    const { h } = await gatewayWithVault(60_000);
+    // This simulator takes keys only: what counts is that the call went with the identity's token, not a key.
+    await ask(clientWith(h, OLD_PROXY)).catch(() => {});
+    expect(h.sim.calls.at(-1)!.auth).toBe('bearer');
+    expect((await (await fetch(`${h.url}/health`)).json()).problems ?? []).toEqual([]);
+
+    vault.disabled.add('proxy-api-key');
+    const { h: other, secrets } = await gatewayWithVault(60_000);
+    await secrets.ready;
+    const health = await (await fetch(`${other.url}/health`)).json();
+    expect(health.problems).toEqual([{ setting: 'KEY_VAULT_URL', message: expect.stringContaining('"proxy-api-key" disabled') }]);
   });
 });
 

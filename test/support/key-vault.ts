@@ -21,6 +21,8 @@ export class KeyVaultStandIn {
   readonly reads = new Map<string, number>();
   /** Names the app's identity may not read (answered 403). */
   readonly forbidden = new Set<string>();
+  /** Secrets disabled in the vault: a get is refused with 403 SecretDisabled. */
+  readonly disabled = new Set<string>();
   /** When true, every request is answered 503, as an unreachable vault behind a gateway would. */
   down = false;
   readonly credential: TestCredential;
@@ -84,6 +86,10 @@ export class KeyVaultStandIn {
       return send(403, { error: { code: 'Forbidden', message: `Caller is not authorized to perform action on resource.`, innererror: { code: 'ForbiddenByRbac' } } });
     }
     this.reads.set(name, (this.reads.get(name) ?? 0) + 1);
+    if (this.disabled.has(name)) {
+      // What Key Vault answers a get of a disabled secret (Azure/azure-sdk-for-js#24756).
+      return send(403, { error: { code: 'Forbidden', message: 'Operation get is not allowed on a disabled secret.', innererror: { code: 'SecretDisabled' } } });
+    }
     const secret = this.secrets.get(name);
     if (!secret) return send(404, { error: { code: 'SecretNotFound', message: `A secret with (name/id) ${name} was not found in this key vault.` } });
     const now = Math.floor(Date.now() / 1000);
