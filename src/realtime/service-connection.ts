@@ -5,6 +5,12 @@ import { WebPubSubService } from './web-pubsub-service';
 
 export const PUBSUB_PROTOCOL = 'json.webpubsub.azure.v1';
 const ACK_TIMEOUT_MS = 5000;
+/**
+ * Longest the service may take to open the connection and say it is
+ * connected. Without a bound, one open that hung would hold every join
+ * after it (they wait on the same open) until the process restarted.
+ */
+const OPEN_TIMEOUT_MS = 5000;
 const TOKEN_MINUTES = 60;
 
 export interface ServiceConnectionOptions {
@@ -86,13 +92,22 @@ export class ServiceConnection {
     if (this.closed) throw new Error('closed');
     const { url } = await this.service.token(this.options.userId, TOKEN_MINUTES, ['webpubsub.joinLeaveGroup']);
     const ws = new WebSocket(url, PUBSUB_PROTOCOL, this.options.socketOptions);
-    await new Promise<void>((resolve, reject) => {
-      // Usable once the service says it is connected (it sends that first).
-      ws.on('message', (raw) => this.onFrame(String(raw), resolve));
-      ws.once('error', reject);
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`service connection refused (${res.statusCode})`)));
-      ws.once('close', () => reject(new Error('service connection closed while opening')));
-    });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        timer = setTimeout(() => {
+          ws.terminate();
+          reject(new Error('service connection did not open in time'));
+        }, OPEN_TIMEOUT_MS);
+        // Usable once the service says it is connected (it sends that first).
+        ws.on('message', (raw) => this.onFrame(String(raw), resolve));
+        ws.once('error', reject);
+        ws.once('unexpected-response', (_req, res) => reject(new Error(`service connection refused (${res.statusCode})`)));
+        ws.once('close', () => reject(new Error('service connection closed while opening')));
+      });
+    } finally {
+      clearTimeout(timer);
+    }
     ws.on('error', () => {});
     ws.once('close', () => this.onClose(ws));
     this.ws = ws;

@@ -61,6 +61,7 @@ afterEach(() => {
   pubsub.duplicateEvents = false;
   pubsub.route = undefined;
   pubsub.reachableDelayMs = 20;
+  pubsub.withholdConnected = false;
   rt.options.deltasPerResponse = 3;
   rt.options.refuseWith = undefined;
   rt.options.stallAfterDeltas = undefined;
@@ -403,6 +404,28 @@ describe('either side closing closes the other', () => {
       expect(upstream.closed).toBe(false);
       await eventually(() => upstream.closed, 6000, 'the Azure socket to close');
     } finally {
+      await c.close();
+    }
+  });
+
+  it('an instance whose connection to Web PubSub hung while opening gives up on it in seconds, and opens it again for the next client', async () => {
+    const c = await startHarness({ sharedSimulator: sim, env: settings });
+    const retries = pubsub.retryDelaysMs;
+    try {
+      pubsub.handlers = [`${c.url}/realtime/events`];
+      // One connect event, not one per retry, each waiting out its own open.
+      pubsub.retryDelaysMs = [];
+      pubsub.withholdConnected = true;
+      const first = await newSession(c);
+      const refused = await connect(first.body.url as string).then((client) => client.closed, () => 'refused');
+      expect(refused).toBe('refused');
+      pubsub.withholdConnected = false;
+      const { body } = await newSession(c);
+      const client = await connect(body.url as string);
+      await eventually(() => client.received.some((e) => e.includes('"session.created"')), 10_000, 'session.created on the next try');
+      client.ws.close();
+    } finally {
+      pubsub.retryDelaysMs = retries;
       await c.close();
     }
   });

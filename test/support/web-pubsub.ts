@@ -81,6 +81,12 @@ export class WebPubSubStandIn {
   route?: (event: EventName, connectionId: string) => string | undefined;
   /** How long after `connected` is posted the connection becomes reachable (sends before that are dropped). */
   reachableDelayMs = 0;
+  /**
+   * When true, a PubSub-protocol connection is accepted but never told it is
+   * connected: a service that stops answering midway through an open (the
+   * docs give no bound on how long one may take, so none is assumed).
+   */
+  withholdConnected = false;
   /** Retry delays after a network error, 408 or 5xx, with the same ce-id and body [emulator PR 1126: 1, 3, 5 s]. */
   retryDelaysMs: number[] = [1000, 3000, 5000];
   /** Deliver every user event twice with the same ce-id, as a retry after a lost answer would. */
@@ -265,7 +271,7 @@ export class WebPubSubStandIn {
       const register = () => {
         if (this.connections.get(id) !== c) return;
         c.reachable = true;
-        if (c.json) ws.send(JSON.stringify({ type: 'system', event: 'connected', userId, connectionId: id }));
+        if (c.json && !this.withholdConnected) ws.send(JSON.stringify({ type: 'system', event: 'connected', userId, connectionId: id }));
       };
       // Frames wait for registration: the service's receive loop starts after it [emulator ClientConnectionHandler].
       const registered = this.reachableDelayMs > 0 ? new Promise<void>((r) => setTimeout(() => (register(), r()), this.reachableDelayMs)) : (register(), Promise.resolve());
