@@ -12,7 +12,7 @@ param storageName string
 param blobEndpoint string
 param deploymentContainer string
 param insightsConnectionString string
-@description('The gateway settings (src/core/settings.ts) this template sets.')
+@description('The gateway settings (src/config/settings.ts) this template sets.')
 param settings object
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

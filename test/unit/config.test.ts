@@ -129,4 +129,9 @@ describe('configuration', () => {
     const one = loadConfig({ ...base, MODEL_DEPLOYMENTS: '{"m":["d"]}', WEBPUBSUB_ENDPOINT: 'https://wps.webpubsub.azure.com', WEBPUBSUB_EVENT_AUDIENCE: 'api://gateway', WEBPUBSUB_EVENT_PRINCIPAL_ID: 'p', WEBPUBSUB_EVENT_ISSUER: 'https://login.microsoftonline.com/tid/v2.0' });
     expect(one.webPubSub).toMatchObject({ eventIssuers: ['https://login.microsoftonline.com/tid/v2.0'] });
   });
+  it('names a Key Vault reference the platform left unresolved as such, not as a malformed connection string', () => {
+    const c = loadConfig({ ...base, MODEL_DEPLOYMENTS: '{"m":["d"]}', WEBPUBSUB_CONNECTION_STRING: '@Microsoft.KeyVault(VaultName=gw-kv;SecretName=webpubsub-connection-string)' });
+    expect(c.webPubSub).toBeUndefined();
+    expect(c.problems).toEqual([{ setting: 'WEBPUBSUB_CONNECTION_STRING', message: expect.stringContaining('Key Vault reference the platform could not resolve') }]);
+  });
 });
