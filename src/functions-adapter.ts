@@ -110,14 +110,21 @@ function goneWith(exchange: ServerResponse | undefined): ClientGone {
  */
 function forHost(exchange: ServerResponse | undefined, body: ResponseBody | undefined): ResponseBody | undefined {
   if (exchange === undefined || !(body instanceof Readable)) return body;
-  body.once('error', () => exchange.destroy());
   return heldBack(body, exchange);
 }
 
 async function* heldBack(body: Readable, exchange: ServerResponse): AsyncIterable<Uint8Array> {
-  for await (const chunk of body) {
-    if (exchange.writableNeedDrain) await drained(exchange);
-    yield chunk as Uint8Array;
+  try {
+    for await (const chunk of body) {
+      if (exchange.writableNeedDrain) await drained(exchange);
+      yield chunk as Uint8Array;
+    }
+  } catch (err) {
+    // The client left first (its body was cancelled for it): ended quietly, since the request's log line
+    // says so and the invocation did nothing wrong; failing it would count every hang-up as a failure.
+    if (exchange.destroyed) return;
+    exchange.destroy();
+    throw err;
   }
 }
 

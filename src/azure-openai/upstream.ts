@@ -1,7 +1,7 @@
 /** @module Azure OpenAI as the gateway sees it: try one deployment (authenticate, send, classify), over HTTP or the realtime socket. */
 import type { OutgoingHttpHeaders } from 'node:http';
 import { AttemptResult } from '../balancer/balancer';
-import { GatewayError } from '../core/errors';
+import { GatewayError, deadlinePassed } from '../core/errors';
 import { ClientGone } from '../core/http';
 import { RateLimitedWarning, describeError, whyUnreachable } from '../core/log';
 import { AuthHeader, UpstreamAuth } from './auth';
@@ -60,6 +60,9 @@ const REALTIME_HANDSHAKE_MS = 15_000;
 /** The GA api-version the readiness check lists models with (Azure's REST reference, Models - List). */
 const MODELS_API_VERSION = '2024-10-21';
 
+/** How early the upstream client's timers may fire (undici's coarse timers, about half a second either way past a second). */
+const TIMER_SLACK_MS = 1000;
+
 /** Operations whose path is kept per deployment; ids in an operation (a stored response's) make it one of a kind. */
 const PATHS_KEPT = 32;
 
@@ -92,6 +95,9 @@ export class AzureOpenAI {
     // Once this try is the answer, a break in its body can no longer fail over: the deployment is told off instead.
     let answered = false;
     const onBrokeOff = this.options.onBrokeOff;
+    const deadline = request.deadline;
+    const left = deadline === undefined ? Infinity : deadline - this.options.now();
+    if (left <= 0) throw deadlinePassed();
     let reply: UpstreamReply;
     try {
       reply = await this.options.client.send({
@@ -101,13 +107,16 @@ export class AzureOpenAI {
         headers,
         body: request.body?.(d),
         gone: request.gone,
-        headersTimeoutMs: request.deadline === undefined ? this.options.headersTimeoutMs : Math.max(1, Math.min(this.options.headersTimeoutMs, request.deadline - this.options.now())),
+        headersTimeoutMs: Math.min(this.options.headersTimeoutMs, left),
         idleTimeoutMs: this.options.idleTimeoutMs,
         onBodyBreak: onBrokeOff === undefined ? undefined : (failure) => {
           if (answered) onBrokeOff(d, failure.kind);
         },
       });
     } catch (err) {
+      // A wait the request's deadline cut short says nothing of the deployment: no cooldown, and the client hears of the deadline.
+      // (Cut short: its wait was the deadline's, not the headers timeout, and it ended at the deadline, not sooner for a connect timeout.)
+      if (err instanceof UpstreamFailure && err.kind === 'timeout' && left < this.options.headersTimeoutMs && this.options.now() >= deadline! - TIMER_SLACK_MS) throw deadlinePassed();
       if (err instanceof UpstreamFailure && err.kind !== 'aborted') return { kind: 'retry', reason: err.kind };
       throw err;
     }

@@ -1,5 +1,5 @@
 /** @module Round-robin over a pool with failover, by priority group: which member serves, and what happens when it cannot. */
-import { GatewayError, rateLimited, unavailable, upstreamFailed, upstreamMisconfigured, upstreamTimeout } from '../core/errors';
+import { GatewayError, deadlinePassed, rateLimited, unavailable, upstreamFailed, upstreamMisconfigured, upstreamTimeout } from '../core/errors';
 import { Cooldown, HealthView, SkipReason, scopedKey } from './cooldowns';
 import { PriorityGroup, priorityGroups } from './groups';
 import { affinityScore, hashKey } from './affinity';
@@ -163,7 +163,7 @@ export class Balancer {
           continue;
         }
         if (hint?.deadline !== undefined && this.now() >= hint.deadline) {
-          throw upstreamTimeout('No deployment of this model answered in time. Retry the request; a long answer starts sooner streamed.');
+          throw deadlinePassed();
         }
         let result: AttemptResult<T>;
         try {

@@ -97,6 +97,7 @@ export function loadConfig(env: Env): GatewayConfig {
   const keyVault = keyVaultSettings(env, problem);
   const proxyKeys = keyVault ? [] : splitKeys(env.PROXY_API_KEY);
 
+  const headersTimeoutMs = positiveInt('UPSTREAM_HEADERS_TIMEOUT_MS', env, 120_000, problem);
   const legacy = parseLegacyUrl(env.AZURE_OPENAI_URL, problem);
   const apiVersion = nonEmpty(env.AZURE_OPENAI_API_VERSION) ?? legacy?.apiVersion ?? DEFAULT_API_VERSION;
   const ownEndpoint = parseEndpoint('AZURE_OPENAI_ENDPOINT', env.AZURE_OPENAI_ENDPOINT, problem);
@@ -136,12 +137,13 @@ export function loadConfig(env: Env): GatewayConfig {
     models,
     promptCacheAffinity,
     ...bodyLimits(env, problem),
-    upstreamHeadersTimeoutMs: positiveInt('UPSTREAM_HEADERS_TIMEOUT_MS', env, 120_000, problem),
+    upstreamHeadersTimeoutMs: headersTimeoutMs,
     // As long as for headers: a reasoning model may think for a minute or more between streamed chunks.
     upstreamIdleTimeoutMs: positiveInt('UPSTREAM_IDLE_TIMEOUT_MS', env, 120_000, problem),
     // Azure Functions' front end gives an HTTP answer 230 s to start (Functions docs, function app timeout
     // duration); past it the client gets the platform's bare 504 while the gateway would still be trying.
-    upstreamDeadlineMs: positiveInt('UPSTREAM_DEADLINE_MS', env, 220_000, problem),
+    // A headers timeout set longer is the operator's word for one try, and the default deadline keeps to it.
+    upstreamDeadlineMs: positiveInt('UPSTREAM_DEADLINE_MS', env, Math.max(220_000, headersTimeoutMs), problem),
     failureCooldownMs: positiveInt('UPSTREAM_FAILURE_COOLDOWN_MS', env, 10_000, problem),
     maxCooldownMs: positiveInt('UPSTREAM_MAX_RETRY_AFTER_MS', env, MAX_COOLDOWN_MS, problem),
     balancerStorage: storageTarget(env, problem),

@@ -26,7 +26,7 @@ export const SETTINGS = [
   { name: 'MAX_AUDIO_FILE_BYTES', description: 'Largest audio upload accepted (default 25 MiB).', optional: true },
   { name: 'MAX_INFLIGHT_BODY_BYTES', description: 'Most bytes of request bodies an instance holds at once, all requests together (default 256 MiB); beyond it, requests get 503 with Retry-After.', optional: true },
   { name: 'UPSTREAM_HEADERS_TIMEOUT_MS', description: 'How long to wait for an upstream deployment to send response headers before failing over (default 120000).', optional: true },
-  { name: 'UPSTREAM_DEADLINE_MS', description: 'How long a request may take, failover included, to the first byte of its answer before the gateway stops trying deployments and answers 504 (default 220000, under the 230 s Azure Functions gives an HTTP answer to start).', optional: true },
+  { name: 'UPSTREAM_DEADLINE_MS', description: 'How long a request may take, failover included, to the first byte of its answer before the gateway stops trying deployments and answers 504 (default 220000, under the 230 s Azure Functions gives an HTTP answer to start, or UPSTREAM_HEADERS_TIMEOUT_MS if longer).', optional: true },
   { name: 'UPSTREAM_IDLE_TIMEOUT_MS', description: 'Once a deployment has sent its headers, how long the gateway waits for its next byte: before the client has seen any, it fails over; after, it ends the response with an error (default 120000).', optional: true },
   { name: 'UPSTREAM_MAX_RETRY_AFTER_MS', description: 'The longest a deployment is skipped, whatever retry-after Azure sends (default 300000).', optional: true },
   { name: 'UPSTREAM_FAILURE_COOLDOWN_MS', description: 'How long a deployment that failed with 5xx, a timeout or a connection error is skipped (default 10000).', optional: true },

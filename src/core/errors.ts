@@ -155,6 +155,9 @@ export const unavailable = (message: string, retryAfterSeconds?: number) =>
 export const upstreamTimeout = (message: string) =>
   new GatewayError(504, message, 'server_error', 'upstream_timeout');
 
+/** The request's deadline (UPSTREAM_DEADLINE_MS) passed before any deployment answered. */
+export const deadlinePassed = () => upstreamTimeout('No deployment of this model answered in time. Retry the request; a long answer starts sooner streamed.');
+
 /**
  * A stored response lives on the one deployment that created it, and that
  * deployment cannot serve now: no other can stand in, so the client is told

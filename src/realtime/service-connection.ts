@@ -105,6 +105,10 @@ export class ServiceConnection {
         ws.once('unexpected-response', (_req, res) => reject(new Error(`service connection refused (${res.statusCode})`)));
         ws.once('close', () => reject(new Error('service connection closed while opening')));
       });
+    } catch (err) {
+      // ws leaves a refused handshake's socket open when 'unexpected-response' has a listener.
+      ws.terminate();
+      throw err;
     } finally {
       clearTimeout(timer);
     }

@@ -134,4 +134,9 @@ describe('configuration', () => {
     expect(c.webPubSub).toBeUndefined();
     expect(c.problems).toEqual([{ setting: 'WEBPUBSUB_CONNECTION_STRING', message: expect.stringContaining('Key Vault reference the platform could not resolve') }]);
   });
+  it('keeps the failover deadline under Azure Functions\' 230 s by default, or to a headers timeout set longer', () => {
+    expect(loadConfig({ ...base, MODEL_DEPLOYMENTS: '{"m":["d"]}' }).upstreamDeadlineMs).toBe(220_000);
+    expect(loadConfig({ ...base, MODEL_DEPLOYMENTS: '{"m":["d"]}', UPSTREAM_HEADERS_TIMEOUT_MS: '300000' }).upstreamDeadlineMs).toBe(300_000);
+    expect(loadConfig({ ...base, MODEL_DEPLOYMENTS: '{"m":["d"]}', UPSTREAM_HEADERS_TIMEOUT_MS: '300000', UPSTREAM_DEADLINE_MS: '100000' }).upstreamDeadlineMs).toBe(100_000);
+  });
 });
