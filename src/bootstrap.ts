@@ -10,7 +10,7 @@ import { SharedBalancerState } from './balancer/shared-state';
 import { TableBalancerStore } from './balancer/table-store';
 import { tlsOptions } from './config/service-tls';
 import { DeploymentStats } from './balancer/stats';
-import { SecretStore } from './config/secrets';
+import { SecretStore, boundedReader } from './config/secrets';
 import { TableLimitStore } from './limits/table-store';
 import { RealtimeHub } from './realtime/hub';
 import { MemorySessionStore, TableSessionStore } from './realtime/session-store';
@@ -63,7 +63,7 @@ export function createGateway(env: Env, overrides: Partial<GatewayDeps> = {}): G
     const { SecretClient } = require('@azure/keyvault-secrets') as typeof import('@azure/keyvault-secrets');
     const kv = config.keyVault;
     const webPubSubConnectionString = config.webPubSub?.mode === 'key' ? kv.webPubSubSecret : undefined;
-    secrets = new SecretStore(new SecretClient(kv.url, identity()), { proxyKeys: kv.proxyKeysSecret, namedKeys: kv.namedKeysSecret, azureOpenAIKey: kv.azureOpenAIKeySecret, webPubSubConnectionString }, kv.refreshMs, logger, now, new Set(config.models.keys()));
+    secrets = new SecretStore(boundedReader(new SecretClient(kv.url, identity())), { proxyKeys: kv.proxyKeysSecret, namedKeys: kv.namedKeysSecret, azureOpenAIKey: kv.azureOpenAIKeySecret, webPubSubConnectionString }, kv.refreshMs, logger, now, new Set(config.models.keys()));
   }
   const realtime = overrides.realtime ?? (config.webPubSub ? (g: Gateway) => realtimeHub(g, config, identity, secrets, table) : undefined);
   const gateway = new Gateway({ ...shared, ...overrides, config, logger, credential, secrets, limitStore, storageGuard, realtime });

@@ -1,13 +1,26 @@
 import { ConfigProblem } from './config';
 import { ProxyKeyRing } from '../core/auth';
 import { splitKeys } from './config';
-import { Logger, RateLimitedWarning, describeError } from '../core/log';
+import { Logger, RateLimitedWarning, whyUnreachable } from '../core/log';
 import { parseNamedKeys } from '../keys/parse';
 import { ProxyKey } from '../keys/proxy-key';
 
 /** What the gateway needs of Key Vault: @azure/keyvault-secrets' SecretClient fits it. */
 export interface SecretReader {
   getSecret(name: string): Promise<{ value?: string }>;
+}
+
+/**
+ * Longest one read of a secret may take, the SDK's retries included. The
+ * SDK's defaults back off for a minute and more and set no timeout (a vault
+ * that never answers, say a private endpoint's name resolving to nowhere,
+ * holds a read for minutes), and requests wait on a first read.
+ */
+export const VAULT_READ_TIMEOUT_MS = 15_000;
+
+/** Key Vault's SecretClient (or anything shaped like it), each read given up after `timeoutMs`. */
+export function boundedReader(client: { getSecret(name: string, options?: { abortSignal?: AbortSignal }): Promise<{ value?: string }> }, timeoutMs = VAULT_READ_TIMEOUT_MS): SecretReader {
+  return { getSecret: (name) => client.getSecret(name, { abortSignal: AbortSignal.timeout(timeoutMs) }) };
 }
 
 export interface SecretNames {
@@ -169,7 +182,7 @@ export class SecretStore {
     } catch (err) {
       // Try again at the next refresh, not on every request.
       this.loadedAt = this.now();
-      const message = err instanceof SecretProblem ? err.message : `could not be read (${describeError(err)}).`;
+      const message = err instanceof SecretProblem ? err.message : `could not be read (${whyUnreachable(err)}).`;
       this.failure = { setting: 'KEY_VAULT_URL', message };
       this.warning.warn({ msg: this.loaded ? 'Key Vault unreachable; serving the last secrets read' : 'Key Vault unreadable; no request can be served until it is', problem: message });
     }

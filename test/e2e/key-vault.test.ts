@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import { WebSocket } from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SecretStore } from '../../src/config/secrets';
+import { SecretReader, SecretStore, boundedReader } from '../../src/config/secrets';
 import { MemoryLogger } from '../../src/core/log';
 import { KeyVaultStandIn, TestCredential } from '../support/key-vault';
 import { AZURE_KEY, Harness, PROXY_KEY, assertLogsClean, eventually, startHarness } from '../support/harness';
@@ -21,14 +21,15 @@ afterAll(async () => vault.close());
 afterEach(async () => {
   await Promise.all(running.splice(0).map((h) => h.close()));
   vault.down = false;
+  vault.hang = false;
   vault.forbidden.clear();
   vault.disabled.clear();
 });
 
 /** A gateway whose keys live only in the vault stand-in, read through the real SecretClient. */
-async function gatewayWithVault(refreshMs: number): Promise<{ h: Harness; secrets: SecretStore; logger: MemoryLogger }> {
+async function gatewayWithVault(refreshMs: number, reader: SecretReader = vault.client()): Promise<{ h: Harness; secrets: SecretStore; logger: MemoryLogger }> {
   const logger = new MemoryLogger();
-  const secrets = new SecretStore(vault.client(), { proxyKeys: 'proxy-api-key', azureOpenAIKey: 'azure-openai-api-key' }, refreshMs, logger);
+  const secrets = new SecretStore(reader, { proxyKeys: 'proxy-api-key', azureOpenAIKey: 'azure-openai-api-key' }, refreshMs, logger);
   const h = await startHarness({
     env: (sim) => ({ PROXY_API_KEY: '', AZURE_OPENAI_API_KEY: '', AZURE_OPENAI_ENDPOINT: sim, KEY_VAULT_URL: vault.url }),
     deps: { secrets, logger, credential: new TestCredential('https://cognitiveservices.azure.com/.default') },
@@ -146,6 +147,22 @@ describe('secrets in Key Vault', () => {
     await secrets.ready;
     const health = await (await fetch(`${other.url}/health`)).json();
     expect(health.problems).toEqual([{ setting: 'KEY_VAULT_URL', message: expect.stringContaining('"proxy-api-key" disabled') }]);
+  });
+
+  it('a vault that never answers holds no request for long: each read gives up in time, /health says so, and it is served once the vault answers', async () => {
+    vault.set('proxy-api-key', OLD_PROXY);
+    vault.set('azure-openai-api-key', AZURE_KEY);
+    vault.hang = true;
+    // The gateway bounds each read (VAULT_READ_TIMEOUT_MS, 15 s); shorter here.
+    const { h } = await gatewayWithVault(200, boundedReader(vault.client(), 400));
+    const models = () => fetch(`${h.url}/v1/models`, { headers: { authorization: `Bearer ${OLD_PROXY}` } });
+    const started = performance.now();
+    expect((await models()).status).toBe(503);
+    expect(performance.now() - started).toBeLessThan(2000);
+    const health = await (await fetch(`${h.url}/health`)).json();
+    expect(health.problems).toEqual([{ setting: 'KEY_VAULT_URL', message: expect.stringContaining('no answer in time') }]);
+    vault.hang = false;
+    await eventually(async () => (await models()).status === 200, 3000, 'the vault to be read');
   });
 });
 

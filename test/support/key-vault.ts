@@ -25,6 +25,8 @@ export class KeyVaultStandIn {
   readonly disabled = new Set<string>();
   /** When true, every request is answered 503, as an unreachable vault behind a gateway would. */
   down = false;
+  /** When true, requests are taken and never answered: a vault whose address leads nowhere. */
+  hang = false;
   readonly credential: TestCredential;
 
   constructor() {
@@ -70,6 +72,7 @@ export class KeyVaultStandIn {
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
       res.end(JSON.stringify(body));
     };
+    if (this.hang) return;
     if (this.down) return send(503, { error: { code: 'ServiceUnavailable', message: 'The service is unavailable.' } });
     const url = new URL(req.url ?? '/', this.url);
     if (!url.searchParams.get('api-version')) return send(400, { error: { code: 'BadParameter', message: 'The request URI contains an invalid API version.' } });
