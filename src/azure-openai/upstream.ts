@@ -95,8 +95,8 @@ export class AzureOpenAI {
     // Once this try is the answer, a break in its body can no longer fail over: the deployment is told off instead.
     let answered = false;
     const onBrokeOff = this.options.onBrokeOff;
-    const deadline = request.deadline;
-    const left = deadline === undefined ? Infinity : deadline - this.options.now();
+    const started = this.options.now();
+    const left = request.deadline === undefined ? Infinity : request.deadline - started;
     if (left <= 0) throw deadlinePassed();
     let reply: UpstreamReply;
     try {
@@ -116,7 +116,7 @@ export class AzureOpenAI {
     } catch (err) {
       // A wait the request's deadline cut short says nothing of the deployment: no cooldown, and the client hears of the deadline.
       // (Cut short: its wait was the deadline's, not the headers timeout, and it ended at the deadline, not sooner for a connect timeout.)
-      if (err instanceof UpstreamFailure && err.kind === 'timeout' && left < this.options.headersTimeoutMs && this.options.now() >= deadline! - TIMER_SLACK_MS) throw deadlinePassed();
+      if (err instanceof UpstreamFailure && err.kind === 'timeout' && left < this.options.headersTimeoutMs && this.options.now() - started >= left - TIMER_SLACK_MS) throw deadlinePassed();
       if (err instanceof UpstreamFailure && err.kind !== 'aborted') return { kind: 'retry', reason: err.kind };
       throw err;
     }

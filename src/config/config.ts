@@ -471,14 +471,14 @@ function webPubSubSettings(env: Env, problem: Report): WebPubSubSettings | undef
     if (!eventPrincipal) problem('WEBPUBSUB_EVENT_PRINCIPAL_ID', 'is not set: with WEBPUBSUB_ENDPOINT the gateway accepts event tokens only from Web PubSub\'s own managed identity; set its object id (the service\'s identity.principalId).');
     return endpoint && eventAudience && eventIssuers.length > 0 && eventPrincipal ? { mode: 'identity', hub, endpoint, eventAudience, eventIssuers, eventPrincipal } : undefined;
   }
-  const parts = new Map(conn.split(';').map((p) => { const i = p.indexOf('='); return [p.slice(0, i).trim().toLowerCase(), p.slice(i + 1).trim()] as [string, string]; }));
-  const accessKey = parts.get('accesskey');
-  const endpoint = parts.get('endpoint');
   if (/^@Microsoft\.KeyVault\(/i.test(conn)) {
     // The platform leaves the reference as it is written when it cannot read the secret (App Service docs, Key Vault references).
     problem('WEBPUBSUB_CONNECTION_STRING', 'is a Key Vault reference the platform could not resolve: the app\'s identity could not read the secret yet (a role assigned in the same deployment can take minutes to apply). Restart the app once it can; the portal\'s Environment variables page shows the reference\'s status.');
     return undefined;
   }
+  const parts = new Map(conn.split(';').map((p) => { const i = p.indexOf('='); return [p.slice(0, i).trim().toLowerCase(), p.slice(i + 1).trim()] as [string, string]; }));
+  const accessKey = parts.get('accesskey');
+  const endpoint = parts.get('endpoint');
   if (!endpoint || !accessKey || !/^https?:\/\//.test(endpoint)) {
     problem('WEBPUBSUB_CONNECTION_STRING', 'must look like Endpoint=https://<name>.webpubsub.azure.com;AccessKey=...;Version=1.0;');
     return undefined;

@@ -95,10 +95,7 @@ export class ServiceConnection {
     let timer: NodeJS.Timeout | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
-        timer = setTimeout(() => {
-          ws.terminate();
-          reject(new Error('service connection did not open in time'));
-        }, OPEN_TIMEOUT_MS);
+        timer = setTimeout(() => reject(new Error('service connection did not open in time')), OPEN_TIMEOUT_MS);
         // Usable once the service says it is connected (it sends that first).
         ws.on('message', (raw) => this.onFrame(String(raw), resolve));
         ws.once('error', reject);
@@ -106,7 +103,7 @@ export class ServiceConnection {
         ws.once('close', () => reject(new Error('service connection closed while opening')));
       });
     } catch (err) {
-      // ws leaves a refused handshake's socket open when 'unexpected-response' has a listener.
+      // Closed here whatever failed: ws leaves even a refused handshake's socket open when 'unexpected-response' has a listener.
       ws.terminate();
       throw err;
     } finally {
