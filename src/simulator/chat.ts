@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { SAFE_FILTER, countTokens, lastUserText, newId, promptFilterResults, replyWords, textPieces } from './content';
+import { SAFE_FILTER, countTokens, functionCallTokens, lastUserText, newId, promptFilterResults, replyWords, textPieces } from './content';
 import { chooseTools, functionTools } from './requests';
 import { sampleOf } from './schema';
 
@@ -33,7 +33,7 @@ function plan(body: Record<string, unknown>): Plan {
   const n = typeof body.n === 'number' ? body.n : 1;
   const answers: Answer[] = [];
   for (let i = 0; i < n; i++) answers.push(answer(body, i));
-  const completionTokens = answers.reduce((sum, a) => sum + (a.kind === 'text' ? a.tokens.length : a.calls.reduce((s, c) => s + countTokens(c.arguments) + 3, 0)), 0);
+  const completionTokens = answers.reduce((sum, a) => sum + (a.kind === 'text' ? a.tokens.length : a.calls.reduce((s, c) => s + functionCallTokens(c.arguments), 0)), 0);
   return {
     answers,
     logprobs: body.logprobs === true,

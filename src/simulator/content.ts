@@ -40,6 +40,11 @@ export function lastUserText(messages: unknown): string {
   return '';
 }
 
+/** The tokens of a function call: its arguments' words and a few for the call itself (chat and the Responses API alike). */
+export function functionCallTokens(args: string): number {
+  return countTokens(args) + 3;
+}
+
 /** Text cut into small pieces, as a model emits JSON (arguments, structured output) token by token. */
 export function textPieces(text: string): string[] {
   return text.match(/.{1,6}/gs) ?? [];

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { AzureOpenAISimulator, SimCall } from './server';
-import { SIM_MODEL, countTokens, replyWords, textPieces } from './content';
+import { SIM_MODEL, countTokens, functionCallTokens, replyWords, textPieces } from './content';
 import { chooseTools, invalid, missing, typeName, typesProblem } from './requests';
 import { sampleOf } from './schema';
 
@@ -230,13 +230,14 @@ function replyText(body: Json, input: readonly Json[]): { text: string; tokens: 
   const last = input.at(-1);
   if (last?.type === 'function_call_output') {
     const text = `Simulated reply using the tool result: ${typeof last.output === 'string' ? last.output : JSON.stringify(last.output)}`;
-    return { text, tokens: text.split(' ').length };
+    return { text, tokens: countTokens(text) };
   }
   const format = (body.text as { format?: { type?: unknown; schema?: unknown } } | undefined)?.format;
   const words = replyWords(lastUserText(input), body.max_output_tokens);
   if (format?.type === 'json_schema' || format?.type === 'json_object') {
     const text = JSON.stringify(format.type === 'json_schema' ? sampleOf(format.schema ?? {}) : { reply: words.join(' ') });
-    return { text, tokens: Math.ceil(text.length / 4) };
+    // Counted as chat counts its JSON: the pieces it is emitted in.
+    return { text, tokens: textPieces(text).length };
   }
   return { text: words.join(' '), tokens: words.length };
 }
@@ -348,7 +349,7 @@ function itemTokens(items: readonly Json[]): number {
 function responseObject(body: Json, input: Json[], previous: StoredResponse | undefined): Json {
   const calls = functionCalls(body, input);
   const reply = calls.length > 0 ? undefined : replyText(body, input);
-  const outputTokens = reply?.tokens ?? calls.reduce((n, c) => n + Math.ceil((c.arguments as string).length / 4), 0);
+  const outputTokens = reply?.tokens ?? calls.reduce((n, c) => n + functionCallTokens(c.arguments as string), 0);
   const prior = (previous?.value.usage as { total_tokens?: number } | null | undefined)?.total_tokens ?? 0;
   const inputTokens = prior + itemTokens(input) + 4;
   const created = Math.floor(Date.now() / 1000);
